@@ -1,0 +1,31 @@
+"""One module per figure or table of the paper: ``compute(...)`` returns tidy data (and a figure),
+``write(...)`` puts the files into a folder. No scoring or hook code lives here."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+
+def markdown_table(df: pd.DataFrame, *, floatfmt: str = ".3f") -> str:
+    """A GitHub-flavoured Markdown table of ``df`` (floats formatted with ``floatfmt``)."""
+
+    def cell(v) -> str:
+        if isinstance(v, float):
+            return "" if pd.isna(v) else format(v, floatfmt)
+        return str(v)
+
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def write_table(df: pd.DataFrame, stem: str | Path, *, title: str | None = None) -> list[Path]:
+    """``stem.csv`` and ``stem.md`` (with an optional heading)."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    csv, md = stem.with_suffix(".csv"), stem.with_suffix(".md")
+    df.to_csv(csv, index=False)
+    md.write_text((f"## {title}\n\n" if title else "") + markdown_table(df))
+    return [csv, md]

@@ -1,0 +1,23 @@
+"""lens_focus: contextual heads and focus directions on TransformerLens.
+
+    model = load_model("toy")
+    examples = load_examples("nq-open-oracle.jsonl.gz", limit=10)
+    ...
+"""
+from .answers import Answered, answer_examples, conditions
+from .data import load_examples
+from .generate import generate
+from .heads import Head, load_heads, random_heads, rank_heads, save_heads, top_heads
+from .hooks import add_hooks, hooked
+from .labels import Example, LabeledSequence, Segment, label
+from .metrics import best_subspan_em
+from .model import ModelInfo, load_model, model_info
+from .scoring import score_heads
+
+__all__ = [
+    "load_model", "model_info", "ModelInfo",
+    "load_examples", "Example", "Segment", "label", "LabeledSequence",
+    "generate", "answer_examples", "Answered", "conditions", "best_subspan_em",
+    "score_heads", "Head", "rank_heads", "top_heads", "random_heads", "save_heads", "load_heads",
+    "add_hooks", "hooked",
+]

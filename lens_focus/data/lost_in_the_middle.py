@@ -1,0 +1,122 @@
+"""Multi-document question answering from the lost-in-the-middle files (NaturalQuestions-Open).
+
+Accepts the oracle file (one gold document per question; distractors are then other questions'
+gold documents, seeded, never containing an answer) and the 20-document files (their own
+retrieved distractors, ``isgold`` marking the gold one).
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Sequence
+
+from ..labels import Example, Segment, Variant
+from ..metrics import normalize_answer
+from . import DataError, Split, assemble, check_positions, read_jsonl, require, split_indices
+
+INSTRUCTION = (
+    "Write a high-quality answer for the given question using only the provided search results "
+    "(some of which might be irrelevant)."
+)
+
+
+def format_document(index: int, title: str, text: str) -> str:
+    return f"Document [{index}](Title: {title}) {text}"
+
+
+def _read(path: str | Path) -> list[dict]:
+    records = []
+    for lineno, obj in read_jsonl(path):
+        where = f"{path}:{lineno}"
+        question = require(obj, "question", str, where)
+        answers = require(obj, "answers", list, where)
+        ctxs = require(obj, "ctxs", list, where)
+        if not answers or not all(isinstance(a, str) for a in answers):
+            raise DataError(f"{where}: 'answers' must be a non-empty list of strings")
+        docs = []
+        for c in ctxs:
+            if not isinstance(c, dict) or not isinstance(c.get("text"), str) or not isinstance(c.get("title"), str):
+                raise DataError(f"{where}: every context needs string 'title' and 'text'")
+            docs.append((c["title"], c["text"], bool(c.get("isgold", len(ctxs) == 1))))
+        gold = [d for d in docs if d[2]]
+        if len(gold) != 1:
+            raise DataError(f"{where}: expected exactly one gold context ('isgold'), found {len(gold)}")
+        distractors = [(t, x) for t, x, g in docs if not g]
+        records.append(dict(line=lineno, question=question, answers=answers, gold=gold[0][:2], distractors=distractors))
+    return records
+
+
+def _contains_answer(text: str, answers: Sequence[str]) -> bool:
+    norm = normalize_answer(text)
+    return any(normalize_answer(a) and normalize_answer(a) in norm for a in answers)
+
+
+def nq_examples(
+    path: str | Path,
+    *,
+    n_docs: int = 20,
+    gold_positions: Sequence[int] = (1, 5, 10, 15, 20),
+    split: Split = "test",
+    seed: int = 0,
+    limit: int | None = None,
+    variants: Sequence[Variant] = ("long", "gold"),
+) -> list[Example]:
+    """Examples for each selected question: ``long`` (gold at each position among ``n_docs``
+    documents), ``gold`` (gold document only) and ``negative`` (the ``n_docs - 1`` distractors only)."""
+    positions = check_positions(gold_positions, n_docs)
+    records = _read(path)
+    chosen = split_indices(len(records), split, seed)
+    if limit is not None:
+        chosen = chosen[:limit]
+    pool = [records[i]["gold"] for i in split_indices(len(records), split, seed)]
+    examples: list[Example] = []
+    for qi in chosen:
+        rec = records[qi]
+        qid = f"nq-{rec['line']}"
+        if rec["distractors"]:
+            distractors = rec["distractors"][: n_docs - 1]
+            if len(distractors) < n_docs - 1:
+                raise DataError(f"{path}:{rec['line']}: {len(distractors)} distractors, {n_docs - 1} needed")
+        else:
+            distractors = _sample_distractors(rec, pool, n_docs - 1, random.Random(f"{seed}-{qi}"), f"{path}:{rec['line']}")
+
+        def build(docs: list[tuple[str, str]], relevant: int | None, variant: Variant, suffix: str) -> Example:
+            return assemble(
+                example_id=f"{qid}-{suffix}",
+                head=[Segment(INSTRUCTION, "instruction"), Segment("\n\n")],
+                documents=[format_document(i, t, x) for i, (t, x) in enumerate(docs, start=1)],
+                sep="\n",
+                tail=[Segment("\n\n"), Segment(f"Question: {rec['question']}", "question"), Segment("\nAnswer:")],
+                relevant_index=relevant,
+                answers=rec["answers"],
+                variant=variant,
+                meta={"question_id": qid, "task": "nq", "line": rec["line"]},
+            )
+
+        if "long" in variants:
+            for p in positions:
+                docs = list(distractors)
+                docs.insert(p - 1, rec["gold"])
+                examples.append(build(docs, p, "long", f"p{p}"))
+        if "gold" in variants:
+            examples.append(build([rec["gold"]], 1, "gold", "gold"))
+        if "negative" in variants:
+            examples.append(build(list(distractors), None, "negative", "neg"))
+    return examples
+
+
+def _sample_distractors(rec: dict, pool: list, k: int, rng: random.Random, where: str) -> list[tuple[str, str]]:
+    """``k`` distinct gold documents of other questions that contain none of ``rec``'s answers."""
+    order = list(range(len(pool)))
+    rng.shuffle(order)
+    chosen: list[tuple[str, str]] = []
+    for i in order:
+        doc = pool[i]
+        if len(chosen) == k:
+            break
+        if doc == rec["gold"] or doc in chosen or _contains_answer(f"{doc[0]} {doc[1]}", rec["answers"]):
+            continue
+        chosen.append(doc)
+    if len(chosen) < k:
+        raise DataError(f"{where}: only {len(chosen)} distractor documents without the answer, {k} needed")
+    return chosen

@@ -1,0 +1,114 @@
+"""Greedy generation through the bridge, batched with left padding and a key-value cache.
+
+Hooks registered on the model (interventions) run at every step: the prompt pass sees all prompt
+positions, each later step one new position per row.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+StopAt = Literal["line", "eos"]
+"""``line``: the response ends at the first line break after some text (the default, as in the
+lost-in-the-middle scripts); ``eos``: only the end-of-sequence token or the token budget ends it."""
+
+_FIRST_LINE = re.compile(r"\s*[^\n]*")
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    """The response text (for ``stop="line"``: up to, not including, the line break)."""
+    ids: tuple[int, ...]
+    """Every token generated, the stop token included."""
+    stopped: Literal["eos", "line", "length"]
+
+
+def eos_ids(model) -> set[int]:
+    """End-of-sequence ids of the tokenizer and of the model's generation config."""
+    ids = {model.tokenizer.eos_token_id}
+    hf = getattr(model, "original_model", None)
+    gen_eos = getattr(getattr(hf, "generation_config", None), "eos_token_id", None)
+    ids.update(gen_eos if isinstance(gen_eos, (list, tuple)) else [gen_eos])
+    return {i for i in ids if i is not None}
+
+
+def _decode_continuation(tokenizer, anchor: int, ids: list[int]) -> str:
+    """Decode ``ids`` as they continue a text ending in token ``anchor`` (keeps leading spaces
+    that tokenizers drop when a slice is decoded on its own)."""
+    head = tokenizer.decode([anchor], skip_special_tokens=True)
+    full = tokenizer.decode([anchor, *ids], skip_special_tokens=True)
+    return full[len(head):] if full.startswith(head) else tokenizer.decode(ids, skip_special_tokens=True)
+
+
+def _cut(text: str, stop: StopAt) -> tuple[str, bool]:
+    if stop == "line":
+        line = _FIRST_LINE.match(text).group(0)
+        return line, len(line) < len(text) and bool(line.strip())
+    return text, False
+
+
+@torch.no_grad()
+def generate(
+    model,
+    prompts: Sequence[Sequence[int]],
+    *,
+    max_new_tokens: int = 100,
+    stop: StopAt = "line",
+    batch_size: int = 8,
+    progress: bool = True,
+) -> list[Generation]:
+    """Greedy responses to token-id prompts, in the order given.
+
+    Prompts of a batch are left-padded; the attention mask and position ids make each row's
+    result equal to generating it alone.
+    """
+    if stop not in ("line", "eos"):
+        raise ValueError(f"stop must be 'line' or 'eos', got {stop!r}")
+    tokenizer = model.tokenizer
+    stops = eos_ids(model)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(stops, default=0)
+    device = next(model.parameters()).device
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    results: dict[int, Generation] = {}
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    for batch in tqdm(batches, desc="generating", disable=not progress, unit="batch"):
+        rows = [list(prompts[i]) for i in batch]
+        if any(not r for r in rows):
+            raise ValueError("cannot generate from an empty prompt")
+        width = max(map(len, rows))
+        ids = torch.tensor([[pad_id] * (width - len(r)) + r for r in rows], device=device)
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        generated: list[list[int]] = [[] for _ in rows]
+        outcome: list[str | None] = [None] * len(rows)
+        cache = None
+        for _ in range(max_new_tokens):
+            logits, cache = model(
+                ids, attention_mask=mask, position_ids=positions, past_key_values=cache, return_type="logits_and_cache"
+            )
+            nxt = logits[:, -1].argmax(-1)
+            for j, tok in enumerate(nxt.tolist()):
+                if outcome[j] is not None:
+                    continue
+                generated[j].append(tok)
+                if tok in stops:
+                    outcome[j] = "eos"
+                elif stop == "line" and "\n" in tokenizer.decode([tok]):
+                    text = _decode_continuation(tokenizer, rows[j][-1], generated[j])
+                    if _cut(text, stop)[1]:
+                        outcome[j] = "line"
+            if all(o is not None for o in outcome):
+                break
+            ids = nxt[:, None]
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            positions = positions[:, -1:] + 1
+        for j, i in enumerate(batch):
+            body = generated[j][:-1] if outcome[j] == "eos" else generated[j]
+            text, _ = _cut(_decode_continuation(tokenizer, rows[j][-1], body), stop)
+            results[i] = Generation(text=text, ids=tuple(generated[j]), stopped=outcome[j] or "length")
+    return [results[i] for i in range(len(prompts))]

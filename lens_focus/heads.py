@@ -1,0 +1,59 @@
+"""Heads as ``(layer, head)`` pairs: ranking by contextual score, random controls, JSON files."""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import NamedTuple, Sequence
+
+import pandas as pd
+
+
+class Head(NamedTuple):
+    layer: int
+    head: int
+
+    def __str__(self) -> str:
+        return f"L{self.layer}H{self.head}"
+
+
+def rank_heads(scores: pd.DataFrame, *, condition: str = "long", span: str = "relevant") -> list[Head]:
+    """All heads, highest score first (ties broken by layer, then head)."""
+    sel = scores[(scores.condition == condition) & (scores.span == span)]
+    if sel.empty:
+        raise ValueError(f"no scores for condition {condition!r}, span {span!r} to rank heads by")
+    sel = sel.sort_values(["score", "layer", "head"], ascending=[False, True, True])
+    return [Head(int(l), int(h)) for l, h in zip(sel["layer"], sel["head"])]
+
+
+def top_heads(scores: pd.DataFrame, k: int, *, condition: str = "long", span: str = "relevant") -> list[Head]:
+    """The ``k`` contextual heads: the highest ``span`` scores under ``condition``."""
+    return rank_heads(scores, condition=condition, span=span)[:k]
+
+
+def random_heads(n_layers: int, n_heads: int, k: int, *, seed: int) -> list[Head]:
+    """``k`` distinct heads drawn uniformly (seeded): the control for top-k experiments."""
+    all_heads = [Head(l, h) for l in range(n_layers) for h in range(n_heads)]
+    if not 0 <= k <= len(all_heads):
+        raise ValueError(f"cannot draw {k} heads from {len(all_heads)}")
+    return random.Random(seed).sample(all_heads, k)
+
+
+def save_heads(heads: Sequence[Head], path: str | Path) -> None:
+    Path(path).write_text(json.dumps([[int(l), int(h)] for l, h in heads]) + "\n")
+
+
+def load_heads(path: str | Path, *, n_layers: int | None = None, n_heads: int | None = None) -> list[Head]:
+    """Read ``[[layer, head], ...]``; checked against the model's shape when given."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"heads file not found: {path}")
+    try:
+        raw = json.loads(path.read_text())
+        heads = [Head(int(l), int(h)) for l, h in raw]
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{path}: expected a JSON list of [layer, head] pairs ({e})") from None
+    for hd in heads:
+        if (n_layers is not None and not 0 <= hd.layer < n_layers) or (n_heads is not None and not 0 <= hd.head < n_heads):
+            raise ValueError(f"{path}: head {list(hd)} does not exist in a model of {n_layers} layers × {n_heads} heads")
+    return heads

@@ -1,0 +1,271 @@
+"""Prompts with named parts, rendered for a model and labeled at the token level (SPEC §1).
+
+An :class:`Example` is the user message as a list of :class:`Segment` s, some named (``instruction``,
+``doc_1`` … ``doc_N``, ``question``), plus which document is relevant. :func:`label` renders it
+(chat template or plain text), appends a response, tokenizes, and turns every character span into
+the exact token span that covers it through the tokenizer's offset mapping, which it validates.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+RowsKind = Literal["generation", "response"]
+Variant = Literal["long", "gold", "negative"]
+
+Span = tuple[int, int]
+"""A half-open range ``[start, end)`` of characters or tokens."""
+
+
+class LabelError(ValueError):
+    """A prompt could not be labeled exactly; the message names the example and the span."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    text: str
+    name: str | None = None
+    """``instruction``, ``doc_<i>`` (1-based), ``question``, or None for glue text."""
+
+
+@dataclass(frozen=True)
+class Example:
+    """One prompt: the user message in named parts, the relevant document, and the gold answers."""
+
+    id: str
+    segments: tuple[Segment, ...]
+    relevant: str | None
+    """Name of the relevant document segment (``doc_<i>``), or None (negative prompts)."""
+    answers: tuple[str, ...]
+    variant: Variant = "long"
+    meta: dict = field(default_factory=dict, compare=False)
+    """Free-form facts: ``question_id``, ``gold_position``, ``n_docs``, ``task``, ..."""
+
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.segments if s.name]
+        if len(names) != len(set(names)):
+            raise LabelError(f"example {self.id}: segment names repeat: {names}")
+        if self.relevant is not None and self.relevant not in names:
+            raise LabelError(f"example {self.id}: relevant document {self.relevant!r} is not a segment")
+
+    @property
+    def text(self) -> str:
+        """The user message."""
+        return "".join(s.text for s in self.segments)
+
+    @property
+    def documents(self) -> list[str]:
+        return [s.name for s in self.segments if s.name and s.name.startswith("doc_")]
+
+    @property
+    def question_id(self) -> str:
+        return str(self.meta.get("question_id", self.id))
+
+
+def render_prompt(example: Example, tokenizer, *, chat: bool | None = None) -> tuple[str, int]:
+    """The prompt string a model sees and the character offset of the user message inside it.
+
+    Chat models (tokenizers with a chat template): the user message rendered by the template with
+    the generation prompt. Base models: the BOS text (when the tokenizer has one) + the message.
+    """
+    message = example.text
+    chat = getattr(tokenizer, "chat_template", None) is not None if chat is None else chat
+    if chat:
+        prompt = tokenizer.apply_chat_template(
+            [{"role": "user", "content": message}], tokenize=False, add_generation_prompt=True
+        )
+        start = prompt.find(message)
+        if start < 0:
+            raise LabelError(f"example {example.id}: the chat template changed the user message; cannot locate spans")
+        return prompt, start
+    bos = tokenizer.bos_token or ""
+    return bos + message, len(bos)
+
+
+@dataclass(frozen=True)
+class LabeledSequence:
+    """Token ids of ``prompt + response`` with every named span as token ranges.
+
+    ``token_spans[name]`` is a list of ``[start, end)`` token ranges (several for ``irrelevant``);
+    ``char_spans`` the same in characters of ``text``.
+    """
+
+    example: Example
+    text: str
+    prompt: str
+    input_ids: tuple[int, ...]
+    char_spans: dict[str, list[Span]]
+    token_spans: dict[str, list[Span]]
+    n_prompt: int
+    """Tokens of the prompt; the response occupies ``input_ids[n_prompt:]``."""
+
+    @property
+    def response(self) -> str:
+        return self.text[len(self.prompt):]
+
+    @property
+    def n_response(self) -> int:
+        return len(self.input_ids) - self.n_prompt
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def rows(self, kind: RowsKind = "generation") -> range:
+        """Query positions scored: ``generation`` = the rows that produced the response tokens
+        (last prompt token … second-to-last response token); ``response`` = the response tokens."""
+        if kind == "generation":
+            return range(self.n_prompt - 1, len(self.input_ids) - 1)
+        if kind == "response":
+            return range(self.n_prompt, len(self.input_ids))
+        raise ValueError(f"rows must be 'generation' or 'response', got {kind!r}")
+
+    def tokens_of(self, name: str) -> list[int]:
+        """Token positions of span ``name`` (empty when the span is absent)."""
+        return [i for start, end in self.token_spans.get(name, []) for i in range(start, end)]
+
+
+def _normalise_ws(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _offsets(tokenizer, text: str, ids: list[int], raw: list[tuple[int, int]], example_id: str) -> list[Span]:
+    """Validate (and where a special token reports an empty range, repair) the offset mapping."""
+    special = set(getattr(tokenizer, "all_special_ids", []))
+    offsets: list[Span] = []
+    cursor = 0
+    for i, (tok_id, (start, end)) in enumerate(zip(ids, raw)):
+        if start == end and tok_id in special:  # some tokenizers give special tokens (0, 0)
+            piece = tokenizer.convert_ids_to_tokens(tok_id)
+            if text.startswith(piece, cursor):
+                start, end = cursor, cursor + len(piece)
+        if not (0 <= start <= end <= len(text)) or (offsets and (start < offsets[-1][0] or end < offsets[-1][1])):
+            raise LabelError(
+                f"example {example_id}: the tokenizer returned an invalid offset {(start, end)} for token {i}; "
+                "offsets must be increasing ranges inside the text"
+            )
+        offsets.append((start, end))
+        cursor = max(cursor, end)
+    covered = bytearray(len(text))
+    for start, end in offsets:
+        covered[start:end] = b"\x01" * (end - start)
+    missing = [i for i, c in enumerate(text) if not covered[i] and not c.isspace()]
+    if missing:
+        i = missing[0]
+        raise LabelError(
+            f"example {example_id}: the tokenizer's offsets do not cover character {i} ({text[i:i + 20]!r}); "
+            "this tokenizer's offset mapping cannot be trusted"
+        )
+    return offsets
+
+
+def _token_span(offsets: list[Span], char_span: Span) -> Span | None:
+    """The contiguous tokens overlapping ``char_span`` (a token that overlaps belongs)."""
+    cs, ce = char_span
+    hits = [i for i, (s, e) in enumerate(offsets) if s < ce and e > cs]
+    return (hits[0], hits[-1] + 1) if hits else None
+
+
+def label(
+    example: Example,
+    tokenizer,
+    response: str = "",
+    *,
+    chat: bool | None = None,
+    n_sink: int = 1,
+) -> LabeledSequence:
+    """Render ``example``, append ``response`` and label every span at the token level.
+
+    The token ids are exactly the tokenization of ``prompt + response`` (no special tokens added
+    beyond those the rendered text spells out). Raises :class:`LabelError` naming the example and
+    the span when a span cannot be located or comes out empty.
+    """
+    prompt, msg_start = render_prompt(example, tokenizer, chat=chat)
+    text = prompt + response
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = list(enc["input_ids"])
+    if not ids:
+        raise LabelError(f"example {example.id}: the prompt tokenizes to nothing")
+    offsets = _offsets(tokenizer, text, ids, [tuple(o) for o in enc["offset_mapping"]], example.id)
+
+    n_prompt = sum(1 for start, _ in offsets if start < len(prompt))
+    if n_prompt == 0:
+        raise LabelError(f"example {example.id}: the prompt has no tokens")
+    if offsets[n_prompt - 1][1] > len(prompt):
+        raise LabelError(
+            f"example {example.id}: token {n_prompt - 1} straddles the end of the prompt and the start of "
+            f"the response {response[:20]!r}; the response cannot be separated from the prompt"
+        )
+    if chat or (chat is None and getattr(tokenizer, "chat_template", None) is not None):
+        _check_chat_tokens(example, tokenizer, ids[:n_prompt])
+
+    char_spans: dict[str, list[Span]] = {}
+    cursor = msg_start
+    for seg in example.segments:
+        if seg.name:
+            char_spans[seg.name] = [(cursor, cursor + len(seg.text))]
+        cursor += len(seg.text)
+    if example.relevant:
+        char_spans["relevant"] = list(char_spans[example.relevant])
+    irrelevant = [d for d in example.documents if d != example.relevant]
+    if irrelevant:
+        char_spans["irrelevant"] = [char_spans[d][0] for d in irrelevant]
+
+    token_spans: dict[str, list[Span]] = {}
+    for name, spans in char_spans.items():
+        token_spans[name] = []
+        for span in spans:
+            tspan = _token_span(offsets, span)
+            if tspan is None:
+                raise LabelError(f"example {example.id}: span {name!r} {span} is empty after tokenization")
+            wanted = _normalise_ws(text[span[0]:span[1]])
+            got = _normalise_ws(tokenizer.decode(ids[tspan[0]:tspan[1]], clean_up_tokenization_spaces=False))
+            if wanted not in got:
+                raise LabelError(
+                    f"example {example.id}: tokens {tspan} of span {name!r} decode to {got[:60]!r}, "
+                    f"which does not contain the span text {wanted[:60]!r}"
+                )
+            token_spans[name].append(tspan)
+
+    if not 1 <= n_sink <= n_prompt:
+        raise LabelError(f"example {example.id}: n_sink={n_sink} must lie in 1..{n_prompt} (prompt tokens)")
+    token_spans["sink"] = [(0, n_sink)]
+    char_spans["sink"] = [(offsets[0][0], offsets[n_sink - 1][1])]
+    if response:
+        token_spans["response"] = [(n_prompt, len(ids))]
+        char_spans["response"] = [(len(prompt), len(text))]
+
+    return LabeledSequence(
+        example=example,
+        text=text,
+        prompt=prompt,
+        input_ids=tuple(ids),
+        char_spans=char_spans,
+        token_spans=token_spans,
+        n_prompt=n_prompt,
+    )
+
+
+def _check_chat_tokens(example: Example, tokenizer, prompt_ids: list[int]) -> None:
+    """The prompt's token ids must equal the chat template's own tokenization."""
+    template_ids = tokenizer.apply_chat_template(
+        [{"role": "user", "content": example.text}], tokenize=True, add_generation_prompt=True
+    )
+    if not isinstance(template_ids, list):
+        template_ids = template_ids["input_ids"]
+    if list(template_ids) != list(prompt_ids):
+        raise LabelError(
+            f"example {example.id}: the rendered prompt does not re-tokenize to the chat template's "
+            "own token ids; spans would be misplaced"
+        )
+
+
+_DOC_NAME = re.compile(r"doc_(\d+)$")
+
+
+def doc_index(name: str) -> int:
+    """``doc_7`` -> 7."""
+    m = _DOC_NAME.match(name)
+    if not m:
+        raise ValueError(f"{name!r} is not a document span name")
+    return int(m.group(1))

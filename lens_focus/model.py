@@ -1,0 +1,116 @@
+"""Loading a model as a TransformerLens ``TransformerBridge`` and the facts every module needs.
+
+>>> model = load_model("path/to/save_pretrained_dir")      # or a hub name, or "toy"
+>>> info = model_info(model)                               # layers, heads, kv heads, ...
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+TOY_ALIAS = "toy"
+TOY_DIR = Path(__file__).parent / "toy" / "checkpoint"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Facts about a loaded model that scoring and interventions rely on."""
+
+    name: str
+    n_layers: int
+    n_heads: int
+    """Query heads per layer."""
+    n_kv_heads: int
+    """Key-value heads per layer (fewer than ``n_heads`` under grouped-query attention)."""
+    d_head: int
+    rotary: bool
+    """Whether the model rotates queries and keys (then ``hook_rot_q`` / ``hook_rot_k`` exist)."""
+    chat: bool
+    """Whether the tokenizer has a chat template (prompts are then rendered through it)."""
+    n_ctx: int
+    """Longest sequence the model accepts, in tokens."""
+
+    @property
+    def n_total_heads(self) -> int:
+        return self.n_layers * self.n_heads
+
+    @property
+    def group_size(self) -> int:
+        """Query heads that share one key-value head."""
+        return self.n_heads // self.n_kv_heads
+
+    def kv_head(self, head: int) -> int:
+        """The key-value head that query head ``head`` reads under grouped-query attention."""
+        if not 0 <= head < self.n_heads:
+            raise ValueError(f"head {head} out of range: the model has {self.n_heads} heads per layer")
+        return head // self.group_size
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        gqa = f", {self.n_kv_heads} key-value heads" if self.n_kv_heads != self.n_heads else ""
+        return (
+            f"{self.name}: {self.n_layers} layers × {self.n_heads} heads{gqa}, head dim {self.d_head}, "
+            f"{'rotary' if self.rotary else 'no rotary'}, {'chat template' if self.chat else 'plain text'}, "
+            f"context {self.n_ctx}"
+        )
+
+
+def resolve_model_name(name_or_path: str) -> str:
+    """Map the ``"toy"`` alias to the shipped checkpoint; leave other names untouched."""
+    if name_or_path != TOY_ALIAS:
+        return name_or_path
+    if not (TOY_DIR / "config.json").exists():
+        raise FileNotFoundError(
+            f"the embedded toy model is not in this installation ({TOY_DIR}); "
+            "train it with `lens-focus toy train` or pass --model with a local directory or hub name"
+        )
+    return str(TOY_DIR)
+
+
+def load_model(name_or_path: str, device: str | None = None, dtype: torch.dtype | str | None = None):
+    """Load a decoder as a ``TransformerBridge``.
+
+    Args:
+        name_or_path: a hub name (needs a network), a local ``save_pretrained`` directory,
+            or ``"toy"`` for the model shipped with lens_focus.
+        device: ``"cpu"``, ``"cuda"``, ...; defaults to CUDA when available.
+        dtype: e.g. ``torch.float32`` or ``"bfloat16"``; defaults to float32.
+    """
+    from transformer_lens.model_bridge import TransformerBridge
+    from transformers import AutoTokenizer
+
+    path = resolve_model_name(name_or_path)
+    if os.path.sep in path or path.startswith("."):
+        if not Path(path).exists():
+            raise FileNotFoundError(f"model directory not found: {path}")
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = TransformerBridge.boot_transformers(path, device=device, dtype=dtype or torch.float32, tokenizer=tokenizer)
+    model.eval()
+    model.lens_name = name_or_path
+    return model
+
+
+def model_info(model) -> ModelInfo:
+    """Read the facts of :class:`ModelInfo` from a loaded bridge."""
+    cfg = model.cfg
+    n_heads = int(cfg.n_heads)
+    n_kv = getattr(cfg, "n_key_value_heads", None) or n_heads
+    name = getattr(model, "lens_name", None) or getattr(cfg, "model_name", "model")
+    return ModelInfo(
+        name=str(name),
+        n_layers=int(cfg.n_layers),
+        n_heads=n_heads,
+        n_kv_heads=int(n_kv),
+        d_head=int(cfg.d_head),
+        rotary=getattr(cfg, "positional_embedding_type", "") == "rotary",
+        chat=getattr(model.tokenizer, "chat_template", None) is not None,
+        n_ctx=int(cfg.n_ctx),
+    )

@@ -1,0 +1,51 @@
+import shutil
+
+import numpy as np
+import pandas as pd
+
+from analyses import head_locations, markdown_table, table1
+
+
+def synthetic_scores(n_layers=3, n_heads=4, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for cond in ["long", "correct", "wrong", "gold"]:
+        for span in ["relevant", "irrelevant", "irrelevant_max", "sink"]:
+            for l in range(n_layers):
+                for h in range(n_heads):
+                    rows.append(dict(layer=l, head=h, condition=cond, span=span, score=float(rng.uniform(0, 0.3)), n=7))
+    return pd.DataFrame(rows)
+
+
+def test_sparsity_counts_heads_above_thresholds():
+    scores = synthetic_scores()
+    grid = scores[(scores.condition == "long") & (scores.span == "relevant")].score.to_numpy()
+    table = head_locations.sparsity(scores)
+    assert table.n_heads.tolist() == [int((grid > t).sum()) for t in (0.2, 0.1, 0.05)]
+    assert np.isclose(table.fraction[1], (grid > 0.1).mean())
+    assert head_locations.sparsity_line(table).startswith(f"heads with relevant score > 0.2: {table.n_heads[0]} (")
+
+
+def test_table1_lists_top_heads_with_their_scores():
+    scores = synthetic_scores()
+    t = table1.compute(scores, k=5)
+    rel = scores[(scores.condition == "long") & (scores.span == "relevant")].sort_values("score", ascending=False)
+    assert list(zip(t.layer, t["head"])) == list(zip(rel.layer[:5], rel["head"][:5]))
+    row = t.iloc[2]
+    want = scores[(scores.condition == "wrong") & (scores.span == "sink") & (scores.layer == row.layer) & (scores["head"] == row["head"])]
+    assert np.isclose(row.wrong_sink, want.score.item())
+    assert "gold_IR" not in t.columns and "gold_sink" in t.columns and (t.n_long == 7).all()
+
+
+def test_figure_and_markdown(tmp_path):
+    scores = synthetic_scores()
+    _, fig = head_locations.compute(scores)
+    z = np.array(fig.data[0].z)
+    assert z.shape == (3, 4)
+    written = head_locations.write(scores, tmp_path)
+    assert (tmp_path / "head_locations.html").exists() and tmp_path / "sparsity.csv" in written
+    if shutil.which("chromium"):  # .ci/run installs one
+        png = tmp_path / "head_locations.png"
+        assert png in written and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = markdown_table(pd.DataFrame({"a": [1, 2], "b": [0.12345, float("nan")]}))
+    assert md.splitlines() == ["| a | b |", "|---|---|", "| 1 | 0.123 |", "| 2 |  |"]

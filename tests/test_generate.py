@@ -1,0 +1,57 @@
+import torch
+
+from lens_focus import generate, label, load_examples
+
+
+def test_greedy_matches_hf_generate_and_batching_changes_nothing(models, nq_path):
+    exs = load_examples(nq_path, limit=2, n_docs=3, gold_positions=[1, 3])
+    for arch in ["llama", "gpt2"]:
+        model = models[arch]
+        prompts = [label(e, model.tokenizer).input_ids for e in exs]
+        assert len({len(p) for p in prompts}) > 1
+        batched = generate(model, prompts, max_new_tokens=6, stop="eos", batch_size=4, progress=False)
+        single = [generate(model, [p], max_new_tokens=6, stop="eos", progress=False)[0] for p in prompts]
+        assert batched == single
+        hf = model.original_model
+        for p, g in zip(prompts, single):
+            with torch.no_grad():
+                ref = hf.generate(torch.tensor([p]), max_new_tokens=6, do_sample=False, pad_token_id=0)
+            assert list(g.ids) == ref[0, len(p):].tolist()
+
+
+class FakeTokenizer:
+    """Decodes ids as letters; id 9 is a line break, id 0 the end of sequence."""
+
+    eos_token_id = 0
+    pad_token_id = 0
+
+    def decode(self, ids, skip_special_tokens=False):
+        return "".join("\n" if i == 9 else "" if i == 0 else chr(ord("a") + i) for i in ids)
+
+
+class ScriptedModel:
+    """Emits a fixed token sequence, whatever the input."""
+
+    def __init__(self, script):
+        self.script, self.step, self.tokenizer = script, 0, FakeTokenizer()
+        self.original_model = None
+        self.p = torch.nn.Parameter(torch.zeros(1))
+
+    def parameters(self):
+        return iter([self.p])
+
+    def __call__(self, ids, **kw):
+        logits = torch.zeros(ids.shape[0], ids.shape[1], 12)
+        logits[:, -1, self.script[min(self.step, len(self.script) - 1)]] = 1
+        self.step += 1
+        return logits, None
+
+
+def test_stops_at_line_break_after_text_and_at_eos():
+    # a leading line break does not end the answer; the next one does
+    g = generate(ScriptedModel([9, 1, 2, 9, 3]), [[1, 2]], max_new_tokens=10, progress=False)[0]
+    assert (g.text, g.stopped, g.ids) == ("\nbc", "line", (9, 1, 2, 9))
+    g = generate(ScriptedModel([1, 9, 2, 0]), [[1]], max_new_tokens=10, stop="eos", progress=False)[0]
+    assert (g.text, g.stopped) == ("b\nc", "eos")
+    g = generate(ScriptedModel([1]), [[1]], max_new_tokens=3, progress=False)[0]
+    assert (g.text, g.stopped) == ("bbb", "length")

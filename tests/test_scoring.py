@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+import torch
+
+from lens_focus import label, load_examples, score_heads
+from lens_focus.scoring import span_sums
+
+
+def naive_scores(hf_model, seq, rows):
+    """Eq. 1 straight from a plain Hugging Face forward pass with output_attentions=True."""
+    with torch.no_grad():
+        att = hf_model(torch.tensor([seq.input_ids]), output_attentions=True).attentions
+    out = {}
+    rs = list(seq.rows(rows))
+    for name in seq.token_spans:
+        cols = seq.tokens_of(name)
+        out[name] = np.array([[float(a[0, h][rs][:, cols].sum(-1).mean()) for h in range(a.shape[1])] for a in att])
+    docs = [d for d in seq.example.documents if d != seq.example.relevant]
+    if docs:
+        out["irrelevant_max"] = np.max([out[d] for d in docs], axis=0)
+    return out
+
+
+@pytest.fixture(scope="module")
+def sequences(nq_path, models):
+    exs = load_examples(nq_path, limit=2, n_docs=4, gold_positions=[1, 4])
+    responses = [" Wilhelm Röntgen", " 1901", " the first prize", " Paris"]
+    return {
+        arch: [label(e, m.tokenizer, responses[i % 4]) for i, e in enumerate(exs)] for arch, m in models.items()
+    }
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "mistral", "gpt2"])
+@pytest.mark.parametrize("rows", ["generation", "response"])
+def test_hook_scores_equal_hf_attentions(arch, rows, tiny_dirs, models, sequences):
+    from transformers import AutoModelForCausalLM
+
+    hf = AutoModelForCausalLM.from_pretrained(tiny_dirs[arch], attn_implementation="eager").eval()
+    seqs = sequences[arch]
+    assert len({len(s) for s in seqs}) > 1  # batches mix lengths
+    got = list(span_sums(models[arch], seqs, rows=rows, batch_size=3, progress=False))
+    for seq, ours in zip(seqs, got):
+        ref = naive_scores(hf, seq, rows)
+        assert set(ours) == set(ref)
+        for name in ref:
+            np.testing.assert_allclose(ours[name], ref[name], rtol=0, atol=1e-5, err_msg=f"{arch} {seq.example.id} {name}")
+    # the rows really differ between the two options, so the test can tell them apart
+    assert len(seqs[0].rows("generation")) == len(seqs[0].rows("response"))
+    assert seqs[0].rows("generation").start == seqs[0].rows("response").start - 1
+
+
+def test_score_table_averages_per_condition(llama, sequences):
+    seqs = sequences["llama"]
+    conds = [[s.example.variant] + (["correct"] if i == 0 else []) for i, s in enumerate(seqs)]
+    table = score_heads(llama, seqs, conditions=conds, progress=False)
+    assert list(table.columns) == ["layer", "head", "condition", "span", "score", "n"]
+    per_seq = list(span_sums(llama, seqs, progress=False))
+    long = [p for p, s in zip(per_seq, seqs) if s.example.variant == "long"]
+    sel = table[(table.condition == "long") & (table.span == "relevant")].sort_values(["layer", "head"])
+    np.testing.assert_allclose(sel.score.to_numpy(), np.mean([p["relevant"] for p in long], axis=0).ravel(), atol=1e-7)
+    assert set(sel.n) == {len(long)}
+    assert set(table[table.condition == "correct"].n) == {1}
+    gold = table[table.condition == "gold"]
+    assert "irrelevant" not in set(gold.span) and {"relevant", "sink", "response"} <= set(gold.span)
+    # a row's attention sums to one: spans that tile the sequence add up to 1
+    assert table.score.between(0, 1 + 1e-6).all()
+
+
+def test_scoring_leaves_no_hooks_and_keeps_the_users(llama, sequences):
+    seen = []
+    point = llama.hook_dict["blocks.1.attn.hook_pattern"]
+    handle = point.add_hook(lambda t, *, hook: seen.append(t.shape))
+    try:
+        list(span_sums(llama, sequences["llama"][:1], progress=False))
+        assert seen  # the user's hook stayed in place and fired
+        assert len(point.fwd_hooks) == 1
+    finally:
+        handle.hook.remove()
+        point.fwd_hooks.remove(handle)
+    assert all(not p.fwd_hooks for p in llama.hook_dict.values())
+
+
+def test_empty_rows_are_an_error(llama, nq_path):
+    ex = load_examples(nq_path, limit=1, n_docs=2, gold_positions=[1])[0]
+    seq = label(ex, llama.tokenizer)  # no response: no generation rows beyond... none at all
+    with pytest.raises(ValueError, match=f"{ex.id}: no rows"):
+        list(span_sums(llama, [seq], rows="response", progress=False))
