@@ -7,12 +7,15 @@ tokenization, are kept with a ``skipped`` reason and counted, never dropped sile
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
-from .generate import StopAt, generate
-from .labels import Example, LabeledSequence, LabelError, label
+import numpy as np
+
+from .generate import StopAt, generate_batches
+from .labels import Example, LabeledSequence, LabelError, RowsKind, label
 from .metrics import best_subspan_em
+from .scoring import last_row_hooks, score_after_generation
 
 
 class ContextLengthError(ValueError):
@@ -27,6 +30,8 @@ class Answered:
     sequence: LabeledSequence | None
     """Prompt + response, labeled; None when skipped."""
     skipped: str | None = None
+    scores: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    """Contextual scores ``{span: (layer, head)}`` when answered with ``score=...``."""
 
 
 def label_prompts(model, examples: Sequence[Example], *, n_sink: int = 1, max_new_tokens: int = 0) -> list[LabeledSequence]:
@@ -52,26 +57,45 @@ def answer_examples(
     stop: StopAt = "line",
     batch_size: int = 8,
     n_sink: int = 1,
+    score: RowsKind | None = None,
     progress: bool = True,
 ) -> list[Answered]:
-    """Greedy answers to ``examples`` (in order), graded with ``best_subspan_em`` and labeled."""
+    """Greedy answers to ``examples`` (in order), graded with ``best_subspan_em`` and labeled.
+
+    With ``score="generation"`` or ``"response"``, each answer's contextual scores are computed on
+    the way (:func:`~lens_focus.scoring.score_after_generation`: the prompt is read once, for
+    generating and scoring alike) and kept in :attr:`Answered.scores`.
+    """
     prompts = label_prompts(model, examples, n_sink=n_sink, max_new_tokens=max_new_tokens)
-    gens = generate(
-        model, [p.input_ids for p in prompts], max_new_tokens=max_new_tokens, stop=stop, batch_size=batch_size, progress=progress
+    out: dict[int, Answered] = {}
+    store: dict = {}
+    batches = generate_batches(
+        model,
+        [p.input_ids for p in prompts],
+        max_new_tokens=max_new_tokens,
+        stop=stop,
+        batch_size=batch_size,
+        prefill_hooks=last_row_hooks(model, store) if score else None,
+        progress=progress,
     )
-    out = []
-    for ex, gen in zip(examples, gens):
-        em = best_subspan_em(gen.text, ex.answers)
-        if not gen.text:
-            out.append(Answered(ex, gen.text, em, None, "empty response"))
-            continue
-        try:
-            seq = label(ex, model.tokenizer, gen.text, n_sink=n_sink)
-        except LabelError as e:
-            out.append(Answered(ex, gen.text, em, None, f"response not separable: {e}"))
-            continue
-        out.append(Answered(ex, gen.text, em, seq))
-    return out
+    for batch in batches:
+        answered = [_grade(examples[i], gen, n_sink, model.tokenizer) for i, gen in zip(batch.indices, batch.generations)]
+        if score:
+            per_seq = score_after_generation(model, batch, [a.sequence for a in answered], store, rows=score)
+            answered = [replace(a, scores=sc) for a, sc in zip(answered, per_seq)]
+        out.update(zip(batch.indices, answered))
+        batch.cache = None
+    return [out[i] for i in range(len(examples))]
+
+
+def _grade(ex: Example, gen, n_sink: int, tokenizer) -> Answered:
+    em = best_subspan_em(gen.text, ex.answers)
+    if not gen.text:
+        return Answered(ex, gen.text, em, None, "empty response")
+    try:
+        return Answered(ex, gen.text, em, label(ex, tokenizer, gen.text, n_sink=n_sink))
+    except LabelError as e:
+        return Answered(ex, gen.text, em, None, f"response not separable: {e}")
 
 
 def conditions(answered: Sequence[Answered]) -> list[list[str]]:

@@ -80,7 +80,7 @@ def score(
     stop: StopOpt = "line",
     rows: Annotated[str, typer.Option("--rows", help="generation (rows that produce the answer) or response")] = "generation",
     n_sink: Annotated[int, typer.Option("--n-sink", help="leading tokens that form the sink")] = 1,
-    batch_size: BatchOpt = 4,
+    batch_size: BatchOpt = 8,
     device: DeviceOpt = None,
     out: Annotated[Path, typer.Option("--out")] = Path("runs/score"),
 ) -> None:
@@ -97,7 +97,7 @@ def _score(model_name, opts: DataOptions, max_new_tokens, stop, rows, n_sink, ba
     from .answers import answer_examples, conditions, skip_counts
     from .heads import rank_heads, save_heads
     from .model import load_model, model_info
-    from .scoring import score_heads
+    from .scoring import aggregate_scores
 
     if rows not in ("generation", "response"):
         raise ValueError(f"--rows must be 'generation' or 'response', got {rows!r}")
@@ -107,12 +107,14 @@ def _score(model_name, opts: DataOptions, max_new_tokens, stop, rows, n_sink, ba
     info = model_info(lm)
     typer.echo(f"model  {info}")
     typer.echo(f"data   {opts.data}: {len(examples)} prompts from {len({e.question_id for e in examples})} questions ({opts.split} split)")
-    answered = answer_examples(lm, examples, max_new_tokens=max_new_tokens, stop=stop, batch_size=batch_size, n_sink=n_sink)
+    answered = answer_examples(
+        lm, examples, max_new_tokens=max_new_tokens, stop=stop, batch_size=batch_size, n_sink=n_sink, score=rows
+    )
     kept = [(a, c) for a, c in zip(answered, conditions(answered)) if a.sequence is not None]
     skipped = skip_counts(answered)
     if not kept:
         raise ValueError(f"every example was skipped ({skipped}); nothing to score")
-    scores = score_heads(lm, [a.sequence for a, _ in kept], conditions=[c for _, c in kept], rows=rows, batch_size=batch_size)
+    scores = aggregate_scores([a.scores for a, _ in kept], [c for _, c in kept])
 
     out.mkdir(parents=True, exist_ok=True)
     scores.to_csv(out / "scores.csv", index=False)
@@ -174,7 +176,10 @@ def tiny_model_cmd(
 
 
 def main() -> None:  # pragma: no cover
+    from .forward import keep_freed_memory
+
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    keep_freed_memory()
     app()
 
 

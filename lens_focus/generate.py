@@ -6,11 +6,15 @@ positions, each later step one new position per row.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Literal, Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Literal, Sequence
 
 import torch
+from torch import Tensor
 from tqdm.auto import tqdm
+
+from .forward import DEFAULT_CHUNK, chunked_forward, max_cells_for, plan_batches
+from .hooks import hooked
 
 StopAt = Literal["line", "eos"]
 """``line``: the response ends at the first line break after some text (the default, as in the
@@ -52,6 +56,28 @@ def _cut(text: str, stop: StopAt) -> tuple[str, bool]:
     return text, False
 
 
+@dataclass
+class PromptBatch:
+    """One left-padded batch of prompts and what generating from it left behind."""
+
+    indices: list[int]
+    """Positions of these prompts in the caller's list."""
+    prompts: list[list[int]]
+    mask: Tensor
+    """(batch, width) 1 for real prompt tokens, 0 for left padding."""
+    cache: object = None
+    """The key-value cache after generation (prompt + generated tokens)."""
+    generations: list[Generation] = field(default_factory=list)
+
+    @property
+    def width(self) -> int:
+        return self.mask.shape[1]
+
+    def pad(self, b: int) -> int:
+        """Left padding of row ``b``."""
+        return self.width - len(self.prompts[b])
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -60,38 +86,65 @@ def generate(
     max_new_tokens: int = 100,
     stop: StopAt = "line",
     batch_size: int = 8,
+    chunk: int = DEFAULT_CHUNK,
     progress: bool = True,
 ) -> list[Generation]:
     """Greedy responses to token-id prompts, in the order given.
 
     Prompts of a batch are left-padded; the attention mask and position ids make each row's
-    result equal to generating it alone.
+    result equal to generating it alone. Prompts are read ``chunk`` tokens at a time.
     """
+    results: dict[int, Generation] = {}
+    for batch in generate_batches(
+        model, prompts, max_new_tokens=max_new_tokens, stop=stop, batch_size=batch_size, chunk=chunk, progress=progress
+    ):
+        results.update(zip(batch.indices, batch.generations))
+    return [results[i] for i in range(len(prompts))]
+
+
+def generate_batches(
+    model,
+    prompts: Sequence[Sequence[int]],
+    *,
+    max_new_tokens: int = 100,
+    stop: StopAt = "line",
+    batch_size: int = 8,
+    chunk: int = DEFAULT_CHUNK,
+    prefill_hooks: Callable[[PromptBatch], list] | None = None,
+    progress: bool = True,
+) -> Iterator[PromptBatch]:
+    """Like :func:`generate`, one :class:`PromptBatch` at a time, its key-value cache included.
+
+    ``prefill_hooks(batch)`` may return ``[(hook name, fn), ...]`` to run while the prompts are
+    read (not while decoding)."""
     if stop not in ("line", "eos"):
         raise ValueError(f"stop must be 'line' or 'eos', got {stop!r}")
     tokenizer = model.tokenizer
     stops = eos_ids(model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(stops, default=0)
     device = next(model.parameters()).device
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    results: dict[int, Generation] = {}
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    for batch in tqdm(batches, desc="generating", disable=not progress, unit="batch"):
-        rows = [list(prompts[i]) for i in batch]
+    plan = plan_batches([len(p) for p in prompts], batch_size=batch_size, max_cells=max_cells_for(model), chunk=chunk)
+    for indices in tqdm(plan, desc="generating", disable=not progress, unit="batch"):
+        rows = [list(prompts[i]) for i in indices]
         if any(not r for r in rows):
             raise ValueError("cannot generate from an empty prompt")
         width = max(map(len, rows))
         ids = torch.tensor([[pad_id] * (width - len(r)) + r for r in rows], device=device)
         mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        batch = PromptBatch(indices=list(indices), prompts=rows, mask=mask)
+        with torch.no_grad(), hooked(model, prefill_hooks(batch) if prefill_hooks else []):
+            last, cache = chunked_forward(model, ids, attention_mask=mask, position_ids=positions, chunk=chunk)
         generated: list[list[int]] = [[] for _ in rows]
         outcome: list[str | None] = [None] * len(rows)
-        cache = None
-        for _ in range(max_new_tokens):
-            logits, cache = model(
-                ids, attention_mask=mask, position_ids=positions, past_key_values=cache, return_type="logits_and_cache"
-            )
-            nxt = logits[:, -1].argmax(-1)
+        for step in range(max_new_tokens):
+            if step:
+                with torch.no_grad():
+                    logits, cache = model(
+                        ids, attention_mask=mask, position_ids=positions, past_key_values=cache, return_type="logits_and_cache"
+                    )
+                last = logits[:, -1]
+            nxt = last.argmax(-1)
             for j, tok in enumerate(nxt.tolist()):
                 if outcome[j] is not None:
                     continue
@@ -107,8 +160,9 @@ def generate(
             ids = nxt[:, None]
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
             positions = positions[:, -1:] + 1
-        for j, i in enumerate(batch):
+        for j in range(len(rows)):
             body = generated[j][:-1] if outcome[j] == "eos" else generated[j]
             text, _ = _cut(_decode_continuation(tokenizer, rows[j][-1], body), stop)
-            results[i] = Generation(text=text, ids=tuple(generated[j]), stopped=outcome[j] or "length")
-    return [results[i] for i in range(len(prompts))]
+            batch.generations.append(Generation(text=text, ids=tuple(generated[j]), stopped=outcome[j] or "length"))
+        batch.cache = cache
+        yield batch

@@ -7,6 +7,7 @@ the exact token span that covers it through the tokenizer's offset mapping, whic
 """
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
 from typing import Literal
@@ -159,11 +160,13 @@ def _offsets(tokenizer, text: str, ids: list[int], raw: list[tuple[int, int]], e
     return offsets
 
 
-def _token_span(offsets: list[Span], char_span: Span) -> Span | None:
-    """The contiguous tokens overlapping ``char_span`` (a token that overlaps belongs)."""
+def _token_span(starts: list[int], ends: list[int], char_span: Span) -> Span | None:
+    """The contiguous tokens overlapping ``char_span`` (a token that overlaps belongs); offsets
+    are validated non-decreasing, so both ends are found by bisection."""
     cs, ce = char_span
-    hits = [i for i, (s, e) in enumerate(offsets) if s < ce and e > cs]
-    return (hits[0], hits[-1] + 1) if hits else None
+    first = bisect.bisect_right(ends, cs)
+    last = bisect.bisect_left(starts, ce)
+    return (first, last) if first < last else None
 
 
 def label(
@@ -211,11 +214,12 @@ def label(
     if irrelevant:
         char_spans["irrelevant"] = [char_spans[d][0] for d in irrelevant]
 
+    starts, ends = [s for s, _ in offsets], [e for _, e in offsets]
     token_spans: dict[str, list[Span]] = {}
     for name, spans in char_spans.items():
         token_spans[name] = []
         for span in spans:
-            tspan = _token_span(offsets, span)
+            tspan = _token_span(starts, ends, span)
             if tspan is None:
                 raise LabelError(f"example {example.id}: span {name!r} {span} is empty after tokenization")
             wanted = _normalise_ws(text[span[0]:span[1]])

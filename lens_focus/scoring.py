@@ -4,13 +4,15 @@
 
 One teacher-forced pass per batch of labeled sequences. A hook on every layer's ``hook_pattern``
 reduces the layer's pattern to span sums at once: per layer it keeps a (batch, heads, spans)
-tensor, never a copy of the (q_pos × k_pos) pattern. The pass stops right after the last layer's
-pattern, so the unembedding (pos × vocab) is never computed.
+tensor, never a copy of the (q_pos × k_pos) pattern, and long sequences run in chunks of query
+positions so no layer ever holds more than (chunk × k_pos) per head. The last chunk stops right
+after the last layer's pattern, so its unembedding is never computed.
 """
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterator, Sequence
+from functools import partial
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -19,6 +21,7 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from .forward import DEFAULT_CHUNK, max_cells_for, plan_batches
 from .hooks import attn_hook_name, hooked
 from .labels import LabeledSequence, RowsKind
 
@@ -35,8 +38,9 @@ def _span_reduce(
     span_masks: Float[Tensor, "batch k_pos span"],
 ) -> Float[Tensor, "batch head span"]:
     """Σ_i r_i Σ_{j∈C} W[i, j] for every span C: the row-weighted attention mass on each span."""
-    per_key = torch.einsum("bhqk,bq->bhk", pattern, row_weights.to(pattern.dtype))
-    return torch.einsum("bhk,bks->bhs", per_key.float(), span_masks)
+    # a batched (1 × q) @ (q × k) product reads the pattern in place; einsum would copy it
+    per_key = (row_weights.to(pattern.dtype)[:, None, None, :] @ pattern).squeeze(2)
+    return per_key.float() @ span_masks
 
 
 def _batch_tensors(seqs: Sequence[LabeledSequence], names: list[str], rows: RowsKind, pad_id: int, device):
@@ -54,19 +58,35 @@ def _batch_tensors(seqs: Sequence[LabeledSequence], names: list[str], rows: Rows
     return ids.to(device), row_w.to(device), masks.to(device)
 
 
+def _per_sequence(totals: Tensor, names: list[str], seqs: Sequence[LabeledSequence]) -> list[dict[str, np.ndarray]]:
+    """Split (batch, layer, head, span) totals into one ``{span: (layer, head)}`` dict per sequence,
+    adding ``irrelevant_max``."""
+    stacked = totals.numpy()
+    outs = []
+    for b, seq in enumerate(seqs):
+        out = {name: stacked[b, :, :, c] for c, name in enumerate(names) if name in seq.token_spans}
+        others = [d for d in seq.example.documents if d != seq.example.relevant]
+        if others:
+            out["irrelevant_max"] = np.max([out[d] for d in others], axis=0)
+        outs.append(out)
+    return outs
+
+
 def span_sums(
     model,
     seqs: Sequence[LabeledSequence],
     *,
     rows: RowsKind = "generation",
     batch_size: int = 4,
+    chunk: int = DEFAULT_CHUNK,
     progress: bool = True,
 ) -> Iterator[dict[str, np.ndarray]]:
     """Per sequence, ``{span: array (n_layers, n_heads)}`` of contextual scores, in input order.
 
     Includes every named span of the sequence and ``irrelevant_max`` (the largest single
     irrelevant document) when the sequence has irrelevant documents. Sequences are batched with
-    right padding: padded keys come after every scored row, so causal attention never sees them.
+    right padding (padded keys come after every scored row, so causal attention never sees them)
+    and run ``chunk`` query positions at a time (see :mod:`lens_focus.forward`).
     """
     n_layers = model.cfg.n_layers
     pad_id = model.tokenizer.pad_token_id or 0
@@ -74,37 +94,38 @@ def span_sums(
     for seq in seqs:
         if len(seq.rows(rows)) == 0:
             raise ValueError(f"example {seq.example.id}: no rows to score (empty response)")
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    batches = plan_batches([len(s) for s in seqs], batch_size=batch_size, max_cells=max_cells_for(model), chunk=chunk)
     pending: dict[int, dict[str, np.ndarray]] = {}
     next_out = 0
     for batch in tqdm(batches, desc="scoring", disable=not progress, unit="batch"):
         group = [seqs[i] for i in batch]
         names = sorted({n for s in group for n in s.token_spans})
         ids, row_w, masks = _batch_tensors(group, names, rows, pad_id, device)
-        per_layer: list[Tensor | None] = [None] * n_layers
+        width = ids.shape[1]
+        totals = torch.zeros(len(group), n_layers, model.cfg.n_heads, len(names))
+        window = {"start": 0}
 
         def reduce_hook(pattern, *, hook, layer):
-            per_layer[layer] = _span_reduce(pattern, row_w, masks).cpu()
-            if layer == n_layers - 1:
+            start = window["start"]
+            stop = start + pattern.shape[-2]
+            weights = row_w[:, start:stop]
+            if weights.any():
+                totals[:, layer] += _span_reduce(pattern, weights, masks[:, :stop]).cpu()
+            if layer == n_layers - 1 and stop == width:
                 raise _LastLayerDone
 
         hooks = [
-            (attn_hook_name(layer, "hook_pattern"), lambda p, *, hook, layer=layer: reduce_hook(p, hook=hook, layer=layer))
-            for layer in range(n_layers)
+            (attn_hook_name(layer, "hook_pattern"), partial(reduce_hook, layer=layer)) for layer in range(n_layers)
         ]
         with torch.no_grad(), hooked(model, hooks):
+            cache = None
             try:
-                model(ids, return_type=None)
+                for start in range(0, width, chunk):
+                    window["start"] = start
+                    _, cache = model(ids[:, start : start + chunk], past_key_values=cache, return_type="logits_and_cache")
             except _LastLayerDone:
                 pass
-        stacked = torch.stack(per_layer, dim=1).numpy()  # batch, layer, head, span
-        for b, i in enumerate(batch):
-            seq = seqs[i]
-            out = {name: stacked[b, :, :, c] for c, name in enumerate(names) if name in seq.token_spans}
-            others = [d for d in seq.example.documents if d != seq.example.relevant]
-            if others:
-                out["irrelevant_max"] = np.max([out[d] for d in others], axis=0)
+        for i, out in zip(batch, _per_sequence(totals, names, group)):
             pending[i] = out
         while next_out in pending:
             yield pending.pop(next_out)
@@ -132,16 +153,24 @@ def score_heads(
         raise ValueError("no sequences to score")
     if conditions is None:
         conditions = [[s.example.variant] for s in seqs]
-    if len(conditions) != len(seqs):
-        raise ValueError(f"{len(conditions)} condition lists for {len(seqs)} sequences")
+    return aggregate_scores(span_sums(model, seqs, rows=rows, batch_size=batch_size, progress=progress), conditions)
+
+
+def aggregate_scores(per_sequence: Iterable[dict[str, np.ndarray]], conditions: Sequence[Sequence[str]]) -> pd.DataFrame:
+    """Average per-sequence ``{span: (layer, head)}`` scores per condition into the tidy frame of
+    :func:`score_heads`."""
     sums: dict[tuple[str, str], np.ndarray] = {}
     counts: dict[tuple[str, str], int] = defaultdict(int)
-    for conds, scores in zip(conditions, span_sums(model, seqs, rows=rows, batch_size=batch_size, progress=progress)):
+    n_seen = 0
+    for conds, scores in zip(conditions, per_sequence, strict=True):
+        n_seen += 1
         for cond in conds:
             for span, value in scores.items():
                 key = (cond, span)
                 sums[key] = sums[key] + value if key in sums else value.astype(np.float64)
                 counts[key] += 1
+    if not n_seen:
+        raise ValueError("no sequences to score")
     frames = []
     for (cond, span), total in sums.items():
         n_layers, n_heads = total.shape
@@ -167,3 +196,98 @@ def score_grid(scores: pd.DataFrame, *, condition: str = "long", span: str = "re
     if sel.empty:
         raise ValueError(f"no scores for condition {condition!r}, span {span!r}")
     return sel.pivot(index="layer", columns="head", values="score").to_numpy()
+
+
+def last_row_hooks(model, store: dict):
+    """Hooks that keep each layer's attention row of the last prompt position while a
+    :class:`~lens_focus.generate.PromptBatch` is read: ``store[layer]`` = (batch, heads, width)."""
+
+    def keep(pattern, *, hook, layer):
+        store[layer] = pattern[:, :, -1, :].detach().float().cpu()  # the last chunk's last row wins
+
+    return lambda batch: [
+        (attn_hook_name(layer, "hook_pattern"), partial(keep, layer=layer)) for layer in range(model.cfg.n_layers)
+    ]
+
+
+def score_after_generation(
+    model,
+    batch,
+    seqs: Sequence[LabeledSequence | None],
+    last_rows: dict[int, Tensor],
+    *,
+    rows: RowsKind = "generation",
+) -> list[dict[str, np.ndarray] | None]:
+    """Contextual scores of freshly generated answers, reusing the prompt's key-value cache.
+
+    The teacher-forced pass over ``prompt + response`` is split in two: the prompt part is the
+    generation's own prefill (its cache, and its last row kept by :func:`last_row_hooks`), and the
+    response tokens run against that cache. Same numbers as :func:`span_sums`, without reading the
+    prompt twice (the batch's cache is used up). A sequence whose prompt tokens differ from those generated from (tokenization
+    across the prompt/response boundary) is scored by :func:`span_sums` instead.
+
+    Args:
+        batch: the :class:`~lens_focus.generate.PromptBatch` the answers came from.
+        seqs: per row of the batch, the labeled ``prompt + response`` (None: not scored).
+    """
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    out: list[dict[str, np.ndarray] | None] = [None] * len(seqs)
+    fused = [b for b, s in enumerate(seqs) if s is not None and list(s.input_ids[: s.n_prompt]) == batch.prompts[b]]
+    for b, s in enumerate(seqs):
+        if s is not None and b not in fused:
+            out[b] = next(span_sums(model, [s], rows=rows, progress=False))
+    if not fused:
+        return out
+    group = [seqs[b] for b in fused]
+    names = sorted({n for s in group for n in s.token_spans})
+    width = batch.width
+    extra = batch.cache.get_seq_length() - width
+    if extra:
+        batch.cache.crop(-extra)  # back to the prompt; the response is fed teacher-forced below
+    device = batch.mask.device
+    n_resp = [s.n_response for s in group]
+    longest = max(n_resp)
+    pad_id = model.tokenizer.pad_token_id or 0
+    ids = torch.full((len(fused), longest), pad_id, dtype=torch.long)
+    resp_mask = torch.zeros(len(fused), longest, dtype=torch.long)
+    positions = torch.zeros(len(fused), longest, dtype=torch.long)
+    masks = torch.zeros(len(fused), width + longest, len(names))
+    row_w = torch.zeros(len(fused), longest)
+    last_w = torch.zeros(len(fused))
+    for g, (b, s) in enumerate(zip(fused, group)):
+        n, pad = s.n_prompt, batch.pad(b)
+        ids[g, : n_resp[g]] = torch.tensor(s.input_ids[n:])
+        resp_mask[g, : n_resp[g]] = 1
+        positions[g] = n + torch.arange(longest)
+        scored = s.rows(rows)
+        for t in scored:
+            if t < n:
+                last_w[g] = 1.0 / len(scored)
+            else:
+                row_w[g, t - n] = 1.0 / len(scored)
+        for c, name in enumerate(names):
+            for start, end in s.token_spans.get(name, []):  # prompt part left-padded, response after width
+                masks[g, pad + start : pad + min(end, n), c] = 1.0
+                masks[g, width + max(start, n) - n : width + end - n, c] = 1.0
+    keep = torch.tensor(fused)
+    if len(fused) < len(seqs):
+        batch.cache.batch_select_indices(keep.to(device))
+    totals = torch.zeros(len(fused), n_layers, n_heads, len(names))
+    for layer in range(n_layers):  # the last prompt row, from the prefill
+        totals[:, layer] += last_w[:, None, None] * (last_rows[layer][keep] @ masks[:, :width])
+
+    def reduce_hook(pattern, *, hook, layer):
+        totals[:, layer] += _span_reduce(pattern, row_w.to(device), masks.to(device)).cpu()
+
+    hooks = [(attn_hook_name(layer, "hook_pattern"), partial(reduce_hook, layer=layer)) for layer in range(n_layers)]
+    with torch.no_grad(), hooked(model, hooks):
+        model(
+            ids.to(device),
+            attention_mask=torch.cat([batch.mask[keep.to(device)], resp_mask.to(device)], dim=1),
+            position_ids=positions.to(device),
+            past_key_values=batch.cache,
+            return_type=None,
+        )
+    for b, scores in zip(fused, _per_sequence(totals, names, group)):
+        out[b] = scores
+    return out

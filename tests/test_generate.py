@@ -9,7 +9,7 @@ def test_greedy_matches_hf_generate_and_batching_changes_nothing(models, nq_path
         model = models[arch]
         prompts = [label(e, model.tokenizer).input_ids for e in exs]
         assert len({len(p) for p in prompts}) > 1
-        batched = generate(model, prompts, max_new_tokens=6, stop="eos", batch_size=4, progress=False)
+        batched = generate(model, prompts, max_new_tokens=6, stop="eos", batch_size=4, chunk=50, progress=False)
         single = [generate(model, [p], max_new_tokens=6, stop="eos", progress=False)[0] for p in prompts]
         assert batched == single
         hf = model.original_model
@@ -36,6 +36,7 @@ class ScriptedModel:
         self.script, self.step, self.tokenizer = script, 0, FakeTokenizer()
         self.original_model = None
         self.p = torch.nn.Parameter(torch.zeros(1))
+        self.cfg = type("cfg", (), {"n_heads": 1})()
 
     def parameters(self):
         return iter([self.p])

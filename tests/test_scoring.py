@@ -38,12 +38,14 @@ def test_hook_scores_equal_hf_attentions(arch, rows, tiny_dirs, models, sequence
     hf = AutoModelForCausalLM.from_pretrained(tiny_dirs[arch], attn_implementation="eager").eval()
     seqs = sequences[arch]
     assert len({len(s) for s in seqs}) > 1  # batches mix lengths
-    got = list(span_sums(models[arch], seqs, rows=rows, batch_size=3, progress=False))
-    for seq, ours in zip(seqs, got):
+    whole = list(span_sums(models[arch], seqs, rows=rows, batch_size=3, chunk=100_000, progress=False))
+    chunked = list(span_sums(models[arch], seqs, rows=rows, batch_size=3, chunk=37, progress=False))
+    for seq, ours, ours_chunked in zip(seqs, whole, chunked):
         ref = naive_scores(hf, seq, rows)
-        assert set(ours) == set(ref)
+        assert set(ours) == set(ref) == set(ours_chunked)
         for name in ref:
             np.testing.assert_allclose(ours[name], ref[name], rtol=0, atol=1e-5, err_msg=f"{arch} {seq.example.id} {name}")
+            np.testing.assert_allclose(ours_chunked[name], ref[name], rtol=0, atol=1e-5, err_msg=f"chunked {name}")
     # the rows really differ between the two options, so the test can tell them apart
     assert len(seqs[0].rows("generation")) == len(seqs[0].rows("response"))
     assert seqs[0].rows("generation").start == seqs[0].rows("response").start - 1
@@ -85,3 +87,48 @@ def test_empty_rows_are_an_error(llama, nq_path):
     seq = label(ex, llama.tokenizer)  # no response: no generation rows beyond... none at all
     with pytest.raises(ValueError, match=f"{ex.id}: no rows"):
         list(span_sums(llama, [seq], rows="response", progress=False))
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "gpt2"])
+@pytest.mark.parametrize("rows", ["generation", "response"])
+def test_scores_on_the_way_equal_a_separate_teacher_forced_pass(arch, rows, models, nq_path):
+    from lens_focus import answer_examples
+
+    model = models[arch]
+    exs = load_examples(nq_path, limit=2, n_docs=3, gold_positions=[1, 3])
+    answered = answer_examples(model, exs, max_new_tokens=5, stop="eos", batch_size=3, score=rows, progress=False)
+    scored = [a for a in answered if a.sequence is not None]
+    assert len(scored) >= 4
+    if arch != "qwen2":  # answers of several lengths share a batch
+        assert len({a.sequence.n_response for a in scored}) > 1
+    ref = list(span_sums(model, [a.sequence for a in scored], rows=rows, progress=False))
+    for a, r in zip(scored, ref):
+        assert set(a.scores) == set(r)
+        for name in r:
+            np.testing.assert_allclose(a.scores[name], r[name], rtol=0, atol=1e-5, err_msg=f"{a.example.id} {name}")
+    assert all(a.scores is None for a in answered if a.sequence is None)
+
+
+def test_rows_that_cannot_reuse_the_cache_are_scored_separately(llama, nq_path):
+    from lens_focus.generate import generate_batches
+    from lens_focus.scoring import last_row_hooks, score_after_generation
+
+    exs = load_examples(nq_path, limit=1, n_docs=3, gold_positions=[1, 2, 3], variants=("long",))
+    prompts = [label(e, llama.tokenizer).input_ids for e in exs]
+    store = {}
+    batch = next(generate_batches(llama, prompts, max_new_tokens=4, stop="eos", prefill_hooks=last_row_hooks(llama, store), progress=False))
+    seqs = [label(exs[i], llama.tokenizer, g.text) for i, g in zip(batch.indices, batch.generations)]
+    batch.prompts[1] = batch.prompts[1][:-1] + [0]  # as if the prompt had tokenized differently
+    got = score_after_generation(llama, batch, seqs, store)
+    ref = list(span_sums(llama, seqs, progress=False))
+    for g, r in zip(got, ref):
+        for name in r:
+            np.testing.assert_allclose(g[name], r[name], rtol=0, atol=1e-5)
+    # a skipped row (None) in the middle of a batch: the others still reuse the cache
+    store.clear()
+    batch = next(generate_batches(llama, prompts, max_new_tokens=4, stop="eos", prefill_hooks=last_row_hooks(llama, store), progress=False))
+    got = score_after_generation(llama, batch, [seqs[0], None, seqs[2]], store)
+    assert got[1] is None
+    for g, r in zip([got[0], got[2]], [ref[0], ref[2]]):
+        for name in r:
+            np.testing.assert_allclose(g[name], r[name], rtol=0, atol=1e-5)

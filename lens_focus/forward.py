@@ -1,0 +1,89 @@
+"""Memory-bounded forward passes: batches planned by attention size, prompts run in chunks.
+
+Eager attention materialises a (batch, heads, q_pos, k_pos) pattern in every layer. Running a long
+sequence in chunks of ``chunk`` query positions against the key-value cache bounds that to
+(batch, heads, chunk, k_pos), so a 32k-token prompt needs a few GB instead of a pattern of
+32k × 32k per head; the results are the same as one pass (up to float rounding).
+"""
+from __future__ import annotations
+
+import ctypes
+import sys
+from typing import Sequence
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+DEFAULT_CHUNK = 1024
+PATTERN_BYTES = 2**28
+"""Memory one layer's attention pattern may take in a batch (float32)."""
+
+
+def max_cells_for(model) -> int:
+    """Attention cells (batch × q_pos × k_pos) per head that fit :data:`PATTERN_BYTES`."""
+    return PATTERN_BYTES // (4 * int(model.cfg.n_heads))
+
+
+def plan_batches(lengths: Sequence[int], *, batch_size: int, max_cells: int, chunk: int = DEFAULT_CHUNK) -> list[list[int]]:
+    """Group indices of ``lengths`` (shortest first) into batches of at most ``batch_size``
+    whose chunked attention (batch × min(len, chunk) × len) stays within ``max_cells``;
+    a sequence always gets a batch, alone if need be."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        if batches:
+            b = batches[-1]
+            width = lengths[i]  # the longest so far: lengths are sorted
+            if len(b) < batch_size and (len(b) + 1) * min(width, chunk) * width <= max_cells:
+                b.append(i)
+                continue
+        batches.append([i])
+    return batches
+
+
+def chunked_forward(
+    model,
+    ids: Int[Tensor, "batch pos"],
+    *,
+    attention_mask: Int[Tensor, "batch pos"] | None = None,
+    position_ids: Int[Tensor, "batch pos"] | None = None,
+    chunk: int = DEFAULT_CHUNK,
+    cache=None,
+) -> tuple[Float[Tensor, "batch vocab"], object]:
+    """Run ``ids`` through the model ``chunk`` positions at a time; return the logits of the last
+    position and the key-value cache. Hooks see each chunk's rows against all keys so far.
+
+    ``attention_mask`` and ``position_ids`` cover the new ``ids`` only; the cache's own earlier
+    positions are taken as attended (pass a full mask for left-padded caches via ``cache``'s
+    caller)."""
+    width = ids.shape[1]
+    past = 0 if cache is None else cache.get_seq_length()
+    logits = None
+    for start in range(0, width, chunk):
+        stop = min(start + chunk, width)
+        kwargs = {}
+        if attention_mask is not None:
+            prefix = torch.ones(ids.shape[0], past, dtype=attention_mask.dtype, device=attention_mask.device)
+            kwargs["attention_mask"] = torch.cat([prefix, attention_mask[:, :stop]], dim=1)
+        if position_ids is not None:
+            kwargs["position_ids"] = position_ids[:, start:stop]
+        logits, cache = model(ids[:, start:stop], past_key_values=cache, return_type="logits_and_cache", **kwargs)
+    return logits[:, -1], cache
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc to reuse freed memory instead of returning it to the system.
+
+    Every layer allocates and frees attention patterns of hundreds of MB; by default each one is
+    a fresh ``mmap`` that page-faults in again, which doubles the time of a forward pass on CPU
+    (``bench/bench_forward.py`` measures it). Called by the command line, not on import.
+    Returns whether the setting took effect (glibc only)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4
+    return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**30))
