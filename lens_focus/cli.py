@@ -14,7 +14,7 @@ import typer
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Contextual heads and focus directions on TransformerLens.")
 
 ModelOpt = Annotated[str, typer.Option("--model", help="hub name, local save_pretrained directory, or 'toy'")]
-DataOpt = Annotated[str, typer.Option("--data", help="data file (.jsonl or .jsonl.gz)")]
+DataOpt = Annotated[str, typer.Option("--data", help="data file (.jsonl or .jsonl.gz), or toy for the synthetic task")]
 TaskOpt = Annotated[Optional[str], typer.Option("--task", help="nq or kv (default: inferred from the file)")]
 NDocsOpt = Annotated[int, typer.Option("--n-docs", help="documents (or key-value pairs) per long prompt")]
 PositionsOpt = Annotated[str, typer.Option("--gold-positions", help="1-based positions of the relevant document")]
@@ -173,6 +173,54 @@ def tiny_model_cmd(
     text = _run(lambda: corpus_from_jsonl(corpus)) if corpus else None
     path = tiny_model(arch, out, seed=seed, corpus=text, vocab_size=vocab_size)
     typer.echo(f"saved a tiny {arch} model to {path}")
+
+
+toy_app = typer.Typer(no_args_is_help=True, help="The embedded toy model: train it, report how it behaves.")
+app.add_typer(toy_app, name="toy")
+
+
+@toy_app.command("train")
+def toy_train(
+    seed: SeedOpt = 0,
+    out: Annotated[Optional[Path], typer.Option("--out", help="default: the package's shipped checkpoint directory")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="override the recipe's step count (smoke runs)")] = None,
+    report_n: Annotated[int, typer.Option("--report-n", help="held-out questions for the model card's report")] = 500,
+) -> None:
+    """Train the toy model from scratch with the shipped recipe and write its model card."""
+    from .model import TOY_DIR
+    from .toy.card import write_card
+    from .toy.report import toy_report
+    from .toy.train import Recipe, train
+
+    recipe = Recipe(seed=seed)
+    if steps is not None:
+        recipe.steps = steps
+        recipe.curriculum_steps = min(recipe.curriculum_steps, steps)
+    target = out or TOY_DIR
+    log = train(recipe, target, log=typer.echo)
+    from .model import load_model
+
+    report = toy_report(load_model(str(target), device="cpu"), n=report_n, checkpoint=str(target))
+    write_card(target, log, report)
+    typer.echo(str(report))
+
+
+@toy_app.command("report")
+def toy_report_cmd(
+    model: ModelOpt = "toy",
+    n: Annotated[int, typer.Option("--n", help="held-out questions")] = 500,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Accuracy with and without distractors, the sink, and the contextual heads of the toy model."""
+    from .model import load_model, resolve_model_name
+    from .toy.report import toy_report
+
+    def run():
+        checkpoint = resolve_model_name(model)
+        report = toy_report(load_model(model, device="cpu"), n=n, checkpoint=checkpoint, progress=not as_json)
+        typer.echo(json.dumps(report.to_dict()) if as_json else str(report))
+
+    _run(run)
 
 
 def main() -> None:  # pragma: no cover

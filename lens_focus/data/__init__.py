@@ -15,6 +15,7 @@ from ..labels import Example, Segment, Variant
 
 Split = Literal["train", "test", "all"]
 Task = Literal["nq", "kv"]
+TOY = "toy"
 DEFAULT_GOLD_POSITIONS = (1, 5, 10, 15, 20)
 
 
@@ -116,10 +117,16 @@ def load_examples(
     limit: int | None = None,
     variants: Sequence[Variant] = ("long", "gold"),
 ) -> list[Example]:
-    """Build examples from a data file; ``limit`` counts questions (each yields several prompts)."""
+    """Build examples from a data file, or from the synthetic toy task with ``data="toy"``;
+    ``limit`` counts questions (each yields several prompts)."""
+    from ..toy.task import toy_examples
     from .kv_retrieval import kv_examples
     from .lost_in_the_middle import nq_examples
 
+    if str(data) == "toy":
+        return toy_examples(
+            n_docs=n_docs, gold_positions=gold_positions, split=split, seed=seed, limit=limit, variants=variants
+        )
     if task is None:
         _, first = next(read_jsonl(data), (0, {}))
         task = "kv" if "ordered_kv_records" in first else "nq"

@@ -1,0 +1,138 @@
+"""Synthetic multi-document QA with the structure and labeled spans of the real task.
+
+    answer the question with the value from the documents .
+    doc 1 : kalo color is mizuri .
+    doc 2 : ...
+    question : what is the color of kalo ?
+    answer : mizuri
+
+Facts are made-up entity–attribute–value triples drawn fresh for every prompt, so no fact can be
+memorised: the answer must come from the prompt. Irrelevant documents include hard ones (the same
+entity with another attribute, the same attribute of another entity). Questions are split by
+(entity, attribute) pair: ``train`` and ``test`` ask about disjoint pairs.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+from itertools import product
+from typing import Sequence
+
+from ..data import Split, assemble, check_positions
+from ..labels import Example, Segment, Variant
+
+_ONSETS = "b d f g k l m n p r s t v z".split()
+_VOWELS = "a e i o u".split()
+_SYLLABLES = [c + v for c, v in product(_ONSETS, _VOWELS)]  # 70
+
+ATTRIBUTES = ("color", "city", "pet", "job", "food", "sport", "tool", "song")
+ENTITIES = tuple(a + b for a, b in product(_SYLLABLES[:8], _SYLLABLES[8:16]))  # 64 two-syllable names
+VALUES = tuple(a + b + "n" for a, b in product(_SYLLABLES[16:32], _SYLLABLES[32:40]))  # 128
+STRUCTURE = tuple("answer the question with value from documents . doc : is what of ? ".split())
+NUMBERS = tuple(str(i) for i in range(1, 41))
+SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
+INSTRUCTION = "answer the question with the value from the documents ."
+MAX_DOCS = len(NUMBERS)
+
+
+def vocabulary() -> list[str]:
+    """Every token, specials first (ids 0..3), in a fixed order."""
+    words = list(SPECIALS)
+    for w in (*STRUCTURE, *NUMBERS, *ATTRIBUTES, *ENTITIES, *VALUES):
+        if w not in words:
+            words.append(w)
+    return words
+
+
+def pair_split(entity: str, attribute: str) -> str:
+    """``train`` or ``test``: a fixed, balanced assignment of (entity, attribute) question pairs."""
+    digest = hashlib.sha256(f"{entity}/{attribute}".encode()).digest()
+    return "train" if digest[0] % 2 == 0 else "test"
+
+
+_PAIRS = {s: [(e, a) for e in ENTITIES for a in ATTRIBUTES if pair_split(e, a) == s] for s in ("train", "test")}
+
+
+def draw_facts(rng: random.Random, n_docs: int, split: Split) -> tuple[tuple[str, str, str], list[tuple[str, str, str]]]:
+    """The gold fact and ``n_docs - 1`` distractor facts (distinct pairs, values unlike the gold's).
+
+    About a third of the distractors share the gold entity, a third its attribute."""
+    pool = _PAIRS["train"] + _PAIRS["test"] if split == "all" else _PAIRS[split]
+    entity, attribute = rng.choice(pool)
+    value = rng.choice(VALUES)
+    pairs = {(entity, attribute)}
+    distractors = []
+    while len(distractors) < n_docs - 1:
+        kind = rng.random()
+        e = entity if kind < 1 / 3 else rng.choice(ENTITIES)
+        a = attribute if 1 / 3 <= kind < 2 / 3 else rng.choice(ATTRIBUTES)
+        if (e, a) in pairs or (e == entity and len({p for p in pairs if p[0] == entity}) >= len(ATTRIBUTES)):
+            continue
+        pairs.add((e, a))
+        distractors.append((e, a, rng.choice([v for v in VALUES if v != value])))
+    return (entity, attribute, value), distractors
+
+
+def document(index: int, fact: tuple[str, str, str]) -> str:
+    entity, attribute, value = fact
+    return f"doc {index} : {entity} {attribute} is {value} ."
+
+
+def question(fact: tuple[str, str, str]) -> str:
+    return f"question : what is the {fact[1]} of {fact[0]} ?"
+
+
+def build(
+    gold: tuple[str, str, str],
+    distractors: Sequence[tuple[str, str, str]],
+    position: int | None,
+    *,
+    example_id: str,
+    variant: Variant,
+    meta: dict,
+) -> Example:
+    """An Example with the gold fact at 1-based ``position`` among the distractors (None: left out)."""
+    facts = list(distractors)
+    if position is not None:
+        facts.insert(position - 1, gold)
+    return assemble(
+        example_id=example_id,
+        head=[Segment(INSTRUCTION, "instruction"), Segment("\n")],
+        documents=[document(i, f) for i, f in enumerate(facts, start=1)],
+        sep="\n",
+        tail=[Segment("\n"), Segment(question(gold), "question"), Segment("\nanswer :")],
+        relevant_index=position,
+        answers=[gold[2]],
+        variant=variant,
+        meta={**meta, "task": "toy"},
+    )
+
+
+def toy_examples(
+    *,
+    n_docs: int = 20,
+    gold_positions: Sequence[int] = (1, 5, 10, 15, 20),
+    split: Split = "test",
+    seed: int = 0,
+    limit: int | None = None,
+    variants: Sequence[Variant] = ("long", "gold"),
+) -> list[Example]:
+    """Seeded toy examples: per question, ``long`` prompts with the gold fact at each position,
+    a ``gold``-only prompt and a ``negative`` prompt (distractors only). ``limit`` counts
+    questions (default 100)."""
+    positions = check_positions(gold_positions, n_docs)
+    if n_docs > MAX_DOCS:
+        raise ValueError(f"the toy task numbers at most {MAX_DOCS} documents, got n_docs={n_docs}")
+    examples = []
+    for q in range(100 if limit is None else limit):
+        rng = random.Random(f"toy-{split}-{seed}-{q}")
+        gold, distractors = draw_facts(rng, n_docs, split)
+        qid = f"toy-{split}-{q}"
+        meta = {"question_id": qid}
+        if "long" in variants:
+            examples += [build(gold, distractors, p, example_id=f"{qid}-p{p}", variant="long", meta=meta) for p in positions]
+        if "gold" in variants:
+            examples.append(build(gold, [], 1, example_id=f"{qid}-gold", variant="gold", meta=meta))
+        if "negative" in variants:
+            examples.append(build(gold, distractors, None, example_id=f"{qid}-neg", variant="negative", meta=meta))
+    return examples

@@ -1,0 +1,177 @@
+"""Training the toy model from scratch: a small Llama (rotary, grouped-query attention, RMSNorm)
+with a word-level tokenizer, on freshly drawn toy prompts, loss on the answer and end tokens.
+
+The recipe (:class:`Recipe`) is deterministic under its seed: prompts come from a seeded stream,
+weights from ``torch.manual_seed``, and the CPU runs single-process.
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from . import task
+
+
+@dataclass
+class Recipe:
+    seed: int = 0
+    layers: int = 4
+    width: int = 128
+    heads: int = 8
+    kv_heads: int = 2
+    steps: int = 6000
+    batch: int = 64
+    lr: float = 2e-3
+    warmup: int = 200
+    weight_decay: float = 0.01
+    min_docs: int = 1
+    max_docs: int = 10
+    """Training prompts hold ``min_docs``..``k`` documents, ``k`` growing to ``max_docs``."""
+    curriculum_steps: int = 3000
+    """Steps over which ``k`` grows from ``min_docs + 1`` to ``max_docs``."""
+    queries: int = 1
+    """Questions (each supervised) per training prompt; the first is the prompt's own."""
+    threads: int = 2
+    notes: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def make_tokenizer(out_dir: str | Path):
+    """Save and return the word-level tokenizer (``tokenizer.json`` with BOS ``<bos>``)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate(task.vocabulary())}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
+    )
+    fast.save_pretrained(out_dir)
+    return AutoTokenizer.from_pretrained(out_dir)
+
+
+def make_model(recipe: Recipe, vocab_size: int):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(recipe.seed)
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=recipe.width,
+        intermediate_size=4 * recipe.width,
+        num_hidden_layers=recipe.layers,
+        num_attention_heads=recipe.heads,
+        num_key_value_heads=recipe.kv_heads,
+        max_position_embeddings=1024,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+        tie_word_embeddings=False,
+    )
+    return LlamaForCausalLM(config)
+
+
+def encode(text: str, index: dict[str, int]) -> list[int]:
+    """Word-level ids of ``<bos>`` + ``text``, exactly what the saved tokenizer produces."""
+    return [index["<bos>"]] + [index[w] for w in text.split()]
+
+
+def training_batch(rng: random.Random, recipe: Recipe, k: int, index: dict[str, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ids, targets)``: right-padded prompts, each followed by its answer and end token, then
+    up to ``recipe.queries - 1`` more questions about other documents of the same prompt with
+    their answers (several supervised lookups per prompt); targets are -100 except the answers
+    and end tokens."""
+    rows, targets = [], []
+    for _ in range(recipe.batch):
+        n = rng.randint(recipe.min_docs, k)
+        gold, distractors = task.draw_facts(rng, n, "train")
+        ex = task.build(gold, distractors, rng.randint(1, n), example_id="train", variant="long", meta={})
+        ids = encode(ex.text, index)
+        tgt = [-100] * len(ids)
+        extra = rng.sample(distractors, min(len(distractors), recipe.queries - 1))
+        for i, fact in enumerate([gold, *extra]):
+            if i:
+                q = f"{task.question(fact)} answer :".split()
+                ids += [index[w] for w in q]
+                tgt += [-100] * len(q)
+            ids += [index[fact[2]], index["<eos>"]]
+            tgt += ids[-2:]
+        rows.append(ids)
+        targets.append(tgt)
+    width = max(map(len, rows))
+    ids = torch.tensor([r + [0] * (width - len(r)) for r in rows])
+    tgt = torch.tensor([t + [-100] * (width - len(t)) for t in targets])
+    return ids, tgt
+
+
+def schedule(step: int, recipe: Recipe) -> float:
+    if step < recipe.warmup:
+        return (step + 1) / recipe.warmup
+    progress = (step - recipe.warmup) / max(1, recipe.steps - recipe.warmup)
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+@torch.no_grad()
+def quick_accuracy(model, index: dict[str, int], n_docs: int, *, n: int = 200, seed: int = 1) -> float:
+    """Teacher-forced answer accuracy on fresh held-out (test-split) prompts with ``n_docs`` documents."""
+    rng = random.Random(f"quick-{seed}-{n_docs}")
+    hits = 0
+    for start in range(0, n, 50):
+        rows, answers = [], []
+        for _ in range(min(50, n - start)):
+            gold, distractors = task.draw_facts(rng, n_docs, "test")
+            ex = task.build(gold, distractors, rng.randint(1, n_docs), example_id="q", variant="long", meta={})
+            rows.append(encode(ex.text, index))
+            answers.append(index[gold[2]])
+        width = max(map(len, rows))
+        ids = torch.tensor([[0] * (width - len(r)) + r for r in rows])
+        mask = (ids != 0).long()
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, -1]
+        hits += int((logits.argmax(-1) == torch.tensor(answers)).sum())
+    return hits / n
+
+
+def train(recipe: Recipe, out_dir: str | Path, *, log: Callable[[str], None] = print, eval_every: int = 500) -> dict:
+    """Train, save model + tokenizer into ``out_dir``, and return the training log."""
+    torch.set_num_threads(recipe.threads)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = make_tokenizer(out)
+    index = tokenizer.get_vocab()
+    model = make_model(recipe, len(index))
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, betas=(0.9, 0.98))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: schedule(s, recipe))
+    rng = random.Random(f"toy-train-{recipe.seed}")
+    history, start, running = [], time.time(), None
+    model.train()
+    for step in range(recipe.steps):
+        k = recipe.min_docs + 1 + (recipe.max_docs - recipe.min_docs - 1) * min(1.0, step / max(1, recipe.curriculum_steps))
+        ids, tgt = training_batch(rng, recipe, int(round(k)), index)
+        loss = torch.nn.functional.cross_entropy(model(input_ids=ids).logits[:, :-1].flatten(0, 1), tgt[:, 1:].flatten())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        if (step + 1) % eval_every == 0 or step + 1 == recipe.steps:
+            model.eval()
+            acc = {str(n): quick_accuracy(model, index, n) for n in (1, 5, 10, 20)}
+            model.train()
+            entry = {"step": step + 1, "loss": round(running, 4), "k": int(round(k)), "minutes": round((time.time() - start) / 60, 2), "acc": acc}
+            history.append(entry)
+            log(json.dumps(entry))
+    model.eval()
+    model.save_pretrained(out)
+    (out / "training_log.json").write_text(json.dumps({"recipe": recipe.to_dict(), "history": history}, indent=1))
+    return {"recipe": recipe.to_dict(), "history": history}

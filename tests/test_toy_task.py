@@ -1,0 +1,56 @@
+import pytest
+
+from lens_focus import label, load_examples
+from lens_focus.toy import task
+from lens_focus.toy.train import Recipe, encode, make_tokenizer, training_batch
+
+
+@pytest.fixture(scope="module")
+def word_tokenizer(tmp_path_factory):
+    return make_tokenizer(tmp_path_factory.mktemp("toytok"))
+
+
+def test_toy_prompts_have_the_real_structure(word_tokenizer):
+    exs = load_examples("toy", limit=3, n_docs=20, variants=("long", "gold", "negative"))
+    assert len(exs) == 3 * 7
+    e = exs[1]
+    assert e.variant == "long" and e.relevant == "doc_5" and len(e.documents) == 20
+    lines = e.text.split("\n")
+    assert lines[0] == task.INSTRUCTION and lines[-1] == "answer :" and lines[-2].startswith("question : what is the ")
+    entity, attribute, value = lines[5].split()[3], lines[5].split()[4], lines[5].split()[6]
+    assert lines[-2] == f"question : what is the {attribute} of {entity} ?" and e.answers == (value,)
+    # the answer is in the relevant document only, and hard negatives surround it
+    assert sum(value in l for l in lines) == 1
+    others = [l.split() for i, l in enumerate(lines[1:21], start=1) if i != 5]
+    assert any(w[3] == entity for w in others) and any(w[4] == attribute for w in others)
+    assert len({(w[3], w[4]) for w in others} | {(entity, attribute)}) == 20
+    neg = next(x for x in exs if x.variant == "negative" and x.question_id == e.question_id)
+    assert value not in neg.text and len(neg.documents) == 19
+    seq = label(e, word_tokenizer, f" {value}")
+    (s, t), = seq.token_spans["relevant"]
+    assert word_tokenizer.decode(seq.input_ids[s:t]) == lines[5]
+    assert list(seq.input_ids[: seq.n_prompt]) == encode(e.text, word_tokenizer.get_vocab())
+
+
+def test_toy_split_is_disjoint_and_seeded():
+    train = {(e.text.split("\n")[-2]) for e in load_examples("toy", split="train", limit=200, variants=("gold",))}
+    test = {(e.text.split("\n")[-2]) for e in load_examples("toy", split="test", limit=200, variants=("gold",))}
+    assert not train & test
+    a = load_examples("toy", limit=5, seed=3)
+    assert [x.text for x in a] == [x.text for x in load_examples("toy", limit=5, seed=3)]
+    assert [x.text for x in a] != [x.text for x in load_examples("toy", limit=5, seed=4)]
+    with pytest.raises(ValueError, match="at most 40 documents"):
+        load_examples("toy", n_docs=41, gold_positions=[1])
+
+
+def test_training_batches_supervise_the_answer_and_end_token(word_tokenizer):
+    import random
+
+    index = word_tokenizer.get_vocab()
+    ids, tgt = training_batch(random.Random(0), Recipe(batch=8), 4, index)
+    for row, t in zip(ids.tolist(), tgt.tolist()):
+        supervised = [i for i, x in enumerate(t) if x != -100]
+        assert len(supervised) == 2
+        a, b = supervised
+        assert row[a - 1] == index[":"] and t[a] == row[a] and task.VALUES.count(word_tokenizer.convert_ids_to_tokens(row[a])) == 1
+        assert t[b] == index["<eos>"] == row[b]

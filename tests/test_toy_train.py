@@ -1,0 +1,39 @@
+import json
+
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from lens_focus.cli import app
+from lens_focus.toy.train import Recipe, train
+
+SMALL = dict(layers=2, width=32, heads=4, kv_heads=2, batch=8, warmup=2, curriculum_steps=4, max_docs=4)
+
+
+def test_training_is_deterministic_under_a_seed(tmp_path):
+    logs = [train(Recipe(seed=3, steps=6, **SMALL), tmp_path / name, log=lambda s: None, eval_every=100) for name in "ab"]
+    a, b = (load_file(tmp_path / name / "model.safetensors") for name in "ab")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert logs[0]["history"] == [{**logs[1]["history"][0], "minutes": logs[0]["history"][0]["minutes"]}]
+    c = load_file(train(Recipe(seed=4, steps=6, **SMALL), tmp_path / "c", log=lambda s: None)["recipe"] and tmp_path / "c" / "model.safetensors")
+    assert not torch.equal(a["model.embed_tokens.weight"], c["model.embed_tokens.weight"])
+
+
+def test_toy_train_and_report_commands(tmp_path, monkeypatch):
+    import lens_focus.toy.train as tr
+
+    monkeypatch.setattr(tr, "Recipe", lambda seed: Recipe(seed=seed, **SMALL))
+    runner = CliRunner()
+    out = tmp_path / "toy"
+    result = runner.invoke(app, ["toy", "train", "--steps", "5", "--out", str(out), "--report-n", "3"])
+    assert result.exit_code == 0, result.output
+    for name in ["config.json", "model.safetensors", "tokenizer.json", "README.md", "report.json", "training_log.json"]:
+        assert (out / name).exists(), name
+    assert '"steps": 5' in (out / "README.md").read_text()
+    result = runner.invoke(app, ["toy", "report", "--model", str(out), "--n", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["checkpoint"] == str(out) and report["n"] == 3
+    assert set(report["long_accuracy"]) == {"1", "5", "10", "15", "20", "overall"}
+    assert len(report["sink_by_layer"]) == 2 and report["n_heads"] == 8
+    assert 0 <= report["gold_accuracy"] <= 1 and isinstance(report["checks"], dict)
