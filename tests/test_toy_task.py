@@ -54,3 +54,24 @@ def test_training_batches_supervise_the_answer_and_end_token(word_tokenizer):
         a, b = supervised
         assert row[a - 1] == index[":"] and t[a] == row[a] and task.VALUES.count(word_tokenizer.convert_ids_to_tokens(row[a])) == 1
         assert t[b] == index["<eos>"] == row[b]
+
+
+def test_several_questions_per_training_prompt(word_tokenizer):
+    import random
+
+    index = word_tokenizer.get_vocab()
+    ids, tgt = training_batch(random.Random(1), Recipe(batch=16, queries=3), 5, index)
+    counts = []
+    for row, t in zip(ids.tolist(), tgt.tolist()):
+        supervised = [i for i, x in enumerate(t) if x != -100]
+        counts.append(len(supervised) // 2)
+        words = word_tokenizer.convert_ids_to_tokens(row)
+        for a, b in zip(supervised[::2], supervised[1::2]):
+            assert words[a - 1] == ":" and words[b] == "<eos>" and b == a + 1
+            # the answer is the value of the document about the question just asked
+            q = words[:a]
+            start = len(q) - 1 - q[::-1].index("question")
+            attribute, entity = q[start + 5], q[start + 7]
+            docs = " ".join(words).split(" . ")
+            assert any(d.endswith(f"{entity} {attribute} is {words[a]}") for d in docs)
+    assert max(counts) == 3 and min(counts) >= 1

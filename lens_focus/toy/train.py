@@ -35,7 +35,11 @@ class Recipe:
     max_docs: int = 10
     """Training prompts hold ``min_docs``..``k`` documents, ``k`` growing to ``max_docs``."""
     curriculum_steps: int = 3000
-    """Steps over which ``k`` grows from ``min_docs + 1`` to ``max_docs``."""
+    """``linear`` curriculum: steps over which ``k`` grows from ``min_docs + 1`` to ``max_docs``."""
+    curriculum: str = "gated"
+    """``gated``: ``k`` grows by one whenever the running answer accuracy on training prompts
+    reaches ``gate`` (binding is learned at few documents first); ``linear``: by the step count."""
+    gate: float = 0.9
     queries: int = 1
     """Questions (each supervised) per training prompt; the first is the prompt's own."""
     threads: int = 2
@@ -114,9 +118,13 @@ def training_batch(rng: random.Random, recipe: Recipe, k: int, index: dict[str, 
 
 
 def schedule(step: int, recipe: Recipe) -> float:
+    """Learning-rate factor: linear warm-up, constant, then cosine decay over the last 30% to 5%."""
     if step < recipe.warmup:
         return (step + 1) / recipe.warmup
-    progress = (step - recipe.warmup) / max(1, recipe.steps - recipe.warmup)
+    decay_from = int(0.7 * recipe.steps)
+    if step < decay_from:
+        return 1.0
+    progress = (step - decay_from) / max(1, recipe.steps - decay_from)
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
@@ -152,23 +160,35 @@ def train(recipe: Recipe, out_dir: str | Path, *, log: Callable[[str], None] = p
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, betas=(0.9, 0.98))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: schedule(s, recipe))
     rng = random.Random(f"toy-train-{recipe.seed}")
-    history, start, running = [], time.time(), None
+    history, start, running, running_acc = [], time.time(), None, 0.0
+    k = recipe.min_docs + 1
     model.train()
     for step in range(recipe.steps):
-        k = recipe.min_docs + 1 + (recipe.max_docs - recipe.min_docs - 1) * min(1.0, step / max(1, recipe.curriculum_steps))
-        ids, tgt = training_batch(rng, recipe, int(round(k)), index)
-        loss = torch.nn.functional.cross_entropy(model(input_ids=ids).logits[:, :-1].flatten(0, 1), tgt[:, 1:].flatten())
+        if recipe.curriculum == "linear":
+            k = recipe.min_docs + 1 + round((recipe.max_docs - recipe.min_docs - 1) * min(1.0, step / max(1, recipe.curriculum_steps)))
+        ids, tgt = training_batch(rng, recipe, k, index)
+        logits = model(input_ids=ids).logits[:, :-1]
+        target = tgt[:, 1:]
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
+        with torch.no_grad():  # answer accuracy on this batch (end tokens excluded)
+            answers = (target != -100) & (target != index["<eos>"])
+            acc = float((logits.argmax(-1)[answers] == target[answers]).float().mean())
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        running_acc = 0.95 * running_acc + 0.05 * acc
+        if recipe.curriculum == "gated" and running_acc >= recipe.gate and k < recipe.max_docs:
+            k, running_acc = k + 1, 0.0
+            log(json.dumps({"step": step + 1, "docs_up_to": k}))
         if (step + 1) % eval_every == 0 or step + 1 == recipe.steps:
             model.eval()
-            acc = {str(n): quick_accuracy(model, index, n) for n in (1, 5, 10, 20)}
+            quick = {str(n): quick_accuracy(model, index, n) for n in (1, 5, 10, 20)}
             model.train()
-            entry = {"step": step + 1, "loss": round(running, 4), "k": int(round(k)), "minutes": round((time.time() - start) / 60, 2), "acc": acc}
+            entry = {"step": step + 1, "loss": round(running, 4), "k": k, "train_acc": round(running_acc, 3),
+                     "minutes": round((time.time() - start) / 60, 2), "acc": quick}  # fmt: skip
             history.append(entry)
             log(json.dumps(entry))
     model.eval()
