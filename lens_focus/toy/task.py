@@ -53,10 +53,13 @@ def pair_split(entity: str, attribute: str) -> str:
 _PAIRS = {s: [(e, a) for e in ENTITIES for a in ATTRIBUTES if pair_split(e, a) == s] for s in ("train", "test")}
 
 
-def draw_facts(rng: random.Random, n_docs: int, split: Split) -> tuple[tuple[str, str, str], list[tuple[str, str, str]]]:
+def draw_facts(
+    rng: random.Random, n_docs: int, split: Split, *, same_entity: float = 1 / 3, same_attribute: float = 1 / 3
+) -> tuple[tuple[str, str, str], list[tuple[str, str, str]]]:
     """The gold fact and ``n_docs - 1`` distractor facts (distinct pairs, values unlike the gold's).
 
-    About a third of the distractors share the gold entity, a third its attribute."""
+    A share ``same_entity`` of the distractors is drawn with the gold entity, ``same_attribute``
+    with the gold attribute (a third each by default), the rest at random."""
     pool = _PAIRS["train"] + _PAIRS["test"] if split == "all" else _PAIRS[split]
     entity, attribute = rng.choice(pool)
     value = rng.choice(VALUES)
@@ -64,8 +67,8 @@ def draw_facts(rng: random.Random, n_docs: int, split: Split) -> tuple[tuple[str
     distractors = []
     while len(distractors) < n_docs - 1:
         kind = rng.random()
-        e = entity if kind < 1 / 3 else rng.choice(ENTITIES)
-        a = attribute if 1 / 3 <= kind < 2 / 3 else rng.choice(ATTRIBUTES)
+        e = entity if kind < same_entity else rng.choice(ENTITIES)
+        a = attribute if same_entity <= kind < same_entity + same_attribute else rng.choice(ATTRIBUTES)
         if (e, a) in pairs or (e == entity and len({p for p in pairs if p[0] == entity}) >= len(ATTRIBUTES)):
             continue
         pairs.add((e, a))

@@ -42,6 +42,9 @@ class Recipe:
     gate: float = 0.9
     queries: int = 1
     """Questions (each supervised) per training prompt; the first is the prompt's own."""
+    same_entity: float = 1 / 3
+    same_attribute: float = 1 / 3
+    """Shares of training distractors with the gold entity / attribute (hard negatives)."""
     threads: int = 2
     notes: list = field(default_factory=list)
 
@@ -97,7 +100,9 @@ def training_batch(rng: random.Random, recipe: Recipe, k: int, index: dict[str, 
     rows, targets = [], []
     for _ in range(recipe.batch):
         n = rng.randint(recipe.min_docs, k)
-        gold, distractors = task.draw_facts(rng, n, "train")
+        gold, distractors = task.draw_facts(
+            rng, n, "train", same_entity=recipe.same_entity, same_attribute=recipe.same_attribute
+        )
         ex = task.build(gold, distractors, rng.randint(1, n), example_id="train", variant="long", meta={})
         ids = encode(ex.text, index)
         tgt = [-100] * len(ids)
