@@ -187,7 +187,7 @@ def toy_train(
     report_n: Annotated[int, typer.Option("--report-n", help="held-out questions for the model card's report")] = 500,
 ) -> None:
     """Train the toy model from scratch with the shipped recipe and write its model card."""
-    from .model import TOY_DIR
+    from .model import TOY_DIR, load_model
     from .toy.card import write_card
     from .toy.report import toy_report
     from .toy.train import Recipe, train
@@ -198,8 +198,6 @@ def toy_train(
         recipe.curriculum_steps = min(recipe.curriculum_steps, steps)
     target = out or TOY_DIR
     log = train(recipe, target, log=typer.echo)
-    from .model import load_model
-
     report = toy_report(load_model(str(target), device="cpu"), n=report_n, checkpoint=str(target))
     write_card(target, log, report)
     typer.echo(str(report))

@@ -49,23 +49,16 @@ def chunked_forward(
     attention_mask: Int[Tensor, "batch pos"] | None = None,
     position_ids: Int[Tensor, "batch pos"] | None = None,
     chunk: int = DEFAULT_CHUNK,
-    cache=None,
 ) -> tuple[Float[Tensor, "batch vocab"], object]:
     """Run ``ids`` through the model ``chunk`` positions at a time; return the logits of the last
-    position and the key-value cache. Hooks see each chunk's rows against all keys so far.
-
-    ``attention_mask`` and ``position_ids`` cover the new ``ids`` only; the cache's own earlier
-    positions are taken as attended (pass a full mask for left-padded caches via ``cache``'s
-    caller)."""
+    position and the key-value cache. Hooks see each chunk's rows against all keys so far."""
     width = ids.shape[1]
-    past = 0 if cache is None else cache.get_seq_length()
-    logits = None
+    logits, cache = None, None
     for start in range(0, width, chunk):
         stop = min(start + chunk, width)
         kwargs = {}
         if attention_mask is not None:
-            prefix = torch.ones(ids.shape[0], past, dtype=attention_mask.dtype, device=attention_mask.device)
-            kwargs["attention_mask"] = torch.cat([prefix, attention_mask[:, :stop]], dim=1)
+            kwargs["attention_mask"] = attention_mask[:, :stop]
         if position_ids is not None:
             kwargs["position_ids"] = position_ids[:, start:stop]
         logits, cache = model(ids[:, start:stop], past_key_values=cache, return_type="logits_and_cache", **kwargs)
@@ -77,7 +70,7 @@ def keep_freed_memory() -> bool:
 
     Every layer allocates and frees attention patterns of hundreds of MB; by default each one is
     a fresh ``mmap`` that page-faults in again, which doubles the time of a forward pass on CPU
-    (``bench/bench_forward.py`` measures it). Called by the command line, not on import.
+    (``bench/bench_scoring.py`` measures it). Called by the command line, not on import.
     Returns whether the setting took effect (glibc only)."""
     if not sys.platform.startswith("linux"):
         return False

@@ -223,8 +223,9 @@ def score_after_generation(
     The teacher-forced pass over ``prompt + response`` is split in two: the prompt part is the
     generation's own prefill (its cache, and its last row kept by :func:`last_row_hooks`), and the
     response tokens run against that cache. Same numbers as :func:`span_sums`, without reading the
-    prompt twice (the batch's cache is used up). A sequence whose prompt tokens differ from those generated from (tokenization
-    across the prompt/response boundary) is scored by :func:`span_sums` instead.
+    prompt twice; the batch's cache is used up. A sequence whose prompt tokens differ from those it
+    was generated from (tokenization across the prompt/response boundary) is scored by
+    :func:`span_sums` instead.
 
     Args:
         batch: the :class:`~lens_focus.generate.PromptBatch` the answers came from.

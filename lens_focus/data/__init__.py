@@ -15,7 +15,6 @@ from ..labels import Example, Segment, Variant
 
 Split = Literal["train", "test", "all"]
 Task = Literal["nq", "kv"]
-TOY = "toy"
 DEFAULT_GOLD_POSITIONS = (1, 5, 10, 15, 20)
 
 
