@@ -6,9 +6,11 @@
 """
 from .answers import Answered, answer_examples, conditions
 from .data import load_examples
+from .directions import FocusDirections, gold_response_sequences, train_directions
 from .generate import generate
 from .heads import Head, load_heads, random_heads, rank_heads, save_heads, top_heads
 from .hooks import add_hooks, hooked
+from .interventions import compensation, focus, focusing, split_softmax
 from .labels import Example, LabeledSequence, Segment, label
 from .metrics import best_subspan_em
 from .model import ModelInfo, load_model, model_info
@@ -19,5 +21,7 @@ __all__ = [
     "load_examples", "Example", "Segment", "label", "LabeledSequence",
     "generate", "answer_examples", "Answered", "conditions", "best_subspan_em",
     "score_heads", "Head", "rank_heads", "top_heads", "random_heads", "save_heads", "load_heads",
+    "split_softmax", "compensation", "focus", "focusing",
+    "FocusDirections", "gold_response_sequences", "train_directions",
     "add_hooks", "hooked",
 ]

@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from .generate import StopAt, generate_batches
+from .interventions import Intervention, Placement
 from .labels import Example, LabeledSequence, LabelError, RowsKind, label
 from .metrics import best_subspan_em
 from .scoring import last_row_hooks, score_after_generation
@@ -58,6 +59,7 @@ def answer_examples(
     batch_size: int = 8,
     n_sink: int = 1,
     score: RowsKind | None = None,
+    intervention: Intervention | None = None,
     progress: bool = True,
 ) -> list[Answered]:
     """Greedy answers to ``examples`` (in order), graded with ``best_subspan_em`` and labeled.
@@ -65,6 +67,11 @@ def answer_examples(
     With ``score="generation"`` or ``"response"``, each answer's contextual scores are computed on
     the way (:func:`~lens_focus.scoring.score_after_generation`: the prompt is read once, for
     generating and scoring alike) and kept in :attr:`Answered.scores`.
+
+    ``intervention`` (:func:`~lens_focus.interventions.compensation`,
+    :func:`~lens_focus.interventions.focusing`, or any function of a
+    :class:`~lens_focus.interventions.Placement`) is active while each batch is read, decoded
+    and scored.
     """
     prompts = label_prompts(model, examples, n_sink=n_sink, max_new_tokens=max_new_tokens)
     out: dict[int, Answered] = {}
@@ -76,12 +83,17 @@ def answer_examples(
         stop=stop,
         batch_size=batch_size,
         prefill_hooks=last_row_hooks(model, store) if score else None,
+        during=(lambda batch: intervention(Placement([prompts[i] for i in batch.indices], [batch.pad(b) for b in range(len(batch.indices))])))
+        if intervention
+        else None,
         progress=progress,
     )
     for batch in batches:
         answered = [_grade(examples[i], gen, n_sink, model.tokenizer) for i, gen in zip(batch.indices, batch.generations)]
         if score:
-            per_seq = score_after_generation(model, batch, [a.sequence for a in answered], store, rows=score)
+            per_seq = score_after_generation(
+                model, batch, [a.sequence for a in answered], store, rows=score, intervention=intervention
+            )
             answered = [replace(a, scores=sc) for a, sc in zip(answered, per_seq)]
         out.update(zip(batch.indices, answered))
         batch.cache = None

@@ -157,6 +157,182 @@ def _score(model_name, opts: DataOptions, max_new_tokens, stop, rows, n_sink, ba
     typer.echo(f"wrote  {out}/ (scores.csv, heads.json, examples.jsonl, em.csv, table1, head_locations) in {summary['seconds']}s")
 
 
+HeadsOpt = Annotated[Path, typer.Option("--heads", help="heads.json from `lens-focus score` (heads ranked by relevant score)")]
+FloatsOpt = Annotated[Optional[str], typer.Option(help="comma-separated values (default: the paper's)")]
+KsOpt = Annotated[Optional[str], typer.Option("--ks", help="comma-separated head counts, 'all' allowed (default: the paper's)")]
+
+
+def _floats(text: str | None, default) -> tuple[float, ...]:
+    if text is None:
+        return tuple(default)
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _ks(text: str | None, default) -> tuple:
+    if text is None:
+        return tuple(default)
+    try:
+        return tuple(v.strip() if v.strip() == "all" else int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated integers or 'all', got {text!r}") from None
+
+
+def _setup(model_name: str, opts: DataOptions, device, variants):
+    from .model import load_model, model_info
+
+    examples = opts.load(variants)
+    if not examples:
+        raise ValueError(f"{opts.data}: no examples (check --limit and --split)")
+    lm = load_model(model_name, device=device)
+    info = model_info(lm)
+    typer.echo(f"model  {info}")
+    typer.echo(f"data   {opts.data}: {len(examples)} prompts from {len({e.question_id for e in examples})} questions ({opts.split} split)")
+    return lm, info, examples
+
+
+@app.command()
+def compensate(
+    model: ModelOpt = "toy",
+    data: DataOpt = ...,
+    heads: HeadsOpt = ...,
+    taus: Annotated[Optional[str], typer.Option("--taus", help="exponents τ (default 0.1,0.3,0.6,1.5,1000)")] = None,
+    ks: KsOpt = None,
+    random_tau: Annotated[float, typer.Option("--random-tau", help="τ of the random-heads control")] = 0.3,
+    task: TaskOpt = None,
+    n_docs: NDocsOpt = 20,
+    gold_positions: PositionsOpt = "1,5,10,15,20",
+    split: SplitOpt = "test",
+    limit: LimitOpt = None,
+    seed: SeedOpt = 0,
+    max_new_tokens: NewTokensOpt = 100,
+    stop: StopOpt = "line",
+    batch_size: BatchOpt = 8,
+    device: DeviceOpt = None,
+    out: Annotated[Path, typer.Option("--out")] = Path("runs/compensate"),
+) -> None:
+    """EM under split-softmax compensation on the top-k contextual heads over τ and k (paper Figure 3)."""
+    from .experiments import COMPENSATION_KS, TAUS
+
+    opts = DataOptions(data, task, n_docs, _positions(gold_positions), split, limit, seed)
+    grid = (_floats(taus, TAUS), _ks(ks, COMPENSATION_KS))
+    _run(lambda: _compensate(model, opts, heads, *grid, random_tau, max_new_tokens, stop, batch_size, device, out))
+
+
+def _compensate(model_name, opts, heads_path, taus, ks, random_tau, max_new_tokens, stop, batch_size, device, out: Path) -> None:
+    from analyses import compensation as fig3
+
+    from .experiments import compensation_experiment
+    from .heads import load_heads
+
+    lm, info, examples = _setup(model_name, opts, device, ("long", "gold", "negative"))
+    ranked = load_heads(heads_path, n_layers=info.n_layers, n_heads=info.n_heads)
+    table = compensation_experiment(
+        lm, examples, ranked, taus=taus, ks=ks, random_tau=random_tau, seed=opts.seed,
+        max_new_tokens=max_new_tokens, stop=stop, batch_size=batch_size,
+    )  # fmt: skip
+    fig3.write(table, out)
+    typer.echo(table.to_string(index=False))
+    typer.echo(f"wrote  {out}/ (compensation.csv, compensation.html/png)")
+
+
+@app.command("train-directions")
+def train_directions_cmd(
+    model: ModelOpt = "toy",
+    data: DataOpt = ...,
+    site: Annotated[str, typer.Option("--site", help="post_rotary (reference placement; d_K inert) or pre_rotary")] = "post_rotary",
+    epochs: Annotated[int, typer.Option("--epochs")] = 10,
+    lr: Annotated[float, typer.Option("--lr")] = 1e-3,
+    task: TaskOpt = None,
+    n_docs: NDocsOpt = 20,
+    gold_positions: PositionsOpt = "1,5,10,15,20",
+    split: Annotated[str, typer.Option("--split", help="train by default: directions are evaluated on test")] = "train",
+    limit: LimitOpt = None,
+    seed: SeedOpt = 0,
+    max_new_tokens: NewTokensOpt = 100,
+    stop: StopOpt = "line",
+    batch_size: BatchOpt = 8,
+    device: DeviceOpt = None,
+    out: Annotated[Path, typer.Option("--out")] = Path("runs/directions.safetensors"),
+) -> None:
+    """Train focus directions for every head from cached queries and keys (paper §3, SPEC §4)."""
+    opts = DataOptions(data, task, n_docs, _positions(gold_positions), split, limit, seed)
+    _run(lambda: _train_directions(model, opts, site, epochs, lr, max_new_tokens, stop, batch_size, device, out))
+
+
+def _train_directions(model_name, opts, site, epochs, lr, max_new_tokens, stop, batch_size, device, out: Path) -> None:
+    from .directions import SITES, gold_response_sequences, train_directions
+
+    if site not in SITES:
+        raise ValueError(f"--site must be one of {', '.join(SITES)}, got {site!r}")
+    lm, info, examples = _setup(model_name, opts, device, ("long", "gold"))
+    seqs, skipped = gold_response_sequences(lm, examples, max_new_tokens=max_new_tokens, stop=stop, batch_size=batch_size)
+    typer.echo(f"train  {len(seqs)} sequences (long prompt + gold response); skipped {sum(skipped.values())} {skipped or ''}".rstrip())
+    data_meta = {"data": opts.data, "n_docs": opts.n_docs, "split": opts.split, "limit": opts.limit, "data_seed": opts.seed,
+                 "skipped": skipped}  # fmt: skip
+    d = train_directions(lm, seqs, site=site, epochs=epochs, lr=lr, seed=opts.seed, meta=data_meta)
+    d.save(out)
+    m = d.meta
+    typer.echo(f"relevant score (all heads, training rows): {m['relevant_score_at_init']:.4f} -> {m['relevant_score_trained']:.4f}")
+    if site == "post_rotary":
+        typer.echo(f"note   {m['note']}")
+    typer.echo(f"wrote  {out}")
+
+
+@app.command()
+def sweep(
+    model: ModelOpt = "toy",
+    data: DataOpt = ...,
+    directions: Annotated[Path, typer.Option("--directions", help="a file from `lens-focus train-directions`")] = ...,
+    heads: HeadsOpt = ...,
+    alphas: Annotated[Optional[str], typer.Option("--alphas", help="strengths α (default: the paper's 13)")] = None,
+    ks: KsOpt = None,
+    table_alphas: Annotated[Optional[str], typer.Option("--table-alphas", help="α of Table 3 (default -0.2,0.2,0.4,0.5,1)")] = None,
+    table_k: Annotated[int, typer.Option("--table-k", help="top heads in Table 3")] = 5,
+    task: TaskOpt = None,
+    n_docs: NDocsOpt = 20,
+    gold_positions: PositionsOpt = "1,5,10,15,20",
+    split: SplitOpt = "test",
+    limit: LimitOpt = None,
+    seed: SeedOpt = 0,
+    max_new_tokens: NewTokensOpt = 100,
+    stop: StopOpt = "line",
+    batch_size: BatchOpt = 8,
+    device: DeviceOpt = None,
+    out: Annotated[Path, typer.Option("--out")] = Path("runs/sweep"),
+) -> None:
+    """EM over focus strength α and head count k (paper Figure 4) and the top heads' scores under α (Table 3)."""
+    from .experiments import ALPHAS, SWEEP_KS, TABLE3_ALPHAS
+
+    opts = DataOptions(data, task, n_docs, _positions(gold_positions), split, limit, seed)
+    grid = (_floats(alphas, ALPHAS), _ks(ks, SWEEP_KS), _floats(table_alphas, TABLE3_ALPHAS))
+    _run(lambda: _sweep(model, opts, directions, heads, *grid, table_k, max_new_tokens, stop, batch_size, device, out))
+
+
+def _sweep(model_name, opts, directions_path, heads_path, alphas, ks, table_alphas, table_k, max_new_tokens, stop, batch_size, device, out: Path) -> None:
+    from analyses import sweep as fig4
+    from analyses import table3
+
+    from .directions import INERT_NOTE, FocusDirections
+    from .experiments import focus_scores, sweep_experiment
+    from .heads import load_heads
+
+    lm, info, examples = _setup(model_name, opts, device, ("long", "gold"))
+    d = FocusDirections.load(directions_path, model=lm)
+    ranked = load_heads(heads_path, n_layers=info.n_layers, n_heads=info.n_heads)
+    kw = dict(max_new_tokens=max_new_tokens, stop=stop, batch_size=batch_size)
+    table = sweep_experiment(lm, examples, d, ranked, alphas=alphas, ks=ks, **kw)
+    fig4.write(table, out)
+    scores = focus_scores(lm, examples, d, ranked[:table_k], alphas=table_alphas, **kw)
+    note = f"Directions at site {d.site}" + (f"; {INERT_NOTE}." if d.site == "post_rotary" else ".")
+    table3.write(scores, out, note=note)
+    typer.echo(table.pivot(index="alpha", columns="k", values="em").to_string())
+    typer.echo(f"site   {d.site}" + (f" ({INERT_NOTE})" if d.site == "post_rotary" else ""))
+    typer.echo(f"wrote  {out}/ (sweep.csv, sweep.html/png, table3.csv, table3.md)")
+
+
 @app.command("tiny-model")
 def tiny_model_cmd(
     arch: Annotated[str, typer.Argument(help="llama, qwen2, mistral or gpt2")],

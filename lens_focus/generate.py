@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Literal, Sequence
+from contextlib import nullcontext
+from typing import Callable, ContextManager, Iterator, Literal, Sequence
 
 import torch
 from torch import Tensor
@@ -111,12 +112,14 @@ def generate_batches(
     batch_size: int = 8,
     chunk: int = DEFAULT_CHUNK,
     prefill_hooks: Callable[[PromptBatch], list] | None = None,
+    during: Callable[[PromptBatch], ContextManager] | None = None,
     progress: bool = True,
 ) -> Iterator[PromptBatch]:
     """Like :func:`generate`, one :class:`PromptBatch` at a time, its key-value cache included.
 
-    ``prefill_hooks(batch)`` may return ``[(hook name, fn), ...]`` to run while the prompts are
-    read (not while decoding)."""
+    ``during(batch)`` may return a context manager (an intervention) held while the batch is
+    read and decoded; ``prefill_hooks(batch)`` may return ``[(hook name, fn), ...]`` to run, after
+    the intervention's hooks, while the prompts are read (not while decoding)."""
     if stop not in ("line", "eos"):
         raise ValueError(f"stop must be 'line' or 'eos', got {stop!r}")
     tokenizer = model.tokenizer
@@ -133,36 +136,43 @@ def generate_batches(
         mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         batch = PromptBatch(indices=list(indices), prompts=rows, mask=mask)
-        with torch.no_grad(), hooked(model, prefill_hooks(batch) if prefill_hooks else []):
-            last, cache = chunked_forward(model, ids, attention_mask=mask, position_ids=positions, chunk=chunk)
-        generated: list[list[int]] = [[] for _ in rows]
-        outcome: list[str | None] = [None] * len(rows)
-        for step in range(max_new_tokens):
-            if step:
-                with torch.no_grad():
-                    logits, cache = model(
-                        ids, attention_mask=mask, position_ids=positions, past_key_values=cache, return_type="logits_and_cache"
-                    )
-                last = logits[:, -1]
-            nxt = last.argmax(-1)
-            for j, tok in enumerate(nxt.tolist()):
-                if outcome[j] is not None:
-                    continue
-                generated[j].append(tok)
-                if tok in stops:
-                    outcome[j] = "eos"
-                elif stop == "line" and "\n" in tokenizer.decode([tok]):
-                    text = _decode_continuation(tokenizer, rows[j][-1], generated[j])
-                    if _cut(text, stop)[1]:
-                        outcome[j] = "line"
-            if all(o is not None for o in outcome):
-                break
-            ids = nxt[:, None]
-            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-            positions = positions[:, -1:] + 1
-        for j in range(len(rows)):
-            body = generated[j][:-1] if outcome[j] == "eos" else generated[j]
-            text, _ = _cut(_decode_continuation(tokenizer, rows[j][-1], body), stop)
-            batch.generations.append(Generation(text=text, ids=tuple(generated[j]), stopped=outcome[j] or "length"))
-        batch.cache = cache
+        with during(batch) if during else nullcontext():
+            _decode(model, batch, ids, positions, prefill_hooks, max_new_tokens, stop, stops, chunk)
         yield batch
+
+
+def _decode(model, batch: PromptBatch, ids, positions, prefill_hooks, max_new_tokens: int, stop: StopAt, stops: set[int], chunk: int) -> None:
+    """Read the prompts of ``batch``, then decode greedily; fills ``batch.generations`` and ``batch.cache``."""
+    tokenizer, rows, mask = model.tokenizer, batch.prompts, batch.mask
+    with torch.no_grad(), hooked(model, prefill_hooks(batch) if prefill_hooks else []):
+        last, cache = chunked_forward(model, ids, attention_mask=mask, position_ids=positions, chunk=chunk)
+    generated: list[list[int]] = [[] for _ in rows]
+    outcome: list[str | None] = [None] * len(rows)
+    for step in range(max_new_tokens):
+        if step:
+            with torch.no_grad():
+                logits, cache = model(
+                    ids, attention_mask=mask, position_ids=positions, past_key_values=cache, return_type="logits_and_cache"
+                )
+            last = logits[:, -1]
+        nxt = last.argmax(-1)
+        for j, tok in enumerate(nxt.tolist()):
+            if outcome[j] is not None:
+                continue
+            generated[j].append(tok)
+            if tok in stops:
+                outcome[j] = "eos"
+            elif stop == "line" and "\n" in tokenizer.decode([tok]):
+                text = _decode_continuation(tokenizer, rows[j][-1], generated[j])
+                if _cut(text, stop)[1]:
+                    outcome[j] = "line"
+        if all(o is not None for o in outcome):
+            break
+        ids = nxt[:, None]
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        positions = positions[:, -1:] + 1
+    for j in range(len(rows)):
+        body = generated[j][:-1] if outcome[j] == "eos" else generated[j]
+        text, _ = _cut(_decode_continuation(tokenizer, rows[j][-1], body), stop)
+        batch.generations.append(Generation(text=text, ids=tuple(generated[j]), stopped=outcome[j] or "length"))
+    batch.cache = cache

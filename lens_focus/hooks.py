@@ -10,7 +10,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Literal, Sequence
 
-AttnSite = Literal["hook_q", "hook_k", "hook_v", "hook_rot_q", "hook_rot_k", "hook_attn_scores", "hook_pattern", "hook_z"]
+AttnSite = Literal[
+    "hook_q", "hook_k", "hook_v", "hook_rot_q", "hook_rot_k", "hook_cos", "hook_sin", "hook_attn_scores", "hook_pattern", "hook_z"
+]
 HookFn = Callable  # (tensor, *, hook) -> tensor | None
 
 

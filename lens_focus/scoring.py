@@ -11,6 +11,7 @@ after the last layer's pattern, so its unembedding is never computed.
 from __future__ import annotations
 
 from collections import defaultdict
+from contextlib import nullcontext
 from functools import partial
 from typing import Iterable, Iterator, Sequence
 
@@ -23,6 +24,7 @@ from tqdm.auto import tqdm
 
 from .forward import DEFAULT_CHUNK, max_cells_for, plan_batches
 from .hooks import attn_hook_name, hooked
+from .interventions import Intervention, Placement
 from .labels import LabeledSequence, RowsKind
 
 SCORE_COLUMNS = ["layer", "head", "condition", "span", "score", "n"]
@@ -79,9 +81,13 @@ def span_sums(
     rows: RowsKind = "generation",
     batch_size: int = 4,
     chunk: int = DEFAULT_CHUNK,
+    intervention: Intervention | None = None,
     progress: bool = True,
 ) -> Iterator[dict[str, np.ndarray]]:
     """Per sequence, ``{span: array (n_layers, n_heads)}`` of contextual scores, in input order.
+
+    Under ``intervention`` (see :mod:`lens_focus.interventions`) the scores are those of the
+    patched model; its hooks run before the scoring hooks.
 
     Includes every named span of the sequence and ``irrelevant_max`` (the largest single
     irrelevant document) when the sequence has irrelevant documents. Sequences are batched with
@@ -117,7 +123,8 @@ def span_sums(
         hooks = [
             (attn_hook_name(layer, "hook_pattern"), partial(reduce_hook, layer=layer)) for layer in range(n_layers)
         ]
-        with torch.no_grad(), hooked(model, hooks):
+        active = intervention(Placement(group, [0] * len(group))) if intervention else nullcontext()
+        with torch.no_grad(), active, hooked(model, hooks):
             cache = None
             try:
                 for start in range(0, width, chunk):
@@ -217,6 +224,7 @@ def score_after_generation(
     last_rows: dict[int, Tensor],
     *,
     rows: RowsKind = "generation",
+    intervention: Intervention | None = None,
 ) -> list[dict[str, np.ndarray] | None]:
     """Contextual scores of freshly generated answers, reusing the prompt's key-value cache.
 
@@ -236,7 +244,7 @@ def score_after_generation(
     fused = [b for b, s in enumerate(seqs) if s is not None and list(s.input_ids[: s.n_prompt]) == batch.prompts[b]]
     for b, s in enumerate(seqs):
         if s is not None and b not in fused:
-            out[b] = next(span_sums(model, [s], rows=rows, progress=False))
+            out[b] = next(span_sums(model, [s], rows=rows, intervention=intervention, progress=False))
     if not fused:
         return out
     group = [seqs[b] for b in fused]
@@ -281,7 +289,8 @@ def score_after_generation(
         totals[:, layer] += _span_reduce(pattern, row_w.to(device), masks.to(device)).cpu()
 
     hooks = [(attn_hook_name(layer, "hook_pattern"), partial(reduce_hook, layer=layer)) for layer in range(n_layers)]
-    with torch.no_grad(), hooked(model, hooks):
+    active = intervention(Placement(group, [batch.pad(b) for b in fused])) if intervention else nullcontext()
+    with torch.no_grad(), active, hooked(model, hooks):
         model(
             ids.to(device),
             attention_mask=torch.cat([batch.mask[keep.to(device)], resp_mask.to(device)], dim=1),

@@ -60,3 +60,48 @@ def test_bad_input_gives_one_clear_line(tiny_dirs, tmp_path, nq_path):
     result = runner.invoke(app, ["score", "--model", str(tiny_dirs["gpt2"]), "--data", str(nq_path), "--limit", "1",
                                  "--max-new-tokens", "8000"])  # fmt: skip
     assert result.exit_code == 2 and "exceeds the model's context of 8192" in result.output
+
+
+def test_intervention_commands_end_to_end(score_run, tiny_dirs, nq_path, tmp_path):
+    """compensate, train-directions and sweep on a tiny Llama, with the heads `score` ranked."""
+    heads, model = str(score_run[0] / "heads.json"), str(tiny_dirs["llama"])
+    data = ["--model", model, "--data", str(nq_path), "--limit", "1", "--n-docs", "2", "--gold-positions", "1,2",
+            "--max-new-tokens", "2"]  # fmt: skip
+    comp = runner.invoke(app, ["compensate", *data, "--heads", heads, "--taus", "0.3,1.5", "--ks", "1,50", "--out", str(tmp_path / "c")])
+    assert comp.exit_code == 0, comp.output
+    table = pd.read_csv(tmp_path / "c" / "compensation.csv")
+    assert list(table.columns) == ["method", "k", "tau", "em", "n"]
+    assert set(table.method) == {"contextual", "random", "baseline", "gold", "negative"}
+    assert sorted(set(table.k.dropna().astype(int))) == [1, 8]  # 50 clipped to the model's 8 heads
+    assert (tmp_path / "c" / "compensation.html").exists()
+
+    d = tmp_path / "d.safetensors"
+    train = runner.invoke(app, ["train-directions", *data, "--epochs", "2", "--site", "pre_rotary", "--out", str(d)])
+    assert train.exit_code == 0, train.output
+    assert "train  2 sequences" in train.output and d.exists()
+
+    sw = runner.invoke(app, ["sweep", *data, "--heads", heads, "--directions", str(d), "--alphas", "0,0.5", "--ks", "1,all",
+                             "--table-alphas", "1", "--table-k", "2", "--out", str(tmp_path / "s")])  # fmt: skip
+    assert sw.exit_code == 0, sw.output
+    sweep = pd.read_csv(tmp_path / "s" / "sweep.csv")
+    assert list(sweep.columns) == ["k", "alpha", "em", "n"] and len(sweep) == 4
+    t3 = pd.read_csv(tmp_path / "s" / "table3.csv")
+    assert list(t3.columns) == ["alpha", "layer", "head", "span", "score", "delta"] and set(t3.alpha) == {0.0, 1.0}
+    assert "| alpha | layer | head | R |" in (tmp_path / "s" / "table3.md").read_text()
+
+
+def test_intervention_commands_reject_bad_input(score_run, tiny_dirs, nq_path, tmp_path):
+    from lens_focus.directions import zero_directions
+    from lens_focus.model import load_model
+
+    data = ["--data", str(nq_path), "--limit", "1", "--n-docs", "2", "--gold-positions", "1,2", "--max-new-tokens", "2"]
+    other = tmp_path / "other.safetensors"
+    zero_directions(load_model(str(tiny_dirs["gpt2"]))).save(other)
+    bad = runner.invoke(app, ["sweep", "--model", str(tiny_dirs["llama"]), *data, "--heads", str(score_run[0] / "heads.json"),
+                              "--directions", str(other), "--out", str(tmp_path / "s")])  # fmt: skip
+    assert bad.exit_code == 2 and "not on" in bad.output
+    (tmp_path / "h.json").write_text("[[9, 0]]")
+    bad = runner.invoke(app, ["compensate", "--model", str(tiny_dirs["llama"]), *data, "--heads", str(tmp_path / "h.json")])
+    assert bad.exit_code == 2 and "does not exist" in bad.output
+    bad = runner.invoke(app, ["train-directions", "--model", str(tiny_dirs["llama"]), *data, "--site", "middle"])
+    assert bad.exit_code == 2 and "--site" in bad.output

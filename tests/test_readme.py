@@ -12,9 +12,13 @@ def test_readme_opens_with_the_two_commands():
 
 
 def test_quickstart_runs(tmp_path, monkeypatch, capsys):
-    code = re.search(r"```python\n(.*?)```", README, flags=re.S).group(1)
+    code, interventions = re.findall(r"```python\n(.*?)```", README, flags=re.S)[:2]
     assert len(code.strip().splitlines()) <= 10
     monkeypatch.chdir(tmp_path)
-    exec(compile(code.replace("../shared/data", str(DATA)), "README quickstart", "exec"), {})
+    scope: dict = {}
+    exec(compile(code.replace("../shared/data", str(DATA)), "README quickstart", "exec"), scope)
     out = capsys.readouterr().out
     assert "2 layers × 4 heads" in out and "Head(layer=" in out
+    exec(compile(interventions, "README interventions", "exec"), scope)  # continues the quickstart
+    assert len(scope["patched"]) == len(scope["examples"]) and scope["d"].site == "post_rotary"
+    assert scope["logits"].shape[:2] == (1, len(scope["seqs"][0]))

@@ -16,9 +16,10 @@ def test_toy_prompts_have_the_real_structure(word_tokenizer):
     e = exs[1]
     assert e.variant == "long" and e.relevant == "doc_5" and len(e.documents) == 20
     lines = e.text.split("\n")
-    assert lines[0] == task.INSTRUCTION and lines[-1] == "answer :" and lines[-2].startswith("question : what is the ")
-    entity, attribute, value = lines[5].split()[3], lines[5].split()[4], lines[5].split()[6]
-    assert lines[-2] == f"question : what is the {attribute} of {entity} ?" and e.answers == (value,)
+    assert lines[0] == task.INSTRUCTION and lines[-1].startswith("question : ")
+    entity, attribute, value = lines[5].split()[3:6]
+    assert lines[5] == f"doc 5 : {entity} {attribute} {value} ."
+    assert lines[-1] == f"question : {entity} {attribute}" and e.answers == (value,)  # a cloze of the document
     # the answer is in the relevant document only, and hard negatives surround it
     assert sum(value in l for l in lines) == 1
     others = [l.split() for i, l in enumerate(lines[1:21], start=1) if i != 5]
@@ -33,8 +34,8 @@ def test_toy_prompts_have_the_real_structure(word_tokenizer):
 
 
 def test_toy_split_is_disjoint_and_seeded():
-    train = {(e.text.split("\n")[-2]) for e in load_examples("toy", split="train", limit=200, variants=("gold",))}
-    test = {(e.text.split("\n")[-2]) for e in load_examples("toy", split="test", limit=200, variants=("gold",))}
+    train = {(e.text.split("\n")[-1]) for e in load_examples("toy", split="train", limit=200, variants=("gold",))}
+    test = {(e.text.split("\n")[-1]) for e in load_examples("toy", split="test", limit=200, variants=("gold",))}
     assert not train & test
     a = load_examples("toy", limit=5, seed=3)
     assert [x.text for x in a] == [x.text for x in load_examples("toy", limit=5, seed=3)]
@@ -52,7 +53,8 @@ def test_training_batches_supervise_the_answer_and_end_token(word_tokenizer):
         supervised = [i for i, x in enumerate(t) if x != -100]
         assert len(supervised) == 2
         a, b = supervised
-        assert row[a - 1] == index[":"] and t[a] == row[a] and task.VALUES.count(word_tokenizer.convert_ids_to_tokens(row[a])) == 1
+        assert row[a - 1] in {index[x] for x in task.ATTRIBUTES} and t[a] == row[a]
+        assert task.VALUES.count(word_tokenizer.convert_ids_to_tokens(row[a])) == 1
         assert t[b] == index["<eos>"] == row[b]
 
 
@@ -67,11 +69,9 @@ def test_several_questions_per_training_prompt(word_tokenizer):
         counts.append(len(supervised) // 2)
         words = word_tokenizer.convert_ids_to_tokens(row)
         for a, b in zip(supervised[::2], supervised[1::2]):
-            assert words[a - 1] == ":" and words[b] == "<eos>" and b == a + 1
+            assert words[a - 3 : a - 2] == [":"] and words[b] == "<eos>" and b == a + 1
             # the answer is the value of the document about the question just asked
-            q = words[:a]
-            start = len(q) - 1 - q[::-1].index("question")
-            attribute, entity = q[start + 5], q[start + 7]
+            entity, attribute = words[a - 2], words[a - 1]
             docs = " ".join(words).split(" . ")
-            assert any(d.endswith(f"{entity} {attribute} is {words[a]}") for d in docs)
+            assert any(d.endswith(f"{entity} {attribute} {words[a]}") for d in docs)
     assert max(counts) == 3 and min(counts) >= 1

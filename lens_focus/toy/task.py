@@ -1,10 +1,14 @@
 """Synthetic multi-document QA with the structure and labeled spans of the real task.
 
     answer the question with the value from the documents .
-    doc 1 : kalo color is mizuri .
+    doc 1 : kalo color mizuri .
     doc 2 : ...
-    question : what is the color of kalo ?
-    answer : mizuri
+    question : kalo color
+    → mizuri
+
+The question repeats the entity–attribute prefix of its document, as a cloze: the answer is the
+token that follows that prefix in the relevant document (a two-token induction match), and a hard
+distractor shares one of the two tokens.
 
 Facts are made-up entity–attribute–value triples drawn fresh for every prompt, so no fact can be
 memorised: the answer must come from the prompt. Irrelevant documents include hard ones (the same
@@ -26,9 +30,9 @@ _VOWELS = "a e i o u".split()
 _SYLLABLES = [c + v for c, v in product(_ONSETS, _VOWELS)]  # 70
 
 ATTRIBUTES = ("color", "city", "pet", "job", "food", "sport", "tool", "song")
-ENTITIES = tuple(a + b for a, b in product(_SYLLABLES[:8], _SYLLABLES[8:16]))  # 64 two-syllable names
+ENTITIES = tuple(a + b for a, b in product(_SYLLABLES[:8], _SYLLABLES[8:12]))  # 32 two-syllable names
 VALUES = tuple(a + b + "n" for a, b in product(_SYLLABLES[16:32], _SYLLABLES[32:40]))  # 128
-STRUCTURE = tuple("answer the question with value from documents . doc : is what of ? ".split())
+STRUCTURE = tuple("answer the question with value from documents . doc :".split())
 NUMBERS = tuple(str(i) for i in range(1, 41))
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
 INSTRUCTION = "answer the question with the value from the documents ."
@@ -78,11 +82,11 @@ def draw_facts(
 
 def document(index: int, fact: tuple[str, str, str]) -> str:
     entity, attribute, value = fact
-    return f"doc {index} : {entity} {attribute} is {value} ."
+    return f"doc {index} : {entity} {attribute} {value} ."
 
 
 def question(fact: tuple[str, str, str]) -> str:
-    return f"question : what is the {fact[1]} of {fact[0]} ?"
+    return f"question : {fact[0]} {fact[1]}"
 
 
 def build(
@@ -103,7 +107,7 @@ def build(
         head=[Segment(INSTRUCTION, "instruction"), Segment("\n")],
         documents=[document(i, f) for i, f in enumerate(facts, start=1)],
         sep="\n",
-        tail=[Segment("\n"), Segment(question(gold), "question"), Segment("\nanswer :")],
+        tail=[Segment("\n"), Segment(question(gold), "question")],
         relevant_index=position,
         answers=[gold[2]],
         variant=variant,

@@ -26,6 +26,8 @@ class Recipe:
     width: int = 128
     heads: int = 8
     kv_heads: int = 2
+    mlp: int = 2
+    """MLP hidden size as a multiple of ``width`` (the task is solved by attention)."""
     steps: int = 6000
     batch: int = 64
     lr: float = 2e-3
@@ -74,7 +76,7 @@ def make_model(recipe: Recipe, vocab_size: int):
     config = LlamaConfig(
         vocab_size=vocab_size,
         hidden_size=recipe.width,
-        intermediate_size=4 * recipe.width,
+        intermediate_size=recipe.mlp * recipe.width,
         num_hidden_layers=recipe.layers,
         num_attention_heads=recipe.heads,
         num_key_value_heads=recipe.kv_heads,
@@ -109,7 +111,7 @@ def training_batch(rng: random.Random, recipe: Recipe, k: int, index: dict[str, 
         extra = rng.sample(distractors, min(len(distractors), recipe.queries - 1))
         for i, fact in enumerate([gold, *extra]):
             if i:
-                q = f"{task.question(fact)} answer :".split()
+                q = task.question(fact).split()
                 ids += [index[w] for w in q]
                 tgt += [-100] * len(q)
             ids += [index[fact[2]], index["<eos>"]]

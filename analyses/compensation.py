@@ -1,0 +1,43 @@
+"""Paper Figure 3: exact match under split-softmax compensation of the relevant document, over the
+number of top contextual heads patched and the exponent τ, with random heads as the control and
+the no-intervention, gold-only and negative prompts as reference lines."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from lens_focus.experiments import COMPENSATION_COLUMNS
+from lens_focus.plots import write_figure
+
+BASELINES = {"baseline": ("no intervention", "black"), "gold": ("gold only", "green"), "negative": ("negative", "red")}
+
+
+def figure(table: pd.DataFrame, *, title: str = "Split-softmax compensation (paper Figure 3)") -> go.Figure:
+    missing = set(COMPENSATION_COLUMNS) - set(table.columns)
+    if missing:
+        raise ValueError(f"compensation table lacks columns {sorted(missing)}")
+    fig = go.Figure()
+    ctx = table[table.method == "contextual"]
+    for tau, g in ctx.groupby("tau"):
+        g = g.sort_values("k")
+        fig.add_scatter(x=g.k.astype(int), y=g.em, mode="lines+markers", name=f"top-k, τ = {tau:g}")
+    rnd = table[table.method == "random"].sort_values("k")
+    if not rnd.empty:
+        fig.add_scatter(x=rnd.k.astype(int), y=rnd.em, mode="lines+markers", line=dict(dash="dash", color="gray"),
+                        name=f"random k, τ = {rnd.tau.iloc[0]:g}")  # fmt: skip
+    for method, (label, color) in BASELINES.items():
+        row = table[table.method == method]
+        if not row.empty:
+            fig.add_hline(y=float(row.em.iloc[0]), line=dict(dash="dot", color=color), annotation_text=label)
+    fig.update_layout(title=title, xaxis_title="heads patched (k)", yaxis_title="exact match", template="plotly_white")
+    fig.update_xaxes(type="log")
+    return fig
+
+
+def write(table: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "compensation.csv", index=False)
+    return [out / "compensation.csv", *write_figure(figure(table), out / "compensation")]

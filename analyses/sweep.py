@@ -1,0 +1,33 @@
+"""Paper Figure 4: exact match with focus directions added to the top-k contextual heads, over
+the strength α and the number of heads k (α = 0 is the unmodified model)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from lens_focus.experiments import SWEEP_COLUMNS
+from lens_focus.plots import write_figure
+
+
+def figure(table: pd.DataFrame, *, title: str = "Focus directions: EM over α and k (paper Figure 4)") -> go.Figure:
+    missing = set(SWEEP_COLUMNS) - set(table.columns)
+    if missing:
+        raise ValueError(f"sweep table lacks columns {sorted(missing)}")
+    fig = go.Figure()
+    for k, g in table.groupby("k"):
+        g = g.sort_values("alpha")
+        fig.add_scatter(x=g.alpha, y=g.em, mode="lines+markers", name=f"top-{k}")
+    base = table[table.alpha == 0]
+    if not base.empty:
+        fig.add_hline(y=float(base.em.iloc[0]), line=dict(dash="dot", color="black"), annotation_text="no intervention")
+    fig.update_layout(title=title, xaxis_title="α", yaxis_title="exact match", template="plotly_white")
+    return fig
+
+
+def write(table: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "sweep.csv", index=False)
+    return [out / "sweep.csv", *write_figure(figure(table), out / "sweep")]

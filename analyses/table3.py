@@ -1,0 +1,34 @@
+"""Paper Table 3: contextual scores of the top heads under focus directions of strength α, and
+their change against α = 0 (attention moves to the relevant document mainly from the sink)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from lens_focus.experiments import TABLE3_COLUMNS
+
+from . import markdown_table
+
+SPANS = ["relevant", "irrelevant", "irrelevant_max", "sink", "gold_relevant", "gold_sink"]
+LABELS = {"relevant": "R", "irrelevant": "IR", "irrelevant_max": "IR max", "sink": "sink", "gold_relevant": "gold R", "gold_sink": "gold sink"}
+
+
+def wide(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per ``alpha, layer, head``; one column per span, ``score (±delta)`` as text."""
+    missing = set(TABLE3_COLUMNS) - set(table.columns)
+    if missing:
+        raise ValueError(f"table 3 lacks columns {sorted(missing)}")
+    cell = table.assign(text=[f"{s:.3f}" if a == 0 else f"{s:.3f} ({d:+.3f})" for a, s, d in zip(table.alpha, table.score, table.delta)])
+    out = cell.pivot_table(index=["alpha", "layer", "head"], columns="span", values="text", aggfunc="first").reset_index()
+    spans = [s for s in SPANS if s in out.columns]
+    return out[["alpha", "layer", "head", *spans]].rename(columns=LABELS)
+
+
+def write(table: pd.DataFrame, out_dir: str | Path, *, note: str = "") -> list[Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "table3.csv", index=False)
+    md = "## Top heads under focus directions (paper Table 3)\n\n" + (note + "\n\n" if note else "") + markdown_table(wide(table))
+    (out / "table3.md").write_text(md)
+    return [out / "table3.csv", out / "table3.md"]

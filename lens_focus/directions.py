@@ -1,0 +1,313 @@
+"""Focus directions (SPEC §4): per-head query and key vectors that move attention to the
+relevant document, trained from cached queries and keys, saved to and loaded from safetensors.
+
+Training sequences are long prompts followed by the *gold response* (the model's greedy answer to
+the gold-only prompt). Queries and keys are cached once from the unmodified model; each head's
+directions then see only its own cached ``Q`` and ``K``, so training needs no model forward and
+costs ``rows × sequence length`` per head: only the rows that produce the response are scored.
+
+At the default ``post_rotary`` site ``d_K`` is inert: it adds ``(q_i + d_Q) · d_K`` to every
+score of row ``i``, a per-row constant that softmax ignores, so its gradient is exactly zero and
+only ``d_Q`` moves attention (a per-key bias ``d_Q · k_j``). The ``pre_rotary`` site adds both
+before the rotation, where ``d_K`` acts as a learned relative-position term.
+"""
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .hooks import attn_hook_name, hooked
+from .labels import LabeledSequence, RowsKind
+from .model import ModelInfo, model_info
+
+Site = Literal["post_rotary", "pre_rotary"]
+SITES: tuple[Site, ...] = ("post_rotary", "pre_rotary")
+INERT_NOTE = (
+    "post-rotary d_K is inert: it adds a constant to every score of a row, which softmax ignores; "
+    "only d_Q changes attention"
+)
+
+
+@dataclass
+class FocusDirections:
+    """Per-head focus directions of one model."""
+
+    q: Float[Tensor, "layer head d_head"]
+    """``d_Q`` per query head."""
+    k: Float[Tensor, "layer kv d_head"]
+    """``d_K``: per query head (``post_rotary``) or per key-value head (``pre_rotary``)."""
+    site: Site
+    meta: dict = field(default_factory=dict)
+    """``model``, ``n_layers``, ``n_heads``, ``n_kv_heads``, ``d_head`` and how they were trained
+    (``data``, ``seed``, ``epochs``, ``lr``, ``losses`` per epoch, ...)."""
+
+    def __post_init__(self) -> None:
+        if self.site not in SITES:
+            raise ValueError(f"site must be one of {SITES}, got {self.site!r}")
+        if self.q.dim() != 3 or self.k.dim() != 3 or self.q.shape[::2] != self.k.shape[::2]:
+            raise ValueError(f"q and k must be (layer, head, d_head) alike, got {tuple(self.q.shape)} and {tuple(self.k.shape)}")
+
+    def save(self, path: str | Path) -> Path:
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"site": self.site, "lens_focus": json.dumps(self.meta)}
+        save_file({"q": self.q.detach().float().contiguous(), "k": self.k.detach().float().contiguous()}, str(path), metadata=meta)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, *, model=None, strict: bool = True) -> "FocusDirections":
+        """Read a directions file; with ``model``, check that it was made for that model (see
+        :func:`check_directions`)."""
+        from safetensors import safe_open
+
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"directions file not found: {path}")
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                raw_meta = f.metadata() or {}
+                q, k = f.get_tensor("q"), f.get_tensor("k")
+        except Exception as e:  # safetensors raises its own error types for foreign files
+            raise ValueError(f"{path}: not a focus-directions safetensors file ({e})") from None
+        if "site" not in raw_meta:
+            raise ValueError(f"{path}: not a focus-directions file (no 'site' in its metadata)")
+        out = cls(q=q, k=k, site=raw_meta["site"], meta=json.loads(raw_meta.get("lens_focus", "{}")))
+        if model is not None:
+            check_directions(out, model, source=str(path), strict=strict)
+        return out
+
+
+def check_directions(directions: FocusDirections, model, *, source: str = "directions", strict: bool = True) -> ModelInfo:
+    """The model's :class:`ModelInfo`, after checking that ``directions`` fit its shape and, with
+    ``strict``, that they were trained on a model of the same name (last path component, so a hub
+    name and a local copy of it agree)."""
+    info = model_info(model)
+    made_for = str(directions.meta.get("model", ""))
+    if strict and made_for and _base(made_for) != _base(info.name):
+        raise ValueError(f"{source}: trained on {made_for!r}, not on {info.name!r} (pass strict=False to apply them anyway)")
+    n_k = info.n_kv_heads if directions.site == "pre_rotary" else info.n_heads
+    want_q, want_k = (info.n_layers, info.n_heads, info.d_head), (info.n_layers, n_k, info.d_head)
+    if tuple(directions.q.shape) != want_q or tuple(directions.k.shape) != want_k:
+        made_for = directions.meta.get("model", "another model")
+        raise ValueError(
+            f"{source}: made for {made_for} with q {tuple(directions.q.shape)}, k {tuple(directions.k.shape)}; "
+            f"{info.name} needs q {want_q}, k {want_k} (layers, heads, head dim) at site {directions.site}"
+        )
+    return info
+
+
+def _base(name: str) -> str:
+    return Path(str(name).rstrip("/")).name
+
+
+def zero_directions(model, site: Site = "post_rotary") -> FocusDirections:
+    info = model_info(model)
+    n_k = info.n_kv_heads if site == "pre_rotary" else info.n_heads
+    return FocusDirections(
+        q=torch.zeros(info.n_layers, info.n_heads, info.d_head),
+        k=torch.zeros(info.n_layers, n_k, info.d_head),
+        site=site,
+        meta=_shape_meta(info),
+    )
+
+
+def _shape_meta(info: ModelInfo) -> dict:
+    return {"model": info.name, "n_layers": info.n_layers, "n_heads": info.n_heads, "n_kv_heads": info.n_kv_heads, "d_head": info.d_head}
+
+
+# --- cached activations ---------------------------------------------------------------------
+
+
+@dataclass
+class CachedSequence:
+    """What training needs from one sequence, for every layer at once."""
+
+    q: Float[Tensor, "layer head row d_head"]
+    """Rotated queries (as the model uses them) at the scored rows."""
+    k: Float[Tensor, "layer kv key d_head"]
+    """Rotated keys of positions ``0 .. last scored row``."""
+    rows: Tensor
+    """(row,) positions of the scored rows."""
+    span: Tensor
+    """(key,) bool: the relevant span."""
+    cos: Tensor | None = None
+    sin: Tensor | None = None
+    """(key, d_head) rotary tables (``pre_rotary`` only; None for models without rotation)."""
+
+
+@torch.no_grad()
+def cache_qk(
+    model, seqs: Sequence[LabeledSequence], *, site: Site = "post_rotary", rows: RowsKind = "generation", span: str = "relevant", progress: bool = True
+) -> list[CachedSequence]:
+    """Run the unmodified model once per sequence and keep the queries, keys (and rotary tables)
+    that training needs."""
+    info = model_info(model)
+    q_site, k_site = ("hook_rot_q", "hook_rot_k") if info.rotary else ("hook_q", "hook_k")
+    device = next(model.parameters()).device
+    out = []
+    for seq in tqdm(seqs, desc="caching Q/K", disable=not progress, unit="seq"):
+        if not seq.token_spans.get(span):
+            raise ValueError(f"example {seq.example.id}: no span {span!r} to train directions on")
+        scored = torch.tensor(seq.rows(rows), dtype=torch.long)
+        if len(scored) == 0:
+            raise ValueError(f"example {seq.example.id}: no rows to train on (empty response)")
+        end = int(scored.max()) + 1
+        store: dict = {}
+
+        def keep(x, *, hook, key):
+            store[key] = x[0].detach().float().cpu()
+
+        hooks = []
+        for layer in range(info.n_layers):
+            hooks += [(attn_hook_name(layer, q_site), _keeper(keep, ("q", layer))), (attn_hook_name(layer, k_site), _keeper(keep, ("k", layer)))]
+        if site == "pre_rotary" and info.rotary:
+            hooks += [(attn_hook_name(0, "hook_cos"), _keeper(keep, "cos")), (attn_hook_name(0, "hook_sin"), _keeper(keep, "sin"))]
+        ids = torch.tensor([list(seq.input_ids[:end])], device=device)
+        with hooked(model, hooks):
+            model(ids, return_type=None)
+        mask = torch.zeros(end, dtype=torch.bool)
+        for a, b in seq.token_spans[span]:
+            mask[a : min(b, end)] = True
+        q = torch.stack([store[("q", l)][scored] for l in range(info.n_layers)]).permute(0, 2, 1, 3)
+        k = torch.stack([store[("k", l)] for l in range(info.n_layers)]).permute(0, 2, 1, 3)
+        cos, sin = (store.get("cos"), store.get("sin")) if site == "pre_rotary" else (None, None)
+        if cos is not None and cos.shape[-1] != info.d_head:
+            raise ValueError(f"pre_rotary directions need full-width rotary tables; this model rotates {cos.shape[-1]} of {info.d_head} dims")
+        out.append(CachedSequence(q=q, k=k, rows=scored, span=mask, cos=cos, sin=sin))
+    return out
+
+
+def _keeper(fn, key):
+    return lambda x, *, hook: fn(x, hook=hook, key=key)
+
+
+def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotary embedding as the bridge applies it (``x cos + rotate_half(x) sin``)."""
+    half = x.shape[-1] // 2
+    return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin
+
+
+def relevant_scores(
+    cached: CachedSequence, dq: Tensor, dk: Tensor, *, site: Site, group: int
+) -> Float[Tensor, "layer head"]:
+    """Each head's relevant score ``S_C`` on the cached rows with directions ``d_Q``, ``d_K``
+    added (paper Eq. 4), computed from the cache alone: ``(layer, head, row, key)`` scores,
+    never a square pattern."""
+    q, k = cached.q, cached.k  # (L, H, R, F), (L, KV, S, F)
+    n_keys, d_head = k.shape[2], k.shape[3]
+    if site == "pre_rotary" and cached.cos is not None:
+        q = q + _rotate(dq[:, :, None], cached.cos[cached.rows], cached.sin[cached.rows])
+        k = k + _rotate(dk[:, :, None], cached.cos[:n_keys], cached.sin[:n_keys])
+        k = k.repeat_interleave(group, dim=1)
+    else:
+        q = q + dq[:, :, None]
+        if site == "pre_rotary":
+            k = k + dk[:, :, None]
+            k = k.repeat_interleave(group, dim=1)
+        else:
+            k = k.repeat_interleave(group, dim=1) + dk[:, :, None]
+    logits = (q @ k.transpose(-1, -2)) * d_head**-0.5
+    future = torch.arange(n_keys)[None, :] > cached.rows[:, None]
+    logits = logits.masked_fill(future, float("-inf"))
+    pattern = logits.softmax(-1)
+    return (pattern * cached.span).sum(-1).mean(-1)
+
+
+def train_directions(
+    model,
+    seqs: Sequence[LabeledSequence],
+    *,
+    site: Site = "post_rotary",
+    epochs: int = 10,
+    lr: float = 1e-3,
+    init_std: float = 0.01,
+    seed: int = 0,
+    rows: RowsKind = "generation",
+    span: str = "relevant",
+    meta: dict | None = None,
+    progress: bool = True,
+) -> FocusDirections:
+    """Train ``d_Q``, ``d_K`` for every head (SPEC §4): loss ``−S_C`` averaged over heads and
+    rows, one sequence per step (shuffled per epoch under ``seed``), AdamW, init ``N(0, init_std²)``.
+
+    Args:
+        seqs: long prompts followed by their gold responses (see :func:`gold_response_sequences`).
+    """
+    if not seqs:
+        raise ValueError("no training sequences: the dataset is empty or every example was skipped")
+    if site not in SITES:
+        raise ValueError(f"site must be one of {SITES}, got {site!r}")
+    info = model_info(model)
+    cache = cache_qk(model, seqs, site=site, rows=rows, span=span, progress=progress)
+    n_k = info.n_kv_heads if site == "pre_rotary" else info.n_heads
+    gen = torch.Generator().manual_seed(seed)
+    dq = (torch.randn(info.n_layers, info.n_heads, info.d_head, generator=gen) * init_std).requires_grad_()
+    dk = (torch.randn(info.n_layers, n_k, info.d_head, generator=gen) * init_std).requires_grad_()
+    opt = torch.optim.AdamW([dq, dk], lr=lr)
+    order, rng, losses = list(range(len(cache))), random.Random(seed), []
+    before = float(np.mean([relevant_scores(c, dq.detach(), dk.detach(), site=site, group=info.group_size).mean() for c in cache]))
+    bar = tqdm(range(epochs), desc="training directions", disable=not progress, unit="epoch")
+    for _ in bar:
+        rng.shuffle(order)
+        total = 0.0
+        for i in order:
+            loss = -relevant_scores(cache[i], dq, dk, site=site, group=info.group_size).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item()
+        losses.append(total / len(order))
+        bar.set_postfix(loss=f"{losses[-1]:.4f}")
+    after = float(np.mean([relevant_scores(c, dq.detach(), dk.detach(), site=site, group=info.group_size).mean() for c in cache]))
+    info_meta = {
+        **_shape_meta(info), "site": site, "epochs": epochs, "lr": lr, "init_std": init_std, "seed": seed,
+        "rows": rows, "span": span, "n_sequences": len(seqs), "relevant_score_at_init": before, "relevant_score_trained": after,
+        "losses": losses, "note": INERT_NOTE if site == "post_rotary" else "",
+        **(meta or {}),
+    }  # fmt: skip
+    return FocusDirections(q=dq.detach().clone(), k=dk.detach().clone(), site=site, meta=info_meta)
+
+
+def gold_response_sequences(
+    model, examples, *, n_sink: int = 1, max_new_tokens: int = 100, stop="line", batch_size: int = 8, progress: bool = True
+) -> tuple[list[LabeledSequence], dict[str, int]]:
+    """Training sequences (SPEC §4): each ``long`` example's prompt followed by the model's greedy
+    answer to the ``gold`` prompt of the same question. Returns the sequences and the number of
+    long examples skipped, by reason (no gold prompt, empty gold answer, not separable)."""
+    from collections import Counter
+
+    from .answers import answer_examples
+    from .labels import LabelError, label
+
+    gold = [e for e in examples if e.variant == "gold"]
+    long = [e for e in examples if e.variant == "long"]
+    if not long:
+        raise ValueError("no long examples to train directions on (the dataset is empty or has only gold/negative prompts)")
+    answers = {
+        a.example.question_id: a.response
+        for a in answer_examples(model, gold, max_new_tokens=max_new_tokens, stop=stop, batch_size=batch_size, n_sink=n_sink, progress=progress)
+    }
+    seqs, skipped = [], Counter()
+    for ex in long:
+        response = answers.get(ex.question_id)
+        if response is None:
+            skipped["no gold prompt"] += 1
+        elif not response.strip():
+            skipped["empty gold response"] += 1
+        else:
+            try:
+                seqs.append(label(ex, model.tokenizer, response, n_sink=n_sink))
+            except LabelError:
+                skipped["response not separable"] += 1
+    return seqs, dict(skipped)

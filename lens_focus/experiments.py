@@ -1,0 +1,155 @@
+"""The paper's intervention experiments as functions returning tidy DataFrames.
+
+- :func:`compensation_experiment` (paper Figure 3): EM under split-softmax compensation of the
+  relevant document on the top-k contextual heads over τ and k, random-head controls, baselines.
+- :func:`sweep_experiment` (Figure 4): EM under focus directions over α and k.
+- :func:`focus_scores` (Table 3): contextual scores of chosen heads under focus directions.
+
+Every run answers the same examples greedily; ``em`` is the mean ``best_subspan_em`` and ``n``
+the number of prompts it averages.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .answers import answer_examples
+from .heads import Head, random_heads
+from .interventions import Intervention, compensation, focusing
+from .labels import Example
+from .model import model_info
+
+TAUS = (0.1, 0.3, 0.6, 1.5, 1000.0)
+"""SPEC §3: the paper's exponents."""
+COMPENSATION_KS = (1, 5, 10, 20, 30, 50, 100, 150, 200, 300, 400, 500, 600)
+ALPHAS = (-1.0, -0.5, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
+SWEEP_KS: tuple[int | str, ...] = (1, 5, 10, 20, 30, 50, "all")
+TABLE3_ALPHAS = (-0.2, 0.2, 0.4, 0.5, 1.0)
+COMPENSATION_COLUMNS = ["method", "k", "tau", "em", "n"]
+SWEEP_COLUMNS = ["k", "alpha", "em", "n"]
+TABLE3_COLUMNS = ["alpha", "layer", "head", "span", "score", "delta"]
+
+
+def clip_ks(ks: Sequence[int | str], n_total: int) -> list[int]:
+    """Head counts that exist in a model of ``n_total`` heads: larger ones are dropped and, when
+    any was, the model's total takes their place (``"all"`` is the total)."""
+    out = []
+    for k in ks:
+        k = n_total if k == "all" else int(k)
+        if k < 1:
+            raise ValueError(f"head counts must be positive, got {k}")
+        out.append(min(k, n_total))
+    return sorted(set(out))
+
+
+def _split(examples: Sequence[Example]) -> dict[str, list[Example]]:
+    by = {v: [e for e in examples if e.variant == v] for v in ("long", "gold", "negative")}
+    if not by["long"]:
+        raise ValueError("no long prompts to intervene on (the dataset is empty or has only gold/negative prompts)")
+    return by
+
+
+def _em(model, examples, intervention: Intervention | None = None, **kw) -> tuple[float, int]:
+    answered = answer_examples(model, examples, intervention=intervention, progress=False, **kw)
+    return float(np.mean([a.em for a in answered])), len(answered)
+
+
+def compensation_experiment(
+    model,
+    examples: Sequence[Example],
+    ranked: Sequence[Head],
+    *,
+    taus: Sequence[float] = TAUS,
+    ks: Sequence[int | str] = COMPENSATION_KS,
+    random_tau: float = 0.3,
+    seed: int = 0,
+    span: str = "relevant",
+    progress: bool = True,
+    **answer_kw,
+) -> pd.DataFrame:
+    """EM per ``method, k, tau``: ``contextual`` (top-k of ``ranked``) for every τ, ``random``
+    (k seeded random heads) at ``random_tau``, and the ``baseline`` (long prompts, no
+    intervention), ``gold`` and ``negative`` prompts (k and τ empty)."""
+    info = model_info(model)
+    by = _split(examples)
+    ks_ = clip_ks(ks, info.n_total_heads)
+    if len(ranked) < max(ks_):
+        raise ValueError(f"the heads file ranks {len(ranked)} heads; k up to {max(ks_)} needs as many")
+    rows = []
+    for variant, method in (("long", "baseline"), ("gold", "gold"), ("negative", "negative")):
+        if by[variant]:
+            em, n = _em(model, by[variant], **answer_kw)
+            rows.append({"method": method, "k": None, "tau": None, "em": em, "n": n})
+    grid = [("contextual", k, t) for k in ks_ for t in taus] + [("random", k, random_tau) for k in ks_]
+    for method, k, tau in tqdm(grid, desc="compensation", disable=not progress):
+        heads = list(ranked[:k]) if method == "contextual" else random_heads(info.n_layers, info.n_heads, k, seed=seed + k)
+        em, n = _em(model, by["long"], compensation(model, heads, tau=tau, span=span), **answer_kw)
+        rows.append({"method": method, "k": k, "tau": tau, "em": em, "n": n})
+    return pd.DataFrame(rows, columns=COMPENSATION_COLUMNS).astype({"k": "Int64"})
+
+
+def sweep_experiment(
+    model,
+    examples: Sequence[Example],
+    directions,
+    ranked: Sequence[Head],
+    *,
+    alphas: Sequence[float] = ALPHAS,
+    ks: Sequence[int | str] = SWEEP_KS,
+    progress: bool = True,
+    **answer_kw,
+) -> pd.DataFrame:
+    """EM per ``k, alpha`` with ``alpha · d`` on the top-k heads of ``ranked`` (long prompts).
+    α = 0 is the unmodified model, run once and shared by every k."""
+    info = model_info(model)
+    long = _split(examples)["long"]
+    ks_ = clip_ks(ks, info.n_total_heads)
+    if len(ranked) < max(ks_):
+        raise ValueError(f"the heads file ranks {len(ranked)} heads; k up to {max(ks_)} needs as many")
+    base = _em(model, long, **answer_kw)
+    rows = []
+    grid = [(k, a) for k in ks_ for a in alphas]
+    for k, alpha in tqdm(grid, desc="focus sweep", disable=not progress):
+        em, n = base if alpha == 0 else _em(model, long, focusing(model, directions, list(ranked[:k]), alpha=alpha), **answer_kw)
+        rows.append({"k": k, "alpha": float(alpha), "em": em, "n": n})
+    return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
+
+
+def focus_scores(
+    model,
+    examples: Sequence[Example],
+    directions,
+    heads: Sequence[Head],
+    *,
+    alphas: Sequence[float] = TABLE3_ALPHAS,
+    rows: str = "generation",
+    progress: bool = True,
+    **answer_kw,
+) -> pd.DataFrame:
+    """Paper Table 3: per α (0 included), the scores of ``heads`` with ``α · d`` on those heads:
+    ``relevant``, ``irrelevant``, ``irrelevant_max``, ``sink`` on long prompts and
+    ``gold_relevant``, ``gold_sink`` on gold-only prompts; ``delta`` against α = 0."""
+    by = _split(examples)
+    wanted = [("long", s, s) for s in ("relevant", "irrelevant", "irrelevant_max", "sink")]
+    if by["gold"]:
+        wanted += [("gold", "relevant", "gold_relevant"), ("gold", "sink", "gold_sink")]
+    records = []
+    for alpha in tqdm([0.0, *[a for a in alphas if a != 0]], desc="table 3", disable=not progress):
+        make = focusing(model, directions, heads, alpha=alpha) if alpha else None
+        means = {}
+        for variant in {w[0] for w in wanted}:
+            answered = [a for a in answer_examples(model, by[variant], intervention=make, score=rows, progress=False, **answer_kw) if a.scores]
+            if not answered:
+                raise ValueError(f"no {variant} answer could be scored at alpha={alpha}")
+            for span in {w[1] for w in wanted if w[0] == variant}:
+                means[variant, span] = np.mean([a.scores[span] for a in answered if span in a.scores], axis=0)
+        for variant, span, name in wanted:
+            for layer, head in heads:
+                records.append({"alpha": float(alpha), "layer": layer, "head": head, "span": name, "score": float(means[variant, span][layer, head])})
+    table = pd.DataFrame(records)
+    zero = table[table.alpha == 0].set_index(["layer", "head", "span"])["score"]
+    table["delta"] = [s - zero[(l, h, sp)] for l, h, sp, s in zip(table["layer"], table["head"], table["span"], table["score"])]
+    return table[TABLE3_COLUMNS]

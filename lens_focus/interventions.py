@@ -1,0 +1,228 @@
+"""Interventions on attention, each a context manager over the model's hook points.
+
+- :func:`split_softmax`: split-softmax compensation on ``hook_pattern`` (SPEC §3, paper Eq. 2–3).
+- :func:`focus`: focus directions added to queries and keys (SPEC §4, paper Eq. 5); the
+  directions themselves live in :mod:`lens_focus.directions`.
+
+Both register through :func:`lens_focus.hooks.add_hooks` and remove exactly their own hooks on
+exit, errors included; hooks the user registered stay. Both work for a plain forward pass and
+during generation with a key-value cache: a pattern of ``q`` query rows against ``k`` keys holds
+the rows at absolute positions ``k - q .. k - 1``.
+
+Experiments that run many padded batches take an :data:`Intervention`: a function from a
+:class:`Placement` (where each row's sequence sits in the batch) to a context manager.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable, ContextManager, Iterator, Sequence
+
+import torch
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+
+from .heads import Head
+from .hooks import HookHandle, add_hooks, attn_hook_name
+from .labels import LabeledSequence
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where each row of a padded batch keeps its sequence."""
+
+    seqs: Sequence[LabeledSequence]
+    """Per row, the labeled prompt (or prompt + response)."""
+    offsets: Sequence[int]
+    """Per row, the batch position of the sequence's first token (its left padding)."""
+
+
+Intervention = Callable[[Placement], ContextManager]
+"""Builds the intervention for one batch; see :func:`compensation` and :func:`focusing`."""
+
+
+def _by_layer(heads: Sequence[Head], n_layers: int, n_heads: int) -> dict[int, list[int]]:
+    layers: dict[int, list[int]] = {}
+    for layer, head in heads:
+        if not (0 <= layer < n_layers and 0 <= head < n_heads):
+            raise ValueError(f"head ({layer}, {head}) does not exist in a model of {n_layers} layers × {n_heads} heads")
+        layers.setdefault(int(layer), []).append(int(head))
+    return {layer: sorted(set(hs)) for layer, hs in sorted(layers.items())}
+
+
+# --- split-softmax compensation -------------------------------------------------------------
+
+
+def split_softmax_pattern(
+    pattern: Float[Tensor, "batch head q_pos k_pos"],
+    span: Bool[Tensor, "batch k_pos"],
+    rows: Bool[Tensor, "batch q_pos"],
+    tau: float,
+) -> Float[Tensor, "batch head q_pos k_pos"]:
+    """SPEC §3 on the chosen ``rows``: with ``π`` the row's mass on ``span``, weights inside the
+    span are scaled by ``π^τ / π`` and the others by ``(1 − π^τ) / (1 − π)``; rows with ``π = 0``
+    or ``π = 1``, and rows not chosen, are returned unchanged."""
+    if not tau > 0:
+        raise ValueError(f"tau must be positive, got {tau}")
+    if tau == 1:
+        return pattern  # the identity, exactly
+    inside = span[:, None, None, :]
+    pi = (pattern * inside).sum(-1, keepdim=True)
+    rest = (pattern * ~inside).sum(-1, keepdim=True)  # 1 − π, without the rounding of 1 − π
+    act = (pi > 0) & (rest > 0) & rows[:, None, :, None]
+    pi, rest = torch.where(act, pi, 0.5), torch.where(act, rest, 0.5)
+    scaled = pi.pow(tau)
+    factor = torch.where(inside, scaled / pi, (1 - scaled) / rest)
+    return torch.where(act, pattern * factor, pattern)
+
+
+def _split_softmax_hook(pattern, *, hook, heads: list[int], span: Tensor, first_row: Tensor, tau: float):
+    q, k = pattern.shape[-2:]
+    positions = torch.arange(k - q, k, device=pattern.device)
+    rows = positions[None, :] >= first_row[:, None].to(pattern.device)
+    cols = torch.zeros(pattern.shape[0], k, dtype=torch.bool, device=pattern.device)
+    width = min(k, span.shape[1])
+    cols[:, :width] = span[:, :width].to(pattern.device)
+    out = pattern.clone()
+    out[:, heads] = split_softmax_pattern(pattern[:, heads], cols, rows, tau)
+    return out
+
+
+def add_split_softmax(
+    model,
+    heads: Sequence[Head],
+    *,
+    span: Bool[Tensor, "batch k_pos"],
+    first_row: Int[Tensor, " batch"] | int,
+    tau: float,
+) -> HookHandle:
+    """Register split-softmax compensation on ``heads``; returns the handle to remove it.
+
+    Args:
+        span: per batch row, the key positions of the span ``C`` (columns past its width count as
+            outside the span, e.g. generated tokens).
+        first_row: per batch row (or for all rows), the first query position patched; every
+            later row is patched too. For the rows that produce the response, the position of
+            the last prompt token.
+        tau: the exponent τ (< 1 raises attention on the span, 1 is the identity).
+    """
+    if not tau > 0:
+        raise ValueError(f"tau must be positive, got {tau}")
+    if span.dim() != 2:
+        raise ValueError(f"span must be a (batch, k_pos) mask, got shape {tuple(span.shape)}")
+    first = torch.as_tensor(first_row).long().reshape(-1).expand(span.shape[0])
+    layers = _by_layer(heads, model.cfg.n_layers, model.cfg.n_heads)
+    hooks = [
+        (attn_hook_name(layer, "hook_pattern"), partial(_split_softmax_hook, heads=hs, span=span.bool(), first_row=first, tau=tau))
+        for layer, hs in layers.items()
+    ]
+    return add_hooks(model, hooks)
+
+
+@contextmanager
+def split_softmax(model, heads: Sequence[Head], *, span, first_row, tau: float) -> Iterator[HookHandle]:
+    """Context manager around :func:`add_split_softmax`; the hooks go on exit, errors included."""
+    handle = add_split_softmax(model, heads, span=span, first_row=first_row, tau=tau)
+    try:
+        yield handle
+    finally:
+        handle.remove()
+
+
+def placement_span(placement: Placement, span: str = "relevant") -> tuple[Tensor, Tensor]:
+    """``(span mask (batch, width), first response row (batch,))`` of a placement, in batch
+    positions. A sequence without the span is an error naming the example."""
+    width = max(off + len(s) for s, off in zip(placement.seqs, placement.offsets))
+    mask = torch.zeros(len(placement.seqs), width, dtype=torch.bool)
+    first = torch.zeros(len(placement.seqs), dtype=torch.long)
+    for b, (seq, off) in enumerate(zip(placement.seqs, placement.offsets)):
+        ranges = seq.token_spans.get(span)
+        if not ranges:
+            raise ValueError(f"example {seq.example.id}: no span {span!r} to compensate (spans: {sorted(seq.token_spans)})")
+        for start, end in ranges:
+            mask[b, off + start : off + end] = True
+        first[b] = off + seq.n_prompt - 1
+    return mask, first
+
+
+def compensation(model, heads: Sequence[Head], *, tau: float, span: str = "relevant") -> Intervention:
+    """Split-softmax compensation of ``span`` on ``heads`` for the rows that produce each
+    response, as an :data:`Intervention` for :func:`~lens_focus.answers.answer_examples`."""
+    _by_layer(heads, model.cfg.n_layers, model.cfg.n_heads)
+
+    def make(placement: Placement) -> ContextManager:
+        mask, first = placement_span(placement, span)
+        return split_softmax(model, heads, span=mask, first_row=first, tau=tau)
+
+    return make
+
+
+# --- focus directions -----------------------------------------------------------------------
+
+
+def _add_rows(x, *, hook, heads: list[int], vec: Tensor, alpha: float, keep: dict | None = None):
+    """Add ``alpha * vec[i]`` to head ``heads[i]`` of a (batch, pos, head, d_head) activation."""
+    out = x.clone()
+    out[:, :, heads] = x[:, :, heads] + alpha * vec.to(x.device, x.dtype)
+    if keep is not None:
+        keep["q"] = out
+    return out
+
+
+def _add_key_term(scores, *, hook, heads: list[int], vec: Tensor, alpha: float, scale: float, keep: dict):
+    """Post-rotary ``d_K`` on attention scores: ``(q_i + α d_Q) · α d_K`` added to every key of
+    row ``i`` (what adding ``α d_K`` to every key does); constant along each row, so inert."""
+    q = keep["q"][:, -scores.shape[-2]:, heads]  # (batch, q_pos, heads, d_head)
+    term = torch.einsum("bqhf,hf->bhq", q, alpha * vec.to(q.device, q.dtype)) * scale
+    out = scores.clone()
+    out[:, heads] = scores[:, heads] + term[..., None]
+    return out
+
+
+def add_focus(model, directions, heads: Sequence[Head], *, alpha: float) -> HookHandle:
+    """Register focus directions ``alpha * d`` on ``heads`` (SPEC §4, Eq. 5); returns the handle.
+
+    ``post_rotary``: ``d_Q`` on ``hook_rot_q``; ``d_K`` (per query head) as its exact effect on
+    the scores, a constant per row, which leaves every pattern unchanged (SPEC §4: post-rotary
+    ``d_K`` is inert). ``pre_rotary``: ``d_Q`` on ``hook_q`` and ``d_K`` on ``hook_k`` of the
+    key-value head each chosen query head reads (``h // group size``); under grouped-query
+    attention that key vector is also seen by the other query heads of its group.
+    """
+    from .directions import check_directions
+
+    info = check_directions(directions, model, strict=False)
+    layers = _by_layer(heads, info.n_layers, info.n_heads)
+    rotary = info.rotary
+    hooks = []
+    for layer, hs in layers.items():
+        dq = directions.q[layer, hs]
+        if directions.site == "post_rotary":
+            keep: dict = {}
+            q_site = "hook_rot_q" if rotary else "hook_q"
+            hooks.append((attn_hook_name(layer, q_site), partial(_add_rows, heads=hs, vec=dq, alpha=alpha, keep=keep)))
+            hooks.append((attn_hook_name(layer, "hook_attn_scores"), partial(
+                _add_key_term, heads=hs, vec=directions.k[layer, hs], alpha=alpha, scale=info.d_head**-0.5, keep=keep)))  # fmt: skip
+        else:
+            kvs = sorted({info.kv_head(h) for h in hs})
+            hooks.append((attn_hook_name(layer, "hook_q"), partial(_add_rows, heads=hs, vec=dq, alpha=alpha)))
+            hooks.append((attn_hook_name(layer, "hook_k"), partial(_add_rows, heads=kvs, vec=directions.k[layer, kvs], alpha=alpha)))
+    return add_hooks(model, hooks)
+
+
+@contextmanager
+def focus(model, directions, heads: Sequence[Head], *, alpha: float) -> Iterator[HookHandle]:
+    """Context manager around :func:`add_focus`: ``alpha = 0`` is the unmodified model."""
+    handle = add_focus(model, directions, heads, alpha=alpha)
+    try:
+        yield handle
+    finally:
+        handle.remove()
+
+
+def focusing(model, directions, heads: Sequence[Head], *, alpha: float) -> Intervention:
+    """:func:`focus` as an :data:`Intervention` (the same at every position of every row)."""
+    from .directions import check_directions
+
+    check_directions(directions, model, strict=False)
+    return lambda placement: focus(model, directions, heads, alpha=alpha)
