@@ -3,6 +3,8 @@ from functools import partial
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lens_focus import label, load_examples
 from lens_focus.answers import answer_examples
@@ -156,13 +158,21 @@ def test_focus_alpha_zero_is_exact_and_focus_acts(llama, seqs):
     d = FocusDirections(q=torch.randn(info.n_layers, info.n_heads, info.d_head, generator=g),
                         k=torch.randn(info.n_layers, info.n_heads, info.d_head, generator=g), site="post_rotary")  # fmt: skip
     heads = [Head(0, 1), Head(1, 2)]
-    with torch.no_grad():
-        base = llama(ids)
-        with focus(llama, d, heads, alpha=0.0):
+    point = llama.hook_dict[attn_hook_name(0, "hook_rot_q")]
+    seen = []
+    user = point.add_hook(lambda t, *, hook: seen.append(t.shape))  # the user's own hook
+    try:
+        with torch.no_grad():
+            base = llama(ids)
+            with focus(llama, d, heads, alpha=0.0):
+                assert torch.equal(llama(ids), base)
+            with focus(llama, d, heads, alpha=1.0):
+                assert not torch.allclose(llama(ids), base)
             assert torch.equal(llama(ids), base)
-        with focus(llama, d, heads, alpha=1.0):
-            assert not torch.allclose(llama(ids), base)
-        assert torch.equal(llama(ids), base)
+        assert point.fwd_hooks == [user] and len(seen) == 4
+    finally:
+        user.hook.remove()
+        point.fwd_hooks.remove(user)
 
 
 def patterns_under(model, ids, directions, heads, alpha):
@@ -174,14 +184,16 @@ def patterns_under(model, ids, directions, heads, alpha):
 
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2", "mistral"])
-def test_post_rotary_key_direction_is_inert(arch, models, nq_path):
+@settings(max_examples=4, deadline=None)
+@given(seed=st.integers(0, 2**16), scale=st.floats(0.5, 8.0))
+def test_post_rotary_key_direction_is_inert(arch, models, nq_path, seed, scale):
     model = models[arch]
-    ex = load_examples(nq_path, limit=1, n_docs=3, gold_positions=[2])[0]
+    ex = load_examples(nq_path, limit=1, n_docs=2, gold_positions=[2])[0]
     ids = torch.tensor([list(label(ex, model.tokenizer, " Paris").input_ids)])
     info = model_info(model)
-    g = torch.Generator().manual_seed(1)
+    g = torch.Generator().manual_seed(seed)
     shape = (info.n_layers, info.n_heads, info.d_head)
-    only_k = FocusDirections(q=torch.zeros(shape), k=torch.randn(shape, generator=g) * 3, site="post_rotary")
+    only_k = FocusDirections(q=torch.zeros(shape), k=torch.randn(shape, generator=g) * scale, site="post_rotary")
     only_q = FocusDirections(q=torch.randn(shape, generator=g) * 3, k=torch.zeros(shape), site="post_rotary")
     heads = [Head(l, h) for l in range(info.n_layers) for h in range(info.n_heads)]
     base = patterns_under(model, ids, zero_directions(model), heads, 1.0)
