@@ -75,3 +75,19 @@ def test_several_questions_per_training_prompt(word_tokenizer):
             docs = " ".join(words).split(" . ")
             assert any(d.endswith(f"{entity} {attribute} {words[a]}") for d in docs)
     assert max(counts) == 3 and min(counts) >= 1
+
+
+def test_later_questions_are_drawn_with_replacement(word_tokenizer):
+    """Asking each document once would let the last answers come by elimination."""
+    import random
+
+    index = word_tokenizer.get_vocab()
+    ids, tgt = training_batch(random.Random(2), Recipe(batch=32, queries=40), 3, index)
+    repeated = 0
+    for row, t in zip(ids.tolist(), tgt.tolist()):
+        words = word_tokenizer.convert_ids_to_tokens(row)
+        n_docs = words.count("doc")
+        asked = [tuple(words[a - 2 : a]) for a in [i for i, x in enumerate(t) if x != -100][::2]]
+        assert len(asked) == n_docs + 1  # the prompt's own question, then one per document
+        repeated += len(set(asked)) < len(asked)
+    assert repeated > 0

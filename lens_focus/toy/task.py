@@ -30,7 +30,7 @@ _VOWELS = "a e i o u".split()
 _SYLLABLES = [c + v for c, v in product(_ONSETS, _VOWELS)]  # 70
 
 ATTRIBUTES = ("color", "city", "pet", "job", "food", "sport", "tool", "song")
-ENTITIES = tuple(a + b for a, b in product(_SYLLABLES[:8], _SYLLABLES[8:12]))  # 32 two-syllable names
+ENTITIES = tuple(a + b for a, b in product(_SYLLABLES[:4], _SYLLABLES[8:12]))  # 16 two-syllable names
 VALUES = tuple(a + b + "n" for a, b in product(_SYLLABLES[16:32], _SYLLABLES[32:40]))  # 128
 STRUCTURE = tuple("answer the question with value from documents . doc :".split())
 NUMBERS = tuple(str(i) for i in range(1, 41))

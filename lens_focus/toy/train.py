@@ -43,11 +43,15 @@ class Recipe:
     reaches ``gate`` (binding is learned at few documents first); ``linear``: by the step count."""
     gate: float = 0.9
     queries: int = 1
-    """Questions (each supervised) per training prompt; the first is the prompt's own."""
+    """Questions (each supervised) per training prompt, at most one more than its documents; the
+    first is the prompt's own. Asking about every document once would let the last answers come
+    by elimination (the values not yet given), so later questions are drawn with replacement."""
     same_entity: float = 1 / 3
     same_attribute: float = 1 / 3
     """Shares of training distractors with the gold entity / attribute (hard negatives)."""
     threads: int = 2
+    save_every_eval: bool = False
+    """Overwrite the checkpoint at every evaluation (to inspect long runs)."""
     notes: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -96,9 +100,9 @@ def encode(text: str, index: dict[str, int]) -> list[int]:
 
 def training_batch(rng: random.Random, recipe: Recipe, k: int, index: dict[str, int]) -> tuple[torch.Tensor, torch.Tensor]:
     """``(ids, targets)``: right-padded prompts, each followed by its answer and end token, then
-    up to ``recipe.queries - 1`` more questions about other documents of the same prompt with
-    their answers (several supervised lookups per prompt); targets are -100 except the answers
-    and end tokens."""
+    up to ``recipe.queries - 1`` (at most one per document) more questions about documents of the
+    same prompt, drawn with replacement, with their answers (several supervised lookups per
+    prompt); targets are -100 except the answers and end tokens."""
     rows, targets = [], []
     for _ in range(recipe.batch):
         n = rng.randint(recipe.min_docs, k)
@@ -108,7 +112,8 @@ def training_batch(rng: random.Random, recipe: Recipe, k: int, index: dict[str, 
         ex = task.build(gold, distractors, rng.randint(1, n), example_id="train", variant="long", meta={})
         ids = encode(ex.text, index)
         tgt = [-100] * len(ids)
-        extra = rng.sample(distractors, min(len(distractors), recipe.queries - 1))
+        facts = [gold, *distractors]  # later questions are drawn with replacement, so that
+        extra = [rng.choice(facts) for _ in range(min(n, recipe.queries - 1))]  # elimination cannot answer them
         for i, fact in enumerate([gold, *extra]):
             if i:
                 q = task.question(fact).split()
@@ -136,14 +141,15 @@ def schedule(step: int, recipe: Recipe) -> float:
 
 
 @torch.no_grad()
-def quick_accuracy(model, index: dict[str, int], n_docs: int, *, n: int = 200, seed: int = 1) -> float:
-    """Teacher-forced answer accuracy on fresh held-out (test-split) prompts with ``n_docs`` documents."""
-    rng = random.Random(f"quick-{seed}-{n_docs}")
+def quick_accuracy(model, index: dict[str, int], n_docs: int, *, n: int = 200, seed: int = 1, split: str = "test") -> float:
+    """Teacher-forced answer accuracy on fresh prompts with ``n_docs`` documents (held-out
+    ``test`` pairs by default; ``train`` pairs tell generalization from learning)."""
+    rng = random.Random(f"quick-{seed}-{n_docs}-{split}")
     hits = 0
     for start in range(0, n, 50):
         rows, answers = [], []
         for _ in range(min(50, n - start)):
-            gold, distractors = task.draw_facts(rng, n_docs, "test")
+            gold, distractors = task.draw_facts(rng, n_docs, split)
             ex = task.build(gold, distractors, rng.randint(1, n_docs), example_id="q", variant="long", meta={})
             rows.append(encode(ex.text, index))
             answers.append(index[gold[2]])
@@ -193,11 +199,14 @@ def train(recipe: Recipe, out_dir: str | Path, *, log: Callable[[str], None] = p
         if (step + 1) % eval_every == 0 or step + 1 == recipe.steps:
             model.eval()
             quick = {str(n): quick_accuracy(model, index, n) for n in (1, 5, 10, 20)}
+            quick["train_pairs_5"] = quick_accuracy(model, index, 5, split="train")
             model.train()
             entry = {"step": step + 1, "loss": round(running, 4), "k": k, "train_acc": round(running_acc, 3),
                      "minutes": round((time.time() - start) / 60, 2), "acc": quick}  # fmt: skip
             history.append(entry)
             log(json.dumps(entry))
+            if recipe.save_every_eval:
+                model.save_pretrained(out)
     model.eval()
     model.save_pretrained(out)
     (out / "training_log.json").write_text(json.dumps({"recipe": recipe.to_dict(), "history": history}, indent=1))
