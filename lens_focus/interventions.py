@@ -188,6 +188,10 @@ def add_focus(model, directions, heads: Sequence[Head], *, alpha: float) -> Hook
     ``d_K`` is inert). ``pre_rotary``: ``d_Q`` on ``hook_q`` and ``d_K`` on ``hook_k`` of the
     key-value head each chosen query head reads (``h // group size``); under grouped-query
     attention that key vector is also seen by the other query heads of its group.
+
+    Every position gets the directions, left padding included: padded keys are masked out of
+    every real row's attention and padded rows feed nothing else, so a padded batch gives each
+    row exactly what it gets alone (tested).
     """
     from .directions import check_directions
 
