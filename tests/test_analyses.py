@@ -49,3 +49,38 @@ def test_figure_and_markdown(tmp_path):
         assert png in written and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = markdown_table(pd.DataFrame({"a": [1, 2], "b": [0.12345, float("nan")]}))
     assert md.splitlines() == ["| a | b |", "|---|---|", "| 1 | 0.123 |", "| 2 |  |"]
+
+
+def test_intervention_figures_and_table3_on_synthetic_results(tmp_path):
+    import pytest
+
+    from analyses import compensation, sweep, table3
+
+    rng = np.random.default_rng(1)
+    comp = pd.DataFrame(
+        [{"method": m, "k": None, "tau": None, "em": e, "n": 10} for m, e in [("baseline", 0.5), ("gold", 0.9), ("negative", 0.2)]]
+        + [{"method": "contextual", "k": k, "tau": t, "em": float(rng.uniform()), "n": 10} for k in (1, 5) for t in (0.1, 1.5)]
+        + [{"method": "random", "k": k, "tau": 0.3, "em": 0.4, "n": 10} for k in (1, 5)]
+    )
+    fig = compensation.figure(comp)
+    names = [t.name for t in fig.data]
+    assert names == ["top-k, τ = 0.1", "top-k, τ = 1.5", "random k, τ = 0.3"]
+    assert list(fig.data[0].y) == comp[(comp.method == "contextual") & (comp.tau == 0.1)].em.tolist()
+    assert sorted(s.y0 for s in fig.layout.shapes) == [0.2, 0.5, 0.9]  # the three baselines
+    with pytest.raises(ValueError, match="lacks columns"):
+        compensation.figure(comp.drop(columns="tau"))
+
+    sw = pd.DataFrame([{"k": k, "alpha": a, "em": 0.5 if a == 0 else float(rng.uniform()), "n": 10} for k in (1, 8) for a in (-0.5, 0, 0.5)])
+    fig = sweep.figure(sw)
+    assert [t.name for t in fig.data] == ["top-1", "top-8"] and list(fig.data[1].x) == [-0.5, 0.0, 0.5]
+    assert fig.layout.shapes[0].y0 == 0.5
+
+    t3 = pd.DataFrame([{"alpha": a, "layer": 2, "head": 1, "span": s, "score": 0.1 + a / 10, "delta": a / 10}
+                       for a in (0.0, 0.5) for s in ("relevant", "sink")])  # fmt: skip
+    wide = table3.wide(t3)
+    assert list(wide.columns) == ["alpha", "layer", "head", "R", "sink"]
+    assert wide.R.tolist() == ["0.100", "0.150 (+0.050)"]
+    table3.write(t3, tmp_path, note="site post_rotary")
+    md = (tmp_path / "table3.md").read_text()
+    assert "site post_rotary" in md and "| 0.500 | 2 | 1 | 0.150 (+0.050) |" in md
+    assert pd.read_csv(tmp_path / "table3.csv").equals(t3)
