@@ -17,14 +17,14 @@ def test_toy_prompts_have_the_real_structure(word_tokenizer):
     assert e.variant == "long" and e.relevant == "doc_5" and len(e.documents) == 20
     lines = e.text.split("\n")
     assert lines[0] == task.INSTRUCTION and lines[-1].startswith("question : ")
-    entity, attribute, value = lines[5].split()[3:6]
-    assert lines[5] == f"doc 5 : {entity} {attribute} {value} ."
-    assert lines[-1] == f"question : {entity} {attribute}" and e.answers == (value,)  # a cloze of the document
+    attribute, entity, value = lines[5].split()[3:6]
+    assert lines[5] == f"doc 5 : {attribute} {entity} {value} ."
+    assert lines[-1] == f"question : {attribute} {entity}" and e.answers == (value,)  # a cloze of the document
     # the answer is in the relevant document only, and hard negatives surround it
     assert sum(value in l for l in lines) == 1
     others = [l.split() for i, l in enumerate(lines[1:21], start=1) if i != 5]
-    assert any(w[3] == entity for w in others) and any(w[4] == attribute for w in others)
-    assert len({(w[3], w[4]) for w in others} | {(entity, attribute)}) == 20
+    assert any(w[4] == entity for w in others) and any(w[3] == attribute for w in others)
+    assert len({(w[4], w[3]) for w in others} | {(entity, attribute)}) == 20
     neg = next(x for x in exs if x.variant == "negative" and x.question_id == e.question_id)
     assert value not in neg.text and len(neg.documents) == 19
     seq = label(e, word_tokenizer, f" {value}")
@@ -48,12 +48,12 @@ def test_training_batches_supervise_the_answer_and_end_token(word_tokenizer):
     import random
 
     index = word_tokenizer.get_vocab()
-    ids, tgt = training_batch(random.Random(0), Recipe(batch=8), 4, index)
+    ids, tgt = training_batch(random.Random(0), Recipe(batch=8, queries=1), 4, index)
     for row, t in zip(ids.tolist(), tgt.tolist()):
         supervised = [i for i, x in enumerate(t) if x != -100]
         assert len(supervised) == 2
         a, b = supervised
-        assert row[a - 1] in {index[x] for x in task.ATTRIBUTES} and t[a] == row[a]
+        assert row[a - 1] in {index[x] for x in task.ENTITIES} and t[a] == row[a]
         assert task.VALUES.count(word_tokenizer.convert_ids_to_tokens(row[a])) == 1
         assert t[b] == index["<eos>"] == row[b]
 
@@ -71,9 +71,9 @@ def test_several_questions_per_training_prompt(word_tokenizer):
         for a, b in zip(supervised[::2], supervised[1::2]):
             assert words[a - 3 : a - 2] == [":"] and words[b] == "<eos>" and b == a + 1
             # the answer is the value of the document about the question just asked
-            entity, attribute = words[a - 2], words[a - 1]
+            attribute, entity = words[a - 2], words[a - 1]
             docs = " ".join(words).split(" . ")
-            assert any(d.endswith(f"{entity} {attribute} {words[a]}") for d in docs)
+            assert any(d.endswith(f"{attribute} {entity} {words[a]}") for d in docs)
     assert max(counts) == 3 and min(counts) >= 1
 
 

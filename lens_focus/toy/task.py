@@ -1,14 +1,14 @@
 """Synthetic multi-document QA with the structure and labeled spans of the real task.
 
     answer the question with the value from the documents .
-    doc 1 : kalo color mizuri .
+    doc 1 : color kalo mizuri .
     doc 2 : ...
-    question : kalo color
+    question : color kalo
     → mizuri
 
-The question repeats the entity–attribute prefix of its document, as a cloze: the answer is the
-token that follows that prefix in the relevant document (a two-token induction match), and a hard
-distractor shares one of the two tokens.
+The question repeats the attribute–entity prefix of its document, as a cloze: the answer is the
+token that follows that prefix in the relevant document (a two-token induction match: the entity
+right before the value, the attribute before it), and a hard distractor shares one of the two.
 
 Facts are made-up entity–attribute–value triples drawn fresh for every prompt, so no fact can be
 memorised: the answer must come from the prompt. Irrelevant documents include hard ones (the same
@@ -82,11 +82,11 @@ def draw_facts(
 
 def document(index: int, fact: tuple[str, str, str]) -> str:
     entity, attribute, value = fact
-    return f"doc {index} : {entity} {attribute} {value} ."
+    return f"doc {index} : {attribute} {entity} {value} ."
 
 
 def question(fact: tuple[str, str, str]) -> str:
-    return f"question : {fact[0]} {fact[1]}"
+    return f"question : {fact[1]} {fact[0]}"
 
 
 def build(

@@ -24,7 +24,7 @@ class Recipe:
     seed: int = 0
     layers: int = 4
     width: int = 128
-    heads: int = 8
+    heads: int = 4
     kv_heads: int = 2
     mlp: int = 2
     """MLP hidden size as a multiple of ``width`` (the task is solved by attention)."""
@@ -33,8 +33,8 @@ class Recipe:
     lr: float = 2e-3
     warmup: int = 200
     weight_decay: float = 0.01
-    min_docs: int = 1
-    max_docs: int = 10
+    min_docs: int = 2
+    max_docs: int = 8
     """Training prompts hold ``min_docs``..``k`` documents, ``k`` growing to ``max_docs``."""
     curriculum_steps: int = 3000
     """``linear`` curriculum: steps over which ``k`` grows from ``min_docs + 1`` to ``max_docs``."""
@@ -42,7 +42,7 @@ class Recipe:
     """``gated``: ``k`` grows by one whenever the running answer accuracy on training prompts
     reaches ``gate`` (binding is learned at few documents first); ``linear``: by the step count."""
     gate: float = 0.9
-    queries: int = 1
+    queries: int = 40
     """Questions (each supervised) per training prompt, at most one more than its documents; the
     first is the prompt's own. Asking about every document once would let the last answers come
     by elimination (the values not yet given), so later questions are drawn with replacement."""
