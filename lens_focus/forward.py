@@ -11,7 +11,6 @@ import ctypes
 import sys
 from typing import Sequence
 
-import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
