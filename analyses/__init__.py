@@ -29,3 +29,20 @@ def write_table(df: pd.DataFrame, stem: str | Path, *, title: str | None = None)
     df.to_csv(csv, index=False)
     md.write_text((f"## {title}\n\n" if title else "") + markdown_table(df))
     return [csv, md]
+
+
+def require_columns(table: pd.DataFrame, columns, what: str) -> None:
+    """A clear error when ``table`` lacks any of ``columns``."""
+    missing = set(columns) - set(table.columns)
+    if missing:
+        raise ValueError(f"{what} lacks columns {sorted(missing)}")
+
+
+def write_with_figure(table: pd.DataFrame, fig, out_dir: str | Path, stem: str) -> list[Path]:
+    """``stem.csv`` from ``table`` and ``stem.html`` (+ ``.png``) from ``fig`` in ``out_dir``."""
+    from lens_focus.plots import write_figure
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / f"{stem}.csv", index=False)
+    return [out / f"{stem}.csv", *write_figure(fig, out / stem)]

@@ -9,15 +9,14 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from lens_focus.experiments import COMPENSATION_COLUMNS
-from lens_focus.plots import write_figure
+
+from . import require_columns, write_with_figure
 
 BASELINES = {"baseline": ("no intervention", "black"), "gold": ("gold only", "green"), "negative": ("negative", "red")}
 
 
 def figure(table: pd.DataFrame, *, title: str = "Split-softmax compensation (paper Figure 3)") -> go.Figure:
-    missing = set(COMPENSATION_COLUMNS) - set(table.columns)
-    if missing:
-        raise ValueError(f"compensation table lacks columns {sorted(missing)}")
+    require_columns(table, COMPENSATION_COLUMNS, "compensation table")
     fig = go.Figure()
     ctx = table[table.method == "contextual"]
     for tau, g in ctx.groupby("tau"):
@@ -37,7 +36,4 @@ def figure(table: pd.DataFrame, *, title: str = "Split-softmax compensation (pap
 
 
 def write(table: pd.DataFrame, out_dir: str | Path) -> list[Path]:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "compensation.csv", index=False)
-    return [out / "compensation.csv", *write_figure(figure(table), out / "compensation")]
+    return write_with_figure(table, figure(table), out_dir, "compensation")

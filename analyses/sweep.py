@@ -8,13 +8,12 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from lens_focus.experiments import SWEEP_COLUMNS
-from lens_focus.plots import write_figure
+
+from . import require_columns, write_with_figure
 
 
 def figure(table: pd.DataFrame, *, title: str = "Focus directions: EM over α and k (paper Figure 4)") -> go.Figure:
-    missing = set(SWEEP_COLUMNS) - set(table.columns)
-    if missing:
-        raise ValueError(f"sweep table lacks columns {sorted(missing)}")
+    require_columns(table, SWEEP_COLUMNS, "sweep table")
     fig = go.Figure()
     for k, g in table.groupby("k"):
         g = g.sort_values("alpha")
@@ -27,7 +26,4 @@ def figure(table: pd.DataFrame, *, title: str = "Focus directions: EM over α an
 
 
 def write(table: pd.DataFrame, out_dir: str | Path) -> list[Path]:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "sweep.csv", index=False)
-    return [out / "sweep.csv", *write_figure(figure(table), out / "sweep")]
+    return write_with_figure(table, figure(table), out_dir, "sweep")

@@ -8,7 +8,7 @@ import pandas as pd
 
 from lens_focus.experiments import TABLE3_COLUMNS
 
-from . import markdown_table
+from . import markdown_table, require_columns
 
 SPANS = ["relevant", "irrelevant", "irrelevant_max", "sink", "gold_relevant", "gold_sink"]
 LABELS = {"relevant": "R", "irrelevant": "IR", "irrelevant_max": "IR max", "sink": "sink", "gold_relevant": "gold R", "gold_sink": "gold sink"}
@@ -16,9 +16,7 @@ LABELS = {"relevant": "R", "irrelevant": "IR", "irrelevant_max": "IR max", "sink
 
 def wide(table: pd.DataFrame) -> pd.DataFrame:
     """One row per ``alpha, layer, head``; one column per span, ``score (±delta)`` as text."""
-    missing = set(TABLE3_COLUMNS) - set(table.columns)
-    if missing:
-        raise ValueError(f"table 3 lacks columns {sorted(missing)}")
+    require_columns(table, TABLE3_COLUMNS, "table 3")
     cell = table.assign(text=[f"{s:.3f}" if a == 0 else f"{s:.3f} ({d:+.3f})" for a, s, d in zip(table.alpha, table.score, table.delta)])
     out = cell.pivot_table(index=["alpha", "layer", "head"], columns="span", values="text", aggfunc="first").reset_index()
     spans = [s for s in SPANS if s in out.columns]
