@@ -66,6 +66,19 @@ def _run(fn):
         _fail(str(e).strip("'\""))
 
 
+def _setup(model_name: str, opts: DataOptions, device, variants):
+    from .model import load_model, model_info
+
+    examples = opts.load(variants)
+    if not examples:
+        raise ValueError(f"{opts.data}: no examples (check --limit and --split)")
+    lm = load_model(model_name, device=device)
+    info = model_info(lm)
+    typer.echo(f"model  {info}")
+    typer.echo(f"data   {opts.data}: {len(examples)} prompts from {len({e.question_id for e in examples})} questions ({opts.split} split)")
+    return lm, info, examples
+
+
 @app.command()
 def score(
     model: ModelOpt = "toy",
@@ -96,17 +109,12 @@ def _score(model_name, opts: DataOptions, max_new_tokens, stop, rows, n_sink, ba
 
     from .answers import answer_examples, conditions, skip_counts
     from .heads import rank_heads, save_heads
-    from .model import load_model, model_info
     from .scoring import aggregate_scores
 
     if rows not in ("generation", "response"):
         raise ValueError(f"--rows must be 'generation' or 'response', got {rows!r}")
     start = time.time()
-    examples = opts.load()
-    lm = load_model(model_name, device=device)
-    info = model_info(lm)
-    typer.echo(f"model  {info}")
-    typer.echo(f"data   {opts.data}: {len(examples)} prompts from {len({e.question_id for e in examples})} questions ({opts.split} split)")
+    lm, info, examples = _setup(model_name, opts, device, ("long", "gold"))
     answered = answer_examples(
         lm, examples, max_new_tokens=max_new_tokens, stop=stop, batch_size=batch_size, n_sink=n_sink, score=rows
     )
@@ -178,19 +186,6 @@ def _ks(text: str | None, default) -> tuple:
         return tuple(v.strip() if v.strip() == "all" else int(v) for v in text.split(",") if v.strip())
     except ValueError:
         raise typer.BadParameter(f"expected comma-separated integers or 'all', got {text!r}") from None
-
-
-def _setup(model_name: str, opts: DataOptions, device, variants):
-    from .model import load_model, model_info
-
-    examples = opts.load(variants)
-    if not examples:
-        raise ValueError(f"{opts.data}: no examples (check --limit and --split)")
-    lm = load_model(model_name, device=device)
-    info = model_info(lm)
-    typer.echo(f"model  {info}")
-    typer.echo(f"data   {opts.data}: {len(examples)} prompts from {len({e.question_id for e in examples})} questions ({opts.split} split)")
-    return lm, info, examples
 
 
 @app.command()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -170,9 +171,9 @@ def cache_qk(
 
         hooks = []
         for layer in range(info.n_layers):
-            hooks += [(attn_hook_name(layer, q_site), _keeper(keep, ("q", layer))), (attn_hook_name(layer, k_site), _keeper(keep, ("k", layer)))]
+            hooks += [(attn_hook_name(layer, q_site), partial(keep, key=("q", layer))), (attn_hook_name(layer, k_site), partial(keep, key=("k", layer)))]
         if site == "pre_rotary" and info.rotary:
-            hooks += [(attn_hook_name(0, "hook_cos"), _keeper(keep, "cos")), (attn_hook_name(0, "hook_sin"), _keeper(keep, "sin"))]
+            hooks += [(attn_hook_name(0, "hook_cos"), partial(keep, key="cos")), (attn_hook_name(0, "hook_sin"), partial(keep, key="sin"))]
         ids = torch.tensor([list(seq.input_ids[:end])], device=device)
         with hooked(model, hooks):
             model(ids, return_type=None)
@@ -186,10 +187,6 @@ def cache_qk(
             raise ValueError(f"pre_rotary directions need full-width rotary tables; this model rotates {cos.shape[-1]} of {info.d_head} dims")
         out.append(CachedSequence(q=q, k=k, rows=scored, span=mask, cos=cos, sin=sin))
     return out
-
-
-def _keeper(fn, key):
-    return lambda x, *, hook: fn(x, hook=hook, key=key)
 
 
 def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
@@ -256,7 +253,11 @@ def train_directions(
     dk = (torch.randn(info.n_layers, n_k, info.d_head, generator=gen) * init_std).requires_grad_()
     opt = torch.optim.AdamW([dq, dk], lr=lr)
     order, rng, losses = list(range(len(cache))), random.Random(seed), []
-    before = float(np.mean([relevant_scores(c, dq.detach(), dk.detach(), site=site, group=info.group_size).mean() for c in cache]))
+
+    def mean_score() -> float:
+        return float(np.mean([relevant_scores(c, dq.detach(), dk.detach(), site=site, group=info.group_size).mean() for c in cache]))
+
+    before = mean_score()
     bar = tqdm(range(epochs), desc="training directions", disable=not progress, unit="epoch")
     for _ in bar:
         rng.shuffle(order)
@@ -269,7 +270,7 @@ def train_directions(
             total += loss.item()
         losses.append(total / len(order))
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
-    after = float(np.mean([relevant_scores(c, dq.detach(), dk.detach(), site=site, group=info.group_size).mean() for c in cache]))
+    after = mean_score()
     info_meta = {
         **_shape_meta(info), "site": site, "epochs": epochs, "lr": lr, "init_std": init_std, "seed": seed,
         "rows": rows, "span": span, "n_sequences": len(seqs), "relevant_score_at_init": before, "relevant_score_trained": after,

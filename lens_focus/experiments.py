@@ -45,6 +45,14 @@ def clip_ks(ks: Sequence[int | str], n_total: int) -> list[int]:
     return sorted(set(out))
 
 
+def _head_counts(ks: Sequence[int | str], ranked: Sequence[Head], n_total: int) -> list[int]:
+    """:func:`clip_ks`, checking that ``ranked`` holds enough heads for the largest count."""
+    out = clip_ks(ks, n_total)
+    if len(ranked) < max(out):
+        raise ValueError(f"the heads file ranks {len(ranked)} heads; k up to {max(out)} needs as many")
+    return out
+
+
 def _split(examples: Sequence[Example]) -> dict[str, list[Example]]:
     by = {v: [e for e in examples if e.variant == v] for v in ("long", "gold", "negative")}
     if not by["long"]:
@@ -75,9 +83,7 @@ def compensation_experiment(
     intervention), ``gold`` and ``negative`` prompts (k and τ empty)."""
     info = model_info(model)
     by = _split(examples)
-    ks_ = clip_ks(ks, info.n_total_heads)
-    if len(ranked) < max(ks_):
-        raise ValueError(f"the heads file ranks {len(ranked)} heads; k up to {max(ks_)} needs as many")
+    ks_ = _head_counts(ks, ranked, info.n_total_heads)
     rows = []
     for variant, method in (("long", "baseline"), ("gold", "gold"), ("negative", "negative")):
         if by[variant]:
@@ -106,9 +112,7 @@ def sweep_experiment(
     α = 0 is the unmodified model, run once and shared by every k."""
     info = model_info(model)
     long = _split(examples)["long"]
-    ks_ = clip_ks(ks, info.n_total_heads)
-    if len(ranked) < max(ks_):
-        raise ValueError(f"the heads file ranks {len(ranked)} heads; k up to {max(ks_)} needs as many")
+    ks_ = _head_counts(ks, ranked, info.n_total_heads)
     base = _em(model, long, **answer_kw)
     rows = []
     grid = [(k, a) for k in ks_ for a in alphas]
