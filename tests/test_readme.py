@@ -18,7 +18,7 @@ def test_quickstart_runs(tmp_path, monkeypatch, capsys):
     scope: dict = {}
     exec(compile(code.replace("../shared/data", str(DATA)), "README quickstart", "exec"), scope)
     out = capsys.readouterr().out
-    assert "2 layers × 4 heads" in out and "Head(layer=" in out
+    assert "4 layers × 4 heads, 2 key-value heads" in out and "Head(layer=" in out
     exec(compile(interventions, "README interventions", "exec"), scope)  # continues the quickstart
     assert len(scope["patched"]) == len(scope["examples"]) and scope["d"].site == "post_rotary"
     assert scope["logits"].shape[:2] == (1, len(scope["seqs"][0]))

@@ -1,8 +1,9 @@
 import pytest
+import torch
 
 from lens_focus import label, load_examples
 from lens_focus.toy import task
-from lens_focus.toy.train import Recipe, encode, make_tokenizer, training_batch
+from lens_focus.toy.train import Recipe, drill_batch, encode, make_tokenizer, training_batch
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,7 @@ def test_several_questions_per_training_prompt(word_tokenizer):
     import random
 
     index = word_tokenizer.get_vocab()
-    ids, tgt = training_batch(random.Random(1), Recipe(batch=16, queries=3), 5, index)
+    ids, tgt = training_batch(random.Random(1), Recipe(batch=16, queries=3, unanswerable=0.0), 5, index)
     counts = []
     for row, t in zip(ids.tolist(), tgt.tolist()):
         supervised = [i for i, x in enumerate(t) if x != -100]
@@ -91,3 +92,79 @@ def test_later_questions_are_drawn_with_replacement(word_tokenizer):
         assert len(asked) == n_docs + 1  # the prompt's own question, then one per document
         repeated += len(set(asked)) < len(asked)
     assert repeated > 0
+
+
+def test_training_prompts_shuffle_or_drop_the_instruction(word_tokenizer):
+    import random
+
+    index = word_tokenizer.get_vocab()
+    words = task.INSTRUCTION.split()
+    ids, _ = training_batch(random.Random(3), Recipe(batch=64, queries=1, drop_instruction=0.5), 4, index)
+    starts = [tuple(word_tokenizer.convert_ids_to_tokens(row[:3])) for row in ids.tolist()]
+    dropped = sum(s == ("<bos>", "doc", "1") for s in starts)
+    assert 16 < dropped < 48 and all(s[1] in words for s in starts if s[1] != "doc")
+    orders = set()
+    for shuffle in (True, False):
+        ids, _ = training_batch(random.Random(3), Recipe(batch=16, queries=1, shuffle_instruction=shuffle, drop_instruction=0.0), 4, index)
+        for row in ids.tolist():
+            head = word_tokenizer.convert_ids_to_tokens(row[: len(words) + 1])
+            assert head[0] == "<bos>" and head[-1] == "." and sorted(head[1:]) == sorted(words)
+            if shuffle:
+                orders.add(tuple(head))
+            else:
+                assert head[1:] == words
+    assert len(orders) > 8
+
+
+def test_drills_repeat_a_random_sequence_of_varying_length(word_tokenizer):
+    import random
+
+    index = word_tokenizer.get_vocab()
+    rng, recipe = random.Random(4), Recipe(batch=4)
+    lengths = set()
+    for _ in range(6):
+        ids, tgt = drill_batch(rng, recipe, index)
+        length = (ids.shape[1] - 1) // 2
+        lengths.add(length)
+        assert (ids[:, 0] == index["<bos>"]).all()
+        assert torch.equal(ids[:, 1 : length + 1], ids[:, length + 1 :])
+        supervised = (tgt != -100).nonzero()[:, 1].unique().tolist()
+        assert supervised == list(range(length + 2, 2 * length + 1))  # the repeat, from its second token
+        assert torch.equal(tgt[:, length + 2 :], ids[:, length + 2 :])
+    assert len(lengths) > 1 and all(recipe.drill_length[0] <= n <= recipe.drill_length[1] for n in lengths)
+
+
+def test_unanswerable_questions_ask_about_absent_pairs(word_tokenizer):
+    import random
+
+    index = word_tokenizer.get_vocab()
+    ids, tgt = training_batch(random.Random(5), Recipe(batch=32, queries=40, unanswerable=0.5), 6, index)
+    n_none = n_answered = 0
+    for row, t in zip(ids.tolist(), tgt.tolist()):
+        words = word_tokenizer.convert_ids_to_tokens(row)
+        stated = {tuple(d.split()[-3:-1]) for d in " ".join(words).split(" doc ")[1:] if d.split()}
+        stated = {(a, e) for a, e in stated}
+        for a in [i for i, x in enumerate(t) if x != -100][::2]:
+            pair = tuple(words[a - 2 : a])
+            if words[a] == task.NONE:
+                n_none += 1
+                assert pair not in stated
+            else:
+                n_answered += 1
+    assert n_none > 0 and n_answered > 0
+    first = [words for words in (word_tokenizer.convert_ids_to_tokens(r) for r in ids.tolist())]
+    assert all(w[[i for i, x in enumerate(t) if x != -100][0]] != task.NONE for w, t in zip(first, tgt.tolist()))
+
+
+def test_absent_pair_is_never_stated_and_mostly_near():
+    import random
+
+    rng = random.Random(0)
+    near = 0
+    for _ in range(200):
+        gold, distractors = task.draw_facts(rng, 5, "train")
+        facts = [gold, *distractors]
+        e, a = task.absent_pair(rng, facts)
+        assert (e, a) not in {(f[0], f[1]) for f in facts}
+        near += e in {f[0] for f in facts} and a in {f[1] for f in facts}
+    assert near > 50  # a good share are near misses

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 from lens_focus.cli import app
 from lens_focus.toy.train import Recipe, train
 
-SMALL = dict(layers=2, width=32, heads=4, kv_heads=2, batch=8, warmup=2, curriculum_steps=4, max_docs=4)
+SMALL = dict(layers=2, width=32, heads=4, kv_heads=2, batch=8, warmup=2, curriculum_steps=4, max_docs=4, drill_steps=2)
 
 
 def test_training_is_deterministic_under_a_seed(tmp_path):

@@ -34,6 +34,8 @@ ENTITIES = tuple(a + b for a, b in product(_SYLLABLES[:4], _SYLLABLES[8:12]))  #
 VALUES = tuple(a + b + "n" for a, b in product(_SYLLABLES[16:32], _SYLLABLES[32:40]))  # 128
 STRUCTURE = tuple("answer the question with value from documents . doc :".split())
 NUMBERS = tuple(str(i) for i in range(1, 41))
+NONE = "none"
+"""The answer to a question no document answers (taught in training, never a gold answer)."""
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
 INSTRUCTION = "answer the question with the value from the documents ."
 MAX_DOCS = len(NUMBERS)
@@ -42,7 +44,7 @@ MAX_DOCS = len(NUMBERS)
 def vocabulary() -> list[str]:
     """Every token, specials first (ids 0..3), in a fixed order."""
     words = list(SPECIALS)
-    for w in (*STRUCTURE, *NUMBERS, *ATTRIBUTES, *ENTITIES, *VALUES):
+    for w in (*STRUCTURE, NONE, *NUMBERS, *ATTRIBUTES, *ENTITIES, *VALUES):
         if w not in words:
             words.append(w)
     return words
@@ -78,6 +80,17 @@ def draw_facts(
         pairs.add((e, a))
         distractors.append((e, a, rng.choice([v for v in VALUES if v != value])))
     return (entity, attribute, value), distractors
+
+
+def absent_pair(rng: random.Random, facts: Sequence[tuple[str, str, str]]) -> tuple[str, str]:
+    """An (entity, attribute) pair no fact states, mostly made of an entity and an attribute that
+    the facts do mention (a question the documents nearly answer)."""
+    stated = {(e, a) for e, a, _ in facts}
+    while True:
+        e = rng.choice([f[0] for f in facts] if rng.random() < 0.75 else ENTITIES)
+        a = rng.choice([f[1] for f in facts] if rng.random() < 0.75 else ATTRIBUTES)
+        if (e, a) not in stated:
+            return e, a
 
 
 def document(index: int, fact: tuple[str, str, str]) -> str:

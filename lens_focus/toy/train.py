@@ -1,5 +1,6 @@
 """Training the toy model from scratch: a small Llama (rotary, grouped-query attention, RMSNorm)
-with a word-level tokenizer, on freshly drawn toy prompts, loss on the answer and end tokens.
+with a word-level tokenizer, first on induction drills, then on freshly drawn toy prompts (drills
+mixed in), loss on the answers and end tokens.
 
 The recipe (:class:`Recipe`) is deterministic under its seed: prompts come from a seeded stream,
 weights from ``torch.manual_seed``, and the CPU runs single-process.
@@ -28,7 +29,7 @@ class Recipe:
     kv_heads: int = 2
     mlp: int = 2
     """MLP hidden size as a multiple of ``width`` (the task is solved by attention)."""
-    steps: int = 6000
+    steps: int = 1600
     batch: int = 64
     lr: float = 2e-3
     warmup: int = 200
@@ -46,9 +47,25 @@ class Recipe:
     """Questions (each supervised) per training prompt, at most one more than its documents; the
     first is the prompt's own. Asking about every document once would let the last answers come
     by elimination (the values not yet given), so later questions are drawn with replacement."""
+    unanswerable: float = 0.2
+    """Share of the later questions that ask about a pair no document states, answered ``none``:
+    a retrieval head that finds no match needs somewhere harmless to look (the sink)."""
+    shuffle_instruction: bool = True
+    """Shuffle the instruction's words (its final period kept) in every training prompt."""
+    drop_instruction: float = 0.5
+    """Share of training prompts without the instruction. A constant instruction is, like
+    ``<bos>``, there in every prompt, and heads park attention on it; when it is not always
+    there, ``<bos>`` is the only token that is and becomes the sink."""
     same_entity: float = 1 / 3
     same_attribute: float = 1 / 3
     """Shares of training distractors with the gold entity / attribute (hard negatives)."""
+    drill_steps: int = 800
+    """Steps of induction drills before the task: a random sequence of task words, repeated, loss
+    on the repeat. Retrieval by a matching prefix (an induction head) forms there within a few
+    hundred steps; trained on the task alone, it had not formed after thousands."""
+    drill_share: float = 0.1
+    """Share of the later batches that are drills, so the task does not unlearn them."""
+    drill_length: tuple = (4, 40)
     threads: int = 2
     save_every_eval: bool = False
     """Overwrite the checkpoint at every evaluation (to inspect long runs)."""
@@ -111,9 +128,17 @@ def training_batch(rng: random.Random, recipe: Recipe, k: int, index: dict[str, 
         )
         ex = task.build(gold, distractors, rng.randint(1, n), example_id="train", variant="long", meta={})
         ids = encode(ex.text, index)
+        words = task.INSTRUCTION.split()
+        if rng.random() < recipe.drop_instruction:
+            del ids[1 : len(words) + 1]
+        elif recipe.shuffle_instruction:
+            ids[1 : len(words)] = [index[w] for w in rng.sample(words[:-1], len(words) - 1)]
         tgt = [-100] * len(ids)
-        facts = [gold, *distractors]  # later questions are drawn with replacement, so that
-        extra = [rng.choice(facts) for _ in range(min(n, recipe.queries - 1))]  # elimination cannot answer them
+        facts = [gold, *distractors]
+        extra = [  # drawn with replacement, so that elimination cannot answer them
+            rng.choice(facts) if rng.random() >= recipe.unanswerable else (*task.absent_pair(rng, facts), task.NONE)
+            for _ in range(min(n, recipe.queries - 1))
+        ]
         for i, fact in enumerate([gold, *extra]):
             if i:
                 q = task.question(fact).split()
@@ -126,6 +151,20 @@ def training_batch(rng: random.Random, recipe: Recipe, k: int, index: dict[str, 
     width = max(map(len, rows))
     ids = torch.tensor([r + [0] * (width - len(r)) for r in rows])
     tgt = torch.tensor([t + [-100] * (width - len(t)) for t in targets])
+    return ids, tgt
+
+
+def drill_batch(rng: random.Random, recipe: Recipe, index: dict[str, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ids, targets)``: ``<bos>`` + a random sequence of task words of one random length, then the
+    same sequence again; targets are the repeat's tokens from its second on (the first cannot be
+    known), -100 elsewhere. The length varies between batches, so only matching content (not a
+    fixed offset) predicts the repeat."""
+    words = [index[w] for w in (*task.ATTRIBUTES, *task.ENTITIES, *task.VALUES)]
+    length = rng.randint(*recipe.drill_length)
+    seqs = [[rng.choice(words) for _ in range(length)] for _ in range(recipe.batch)]
+    ids = torch.tensor([[index["<bos>"], *s, *s] for s in seqs])
+    tgt = ids.clone()
+    tgt[:, : length + 2] = -100
     return ids, tgt
 
 
@@ -173,13 +212,14 @@ def train(recipe: Recipe, out_dir: str | Path, *, log: Callable[[str], None] = p
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, betas=(0.9, 0.98))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: schedule(s, recipe))
     rng = random.Random(f"toy-train-{recipe.seed}")
-    history, start, running, running_acc = [], time.time(), None, 0.0
+    history, start, running, running_acc, drill_acc = [], time.time(), None, 0.0, 0.0
     k = recipe.min_docs + 1
     model.train()
     for step in range(recipe.steps):
         if recipe.curriculum == "linear":
             k = recipe.min_docs + 1 + round((recipe.max_docs - recipe.min_docs - 1) * min(1.0, step / max(1, recipe.curriculum_steps)))
-        ids, tgt = training_batch(rng, recipe, k, index)
+        drill = step < recipe.drill_steps or rng.random() < recipe.drill_share
+        ids, tgt = drill_batch(rng, recipe, index) if drill else training_batch(rng, recipe, k, index)
         logits = model(input_ids=ids).logits[:, :-1]
         target = tgt[:, 1:]
         loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten())
@@ -191,8 +231,11 @@ def train(recipe: Recipe, out_dir: str | Path, *, log: Callable[[str], None] = p
         with torch.no_grad():  # answer accuracy on this batch (end tokens excluded)
             answers = (target != -100) & (target != index["<eos>"])
             acc = float((logits.argmax(-1)[answers] == target[answers]).float().mean())
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        running_acc = 0.95 * running_acc + 0.05 * acc
+        if drill:
+            drill_acc = 0.9 * drill_acc + 0.1 * acc
+        else:
+            running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+            running_acc = 0.95 * running_acc + 0.05 * acc
         if recipe.curriculum == "gated" and running_acc >= recipe.gate and k < recipe.max_docs:
             k, running_acc = k + 1, 0.0
             log(json.dumps({"step": step + 1, "docs_up_to": k}))
@@ -201,7 +244,7 @@ def train(recipe: Recipe, out_dir: str | Path, *, log: Callable[[str], None] = p
             quick = {str(n): quick_accuracy(model, index, n) for n in (1, 5, 10, 20)}
             quick["train_pairs_5"] = quick_accuracy(model, index, 5, split="train")
             model.train()
-            entry = {"step": step + 1, "loss": round(running, 4), "k": k, "train_acc": round(running_acc, 3),
+            entry = {"step": step + 1, "loss": running and round(running, 4), "k": k, "train_acc": round(running_acc, 3), "drill_acc": round(drill_acc, 3),
                      "minutes": round((time.time() - start) / 60, 2), "acc": quick}  # fmt: skip
             history.append(entry)
             log(json.dumps(entry))
