@@ -48,14 +48,14 @@ class Recipe:
     first is the prompt's own. Asking about every document once would let the last answers come
     by elimination (the values not yet given), so later questions are drawn with replacement."""
     unanswerable: float = 0.2
-    """Share of the later questions that ask about a pair no document states, answered ``none``:
-    a retrieval head that finds no match needs somewhere harmless to look (the sink)."""
+    """Share of the later questions that ask about a pair no document states, answered ``none``
+    (a retrieval head that finds no match must look somewhere harmless)."""
     shuffle_instruction: bool = True
     """Shuffle the instruction's words (its final period kept) in every training prompt."""
     drop_instruction: float = 0.5
     """Share of training prompts without the instruction. A constant instruction is, like
-    ``<bos>``, there in every prompt, and heads park attention on it; when it is not always
-    there, ``<bos>`` is the only token that is and becomes the sink."""
+    ``<bos>``, in every prompt, and heads park attention on it; without it ``<bos>`` is the only
+    constant token. (The shipped model parks on the question instead: it has no sink yet.)"""
     same_entity: float = 1 / 3
     same_attribute: float = 1 / 3
     """Shares of training distractors with the gold entity / attribute (hard negatives)."""
@@ -244,7 +244,7 @@ def train(recipe: Recipe, out_dir: str | Path, *, log: Callable[[str], None] = p
             quick = {str(n): quick_accuracy(model, index, n) for n in (1, 5, 10, 20)}
             quick["train_pairs_5"] = quick_accuracy(model, index, 5, split="train")
             model.train()
-            entry = {"step": step + 1, "loss": running and round(running, 4), "k": k, "train_acc": round(running_acc, 3), "drill_acc": round(drill_acc, 3),
+            entry = {"step": step + 1, "loss": None if running is None else round(running, 4), "k": k, "train_acc": round(running_acc, 3), "drill_acc": round(drill_acc, 3),
                      "minutes": round((time.time() - start) / 60, 2), "acc": quick}  # fmt: skip
             history.append(entry)
             log(json.dumps(entry))
