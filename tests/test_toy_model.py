@@ -5,6 +5,7 @@ import pytest
 
 from lens_focus import answer_examples, conditions, load_examples, load_model, model_info
 from lens_focus.directions import gold_response_sequences, train_directions
+from lens_focus import experiments
 from lens_focus.experiments import focus_scores
 from lens_focus.heads import top_heads
 from lens_focus.interventions import compensation
@@ -35,8 +36,7 @@ def held_out():
 
 
 def _em(model, examples, intervention=None) -> float:
-    answered = answer_examples(model, examples, max_new_tokens=4, batch_size=64, intervention=intervention, progress=False)
-    return float(np.mean([a.em for a in answered]))
+    return experiments._em(model, examples, intervention, max_new_tokens=4, batch_size=64)[0]
 
 
 def test_the_toy_ships_and_loads_offline(toy):
