@@ -3,9 +3,8 @@ what the paper reports (issue: interventions, item 6)."""
 import numpy as np
 import pytest
 
-from lens_focus import answer_examples, conditions, load_examples, load_model, model_info
+from lens_focus import answer_examples, conditions, experiments, load_examples, load_model, model_info
 from lens_focus.directions import gold_response_sequences, train_directions
-from lens_focus import experiments
 from lens_focus.experiments import focus_scores
 from lens_focus.heads import top_heads
 from lens_focus.interventions import compensation
