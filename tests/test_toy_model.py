@@ -103,3 +103,17 @@ def test_readme_command_a_scores_the_toy_and_matches_a_plain_forward(tmp_path):
     scores = pd.read_csv(tmp_path / "scores.csv").query("condition == 'long' and span == 'relevant'")
     got = scores.pivot(index="layer", columns="head", values="score").to_numpy()
     np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_the_default_recipe_is_the_shipped_one():
+    """`lens-focus toy train --seed 0` trains what ships: the default recipe equals the one in the
+    shipped training log, and the fields added since are at values that change nothing."""
+    import json
+
+    from lens_focus.toy.train import Recipe
+
+    shipped = json.loads((TOY_DIR / "training_log.json").read_text())["recipe"]
+    default = json.loads(json.dumps(Recipe().to_dict()))
+    inspection = {"save_every_eval"}  # checkpoints written along the way; the weights are the same
+    assert {k: default[k] for k in shipped if k not in inspection} == {k: v for k, v in shipped.items() if k not in inspection}
+    assert default["rest_cost"] == 0 and set(default) - set(shipped) <= {"rest_cost", "rest_from", "rest_rows", "rest_shape"}

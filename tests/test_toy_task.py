@@ -167,3 +167,26 @@ def test_absent_pair_is_never_stated_and_mostly_near():
         assert (e, a) not in {(f[0], f[1]) for f in facts}
         near += e in {f[0] for f in facts} and a in {f[1] for f in facts}
     assert near > 50  # a good share are near misses
+
+
+def test_rest_cost_is_the_attention_off_bos_on_the_charged_rows():
+    """``off_bos`` against a loop over sequences, heads and rows; the ``sqrt`` penalty charges a
+    read shared by several heads more than the same read done by one."""
+    from lens_focus.toy.train import off_bos, rest_penalty
+
+    g = torch.Generator().manual_seed(0)
+    attentions = [torch.randn(3, 2, 7, 7, generator=g).tril().masked_fill(torch.ones(7, 7).triu(1).bool(), -1e9).softmax(-1) for _ in range(2)]
+    rows = torch.rand(3, 7, generator=g) > 0.4
+    rows[0, 3] = True
+    got = off_bos(attentions, rows)
+    assert got.shape == (2, 2)
+    for layer in range(2):
+        for head in range(2):
+            picked = [1 - float(attentions[layer][b, head, i, 0]) for b in range(3) for i in range(1, 7) if rows[b, i]]
+            assert abs(float(got[layer, head]) - sum(picked) / len(picked)) < 1e-6
+    shared, alone = torch.tensor([[0.4, 0.4]]), torch.tensor([[0.8, 0.0]])
+    assert float(rest_penalty(shared, "linear")) == pytest.approx(float(rest_penalty(alone, "linear")))
+    assert float(rest_penalty(shared, "sqrt")) > float(rest_penalty(alone, "sqrt"))
+    assert float(rest_penalty(torch.zeros(2, 2), "sqrt")) == pytest.approx(0.0, abs=1e-7)
+    with pytest.raises(ValueError, match="rest_shape"):
+        rest_penalty(shared, "cube")

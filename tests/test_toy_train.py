@@ -37,3 +37,24 @@ def test_toy_train_and_report_commands(tmp_path, monkeypatch):
     assert set(report["long_accuracy"]) == {"1", "5", "10", "15", "20", "overall"}
     assert len(report["sink_by_layer"]) == 2 and report["n_heads"] == 8
     assert 0 <= report["gold_accuracy"] <= 1 and isinstance(report["checks"], dict)
+
+
+def test_rest_cost_moves_attention_onto_bos(tmp_path):
+    """A few steps with the cost on reading put more attention on ``<bos>`` than the same steps
+    without it (same seed, same batches)."""
+    import random
+
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    from lens_focus.toy.train import drill_batch
+
+    on_bos = {}
+    for cost in (0.0, 1.0):
+        out = tmp_path / str(cost)
+        train(Recipe(seed=3, steps=40, lr=1e-2, rest_cost=cost, **SMALL), out, log=lambda s: None, eval_every=100)
+        model = LlamaForCausalLM.from_pretrained(out, attn_implementation="eager").eval()
+        ids, _ = drill_batch(random.Random(0), Recipe(batch=8), AutoTokenizer.from_pretrained(out).get_vocab())
+        with torch.no_grad():
+            attentions = model(ids, output_attentions=True).attentions
+        on_bos[cost] = float(torch.stack([a[:, :, 1:, 0] for a in attentions]).mean())
+    assert on_bos[1.0] > on_bos[0.0] + 0.5, on_bos

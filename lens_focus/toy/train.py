@@ -1,6 +1,6 @@
 """Training the toy model from scratch: a small Llama (rotary, grouped-query attention, RMSNorm)
 with a word-level tokenizer, first on induction drills, then on freshly drawn toy prompts (drills
-mixed in), loss on the answers and end tokens.
+mixed in), loss on the answers and end tokens; optionally a cost on attention off ``<bos>``.
 
 The recipe (:class:`Recipe`) is deterministic under its seed: prompts come from a seeded stream,
 weights from ``torch.manual_seed``, and the CPU runs single-process.
@@ -54,8 +54,9 @@ class Recipe:
     """Shuffle the instruction's words (its final period kept) in every training prompt."""
     drop_instruction: float = 0.5
     """Share of training prompts without the instruction. A constant instruction is, like
-    ``<bos>``, in every prompt, and heads park attention on it; without it ``<bos>`` is the only
-    constant token. (The shipped model parks on the question instead: it has no sink yet.)"""
+    ``<bos>``, in every prompt, and idle heads park attention on it; without it ``<bos>`` is the
+    only constant token. (Alone, this moved the parking place to the question, not to ``<bos>``:
+    a sink came only from ``rest_cost``.)"""
     same_entity: float = 1 / 3
     same_attribute: float = 1 / 3
     """Shares of training distractors with the gold entity / attribute (hard negatives)."""
@@ -66,6 +67,19 @@ class Recipe:
     drill_share: float = 0.1
     """Share of the later batches that are drills, so the task does not unlearn them."""
     drill_length: tuple = (4, 40)
+    rest_cost: float = 0.0
+    """Weight of a training term that charges every head for the attention it puts off
+    ``<bos>`` on the charged rows (``rest_rows``; mean over layers, heads and rows). Reading the
+    context then has a price that only a useful read pays back: heads with nothing to read rest
+    on ``<bos>``, a sink. No recipe without it made one; with it, other targets were lost, so
+    the shipped recipe leaves it at 0 (see the model card)."""
+    rest_from: int = 0
+    """Step from which ``rest_cost`` applies (after the drills, the induction circuit has formed;
+    charged from the start at weight 0.5, it did not form)."""
+    rest_rows: str = "all"
+    """Rows charged: ``all`` (every row after ``<bos>``) or ``supervised`` (rows with a target)."""
+    rest_shape: str = "linear"
+    """How the per-head costs add up: see :func:`rest_penalty`."""
     threads: int = 2
     save_every_eval: bool = False
     """Overwrite the checkpoint at every evaluation (to inspect long runs)."""
@@ -107,6 +121,8 @@ def make_model(recipe: Recipe, vocab_size: int):
         pad_token_id=0,
         tie_word_embeddings=False,
     )
+    if recipe.rest_cost:
+        config._attn_implementation = "eager"  # returns the patterns the cost reads
     return LlamaForCausalLM(config)
 
 
@@ -168,6 +184,29 @@ def drill_batch(rng: random.Random, recipe: Recipe, index: dict[str, int]) -> tu
     return ids, tgt
 
 
+def off_bos(attentions, rows: torch.Tensor) -> torch.Tensor:
+    """Per head, the mean attention off the first token over the chosen rows after the first.
+
+    ``attentions``: per layer (batch, heads, seq, seq); ``rows``: (batch, seq) bool.
+    Returns (layers, heads)."""
+    rows = rows.clone()
+    rows[:, 0] = False
+    off = torch.stack([1 - a[..., 0] for a in attentions], 1)  # (batch, layers, heads, seq)
+    weight = rows[:, None, None, :].float()
+    return (off * weight).sum((0, 3)) / weight.sum()
+
+
+def rest_penalty(off: torch.Tensor, shape: str) -> torch.Tensor:
+    """The rest cost of per-head off-``<bos>`` means ``off`` (layers, heads): their mean
+    (``linear``), or the mean of their square roots (``sqrt``: concave, so one head doing a read
+    costs less than several sharing it)."""
+    if shape == "linear":
+        return off.mean()
+    if shape == "sqrt":
+        return ((off + 1e-2).sqrt() - 0.1).mean()
+    raise ValueError(f"rest_shape must be 'linear' or 'sqrt', got {shape!r}")
+
+
 def schedule(step: int, recipe: Recipe) -> float:
     """Learning-rate factor: linear warm-up, constant, then cosine decay over the last 30% to 5%."""
     if step < recipe.warmup:
@@ -220,9 +259,14 @@ def train(recipe: Recipe, out_dir: str | Path, *, log: Callable[[str], None] = p
             k = recipe.min_docs + 1 + round((recipe.max_docs - recipe.min_docs - 1) * min(1.0, step / max(1, recipe.curriculum_steps)))
         drill = step < recipe.drill_steps or rng.random() < recipe.drill_share
         ids, tgt = drill_batch(rng, recipe, index) if drill else training_batch(rng, recipe, k, index)
-        logits = model(input_ids=ids).logits[:, :-1]
-        target = tgt[:, 1:]
+        fwd = model(input_ids=ids, output_attentions=bool(recipe.rest_cost))
+        logits, target = fwd.logits[:, :-1], tgt[:, 1:]
         loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten())
+        if recipe.rest_cost and step >= recipe.rest_from:
+            rows = ids != index["<pad>"]
+            if recipe.rest_rows == "supervised":
+                rows = torch.nn.functional.pad(target != -100, (0, 1), value=False)
+            loss = loss + recipe.rest_cost * rest_penalty(off_bos(fwd.attentions, rows), recipe.rest_shape)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
