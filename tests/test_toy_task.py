@@ -190,3 +190,6 @@ def test_rest_cost_is_the_attention_off_bos_on_the_charged_rows():
     assert float(rest_penalty(torch.zeros(2, 2), "sqrt")) == pytest.approx(0.0, abs=1e-7)
     with pytest.raises(ValueError, match="rest_shape"):
         rest_penalty(shared, "cube")
+    for field in ("rest_rows", "rest_shape"):
+        with pytest.raises(ValueError, match=field):
+            Recipe(**{field: "some"})

@@ -85,6 +85,12 @@ class Recipe:
     """Overwrite the checkpoint at every evaluation (to inspect long runs)."""
     notes: list = field(default_factory=list)
 
+    def __post_init__(self):
+        if self.rest_rows not in ("all", "supervised"):
+            raise ValueError(f"rest_rows must be 'all' or 'supervised', got {self.rest_rows!r}")
+        if self.rest_shape not in ("linear", "sqrt"):
+            raise ValueError(f"rest_shape must be 'linear' or 'sqrt', got {self.rest_shape!r}")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -203,7 +209,7 @@ def rest_penalty(off: torch.Tensor, shape: str) -> torch.Tensor:
     if shape == "linear":
         return off.mean()
     if shape == "sqrt":
-        return ((off + 1e-2).sqrt() - 0.1).mean()
+        return ((off + 1e-2).sqrt() - 1e-1).mean()  # 0 for a head that reads nothing
     raise ValueError(f"rest_shape must be 'linear' or 'sqrt', got {shape!r}")
 
 
