@@ -61,7 +61,7 @@ retrieval heads keep reading. Variants (4 layers, up to 8 documents unless said;
 
 | cost | rows | from step | what it gave |
 |---|---|---|---|
-| 0.1 | all | 0 | report (200 questions): gold 1.00, 20 documents 0.52, negative 0.00, sink per layer 0.24 0.00 0.58 0.77 (met), 6 of 16 heads read the document (not met). Focus directions (10 epochs) then *lower* the relevant score of the top-5 heads (−0.05 to −0.10 at α = 1) |
+| 0.1 | all | 0 | report (200 questions): gold 1.00, 20 documents 0.52, negative 0.00, sink per layer 0.24 0.00 0.58 0.77 (met), 6 of 16 heads read the document (not met). Focus directions (10 epochs) then *lower* the relevant score of the four layer-1 heads among the top 5 (−0.05 to −0.10 at α = 1): the fifth is a layer-0 head, and its shifted pattern changes layer 1's input, which directions trained head by head on cached activations do not see; applied to the four layer-1 heads alone, the deltas stay within ±0.011 |
 | 0.5 | all | 0 | the induction circuit did not form (drill accuracy 0.01 at step 400) |
 | 0.3 | all | 800 | at step 1,200: layers 2–3 rest (≥ 0.99), all four heads of layer 1 read |
 | 1.0 | supervised | 800 | the same |
