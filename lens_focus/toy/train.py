@@ -267,12 +267,12 @@ def train(recipe: Recipe, out_dir: str | Path, *, log: Callable[[str], None] = p
         ids, tgt = drill_batch(rng, recipe, index) if drill else training_batch(rng, recipe, k, index)
         fwd = model(input_ids=ids, output_attentions=bool(recipe.rest_cost))
         logits, target = fwd.logits[:, :-1], tgt[:, 1:]
-        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten())
+        loss = ce = torch.nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten())
         if recipe.rest_cost and step >= recipe.rest_from:
             rows = ids != index["<pad>"]
             if recipe.rest_rows == "supervised":
                 rows = torch.nn.functional.pad(target != -100, (0, 1), value=False)
-            loss = loss + recipe.rest_cost * rest_penalty(off_bos(fwd.attentions, rows), recipe.rest_shape)
+            loss = ce + recipe.rest_cost * rest_penalty(off_bos(fwd.attentions, rows), recipe.rest_shape)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -284,7 +284,7 @@ def train(recipe: Recipe, out_dir: str | Path, *, log: Callable[[str], None] = p
         if drill:
             drill_acc = 0.9 * drill_acc + 0.1 * acc
         else:
-            running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+            running = ce.item() if running is None else 0.98 * running + 0.02 * ce.item()  # the logged loss is the task's alone
             running_acc = 0.95 * running_acc + 0.05 * acc
         if recipe.curriculum == "gated" and running_acc >= recipe.gate and k < recipe.max_docs:
             k, running_acc = k + 1, 0.0
