@@ -1,6 +1,9 @@
+import json
 import re
 
 from conftest import DATA, REPO
+
+from lens_focus.model import TOY_DIR
 
 README = (REPO / "README.md").read_text()
 
@@ -18,7 +21,9 @@ def test_quickstart_runs(tmp_path, monkeypatch, capsys):
     scope: dict = {}
     exec(compile(code.replace("../shared/data", str(DATA)), "README quickstart", "exec"), scope)
     out = capsys.readouterr().out
-    assert "4 layers × 4 heads, 2 key-value heads" in out and "Head(layer=" in out
+    cfg = json.loads((TOY_DIR / "config.json").read_text())
+    shape = f"{cfg['num_hidden_layers']} layers × {cfg['num_attention_heads']} heads, {cfg['num_key_value_heads']} key-value heads"
+    assert shape in out and "Head(layer=" in out
     exec(compile(interventions, "README interventions", "exec"), scope)  # continues the quickstart
     assert len(scope["patched"]) == len(scope["examples"]) and scope["d"].site == "post_rotary"
     assert scope["logits"].shape[:2] == (1, len(scope["seqs"][0]))

@@ -7,7 +7,8 @@ from typer.testing import CliRunner
 from lens_focus.cli import app
 from lens_focus.toy.train import Recipe, train
 
-SMALL = dict(layers=2, width=32, heads=4, kv_heads=2, batch=8, warmup=2, curriculum_steps=4, max_docs=4, drill_steps=2)
+SMALL = dict(layers=2, width=32, heads=4, kv_heads=2, batch=8, warmup=2, curriculum_steps=4, max_docs=4, drill_steps=2, rest_from=2)
+"""The shipped recipe scaled down; its rest cost starts after the drills, as in the shipped one."""
 
 
 def test_training_is_deterministic_under_a_seed(tmp_path):
@@ -51,7 +52,7 @@ def test_rest_cost_moves_attention_onto_bos(tmp_path):
     on_bos = {}
     for cost in (0.0, 1.0):
         out = tmp_path / str(cost)
-        train(Recipe(seed=3, steps=40, lr=1e-2, rest_cost=cost, **SMALL), out, log=lambda s: None, eval_every=100)
+        train(Recipe(**{**SMALL, "rest_from": 0}, seed=3, steps=40, lr=1e-2, rest_cost=cost, rest_rows="all"), out, log=lambda s: None, eval_every=100)
         model = LlamaForCausalLM.from_pretrained(out, attn_implementation="eager").eval()
         ids, _ = drill_batch(random.Random(0), Recipe(batch=8), AutoTokenizer.from_pretrained(out).get_vocab())
         with torch.no_grad():
