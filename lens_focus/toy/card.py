@@ -50,8 +50,8 @@ averages to nearly the same vector. And the retrieval is redundant: with four la
 heads of layer 1 read the matching document (4 of 16 heads above 0.1 where the target allows 15%).
 
 The shipped recipe adds a training term that charges every head for the attention it puts off
-`<bos>` (`Recipe.rest_cost` 1.0 on the rows that predict an answer or end token, from step 800,
-after the drills): within a few hundred steps the heads with nothing to read rest on `<bos>`
+`<bos>` (`Recipe.rest_cost` 1.0 on the rows that predict a supervised token: answers, end
+tokens, drill repeats; from step 800, after the drills): within a few hundred steps the heads with nothing to read rest on `<bos>`
 (≥ 0.99 at the answer rows) while the retrieval heads keep reading. Variants (up to 8 documents,
 4 layers unless said; one thread each):
 
