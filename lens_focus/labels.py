@@ -40,6 +40,9 @@ class Example:
     """Name of the relevant document segment (``doc_<i>``), or None (negative prompts)."""
     answers: tuple[str, ...]
     variant: Variant = "long"
+    reply_start: str = ""
+    """A fixed start of the model's reply, part of the prompt (labeled as span ``reply_start``):
+    rendered after the chat template's generation prompt, or after the message of a base model."""
     meta: dict = field(default_factory=dict, compare=False)
     """Free-form facts: ``question_id``, ``gold_position``, ``n_docs``, ``task``, ..."""
 
@@ -69,6 +72,7 @@ def render_prompt(example: Example, tokenizer, *, chat: bool | None = None) -> t
 
     Chat models (tokenizers with a chat template): the user message rendered by the template with
     the generation prompt. Base models: the BOS text (when the tokenizer has one) + the message.
+    Either way followed by the example's ``reply_start``.
     """
     message = example.text
     chat = getattr(tokenizer, "chat_template", None) is not None if chat is None else chat
@@ -79,9 +83,9 @@ def render_prompt(example: Example, tokenizer, *, chat: bool | None = None) -> t
         start = prompt.find(message)
         if start < 0:
             raise LabelError(f"example {example.id}: the chat template changed the user message; cannot locate spans")
-        return prompt, start
+        return prompt + example.reply_start, start
     bos = tokenizer.bos_token or ""
-    return bos + message, len(bos)
+    return bos + message + example.reply_start, len(bos)
 
 
 @dataclass(frozen=True)
@@ -208,6 +212,8 @@ def label(
         if seg.name:
             char_spans[seg.name] = [(cursor, cursor + len(seg.text))]
         cursor += len(seg.text)
+    if example.reply_start:
+        char_spans["reply_start"] = [(len(prompt) - len(example.reply_start), len(prompt))]
     if example.relevant:
         char_spans["relevant"] = list(char_spans[example.relevant])
     irrelevant = [d for d in example.documents if d != example.relevant]
@@ -251,13 +257,15 @@ def label(
 
 
 def _check_chat_tokens(example: Example, tokenizer, prompt_ids: list[int]) -> None:
-    """The prompt's token ids must equal the chat template's own tokenization."""
+    """The prompt's token ids must begin with the chat template's own tokenization (the reply
+    start, if any, follows it)."""
     template_ids = tokenizer.apply_chat_template(
         [{"role": "user", "content": example.text}], tokenize=True, add_generation_prompt=True
     )
     if not isinstance(template_ids, list):
         template_ids = template_ids["input_ids"]
-    if list(template_ids) != list(prompt_ids):
+    n = len(template_ids)
+    if list(template_ids) != list(prompt_ids[:n]) or (n == len(prompt_ids)) == bool(example.reply_start):
         raise LabelError(
             f"example {example.id}: the rendered prompt does not re-tokenize to the chat template's "
             "own token ids; spans would be misplaced"

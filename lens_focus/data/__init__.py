@@ -86,6 +86,7 @@ def assemble(
     answers: Sequence[str],
     variant: Variant,
     meta: dict,
+    reply_start: str = "",
 ) -> Example:
     """An Example whose documents ``doc_1 … doc_N`` sit between ``head`` and ``tail`` segments."""
     segments = list(head)
@@ -101,6 +102,7 @@ def assemble(
         relevant=relevant,
         answers=tuple(answers),
         variant=variant,
+        reply_start=reply_start,
         meta={**meta, "n_docs": len(documents), "gold_position": relevant_index},
     )
 
@@ -116,14 +118,17 @@ def load_examples(
     limit: int | None = None,
     variants: Sequence[Variant] = ("long", "gold"),
 ) -> list[Example]:
-    """Build examples from a data file, or from the synthetic toy task with ``data="toy"``;
-    ``limit`` counts questions (each yields several prompts)."""
+    """Build examples from a data file, or from a built-in task: ``data="toy"`` (the toy model's
+    synthetic task) or ``data="facts"`` (made-up facts about people in English); ``limit`` counts
+    questions (each yields several prompts)."""
     from ..toy.task import toy_examples
+    from .facts import facts_examples
     from .kv_retrieval import kv_examples
     from .lost_in_the_middle import nq_examples
 
-    if str(data) == "toy":
-        return toy_examples(
+    generated = {"toy": toy_examples, "facts": facts_examples}
+    if str(data) in generated:
+        return generated[str(data)](
             n_docs=n_docs, gold_positions=gold_positions, split=split, seed=seed, limit=limit, variants=variants
         )
     if task is None:

@@ -1,0 +1,103 @@
+"""GGUF files as ordinary checkpoints: dequantized once by ``transformers``, then cached.
+
+``transformers`` reads a GGUF file (with the ``gguf`` package installed) and dequantizes every
+tensor to float, which takes seconds to a minute. :func:`dequantized_dir` does that once per file
+content and keeps the result as a ``save_pretrained`` directory (float weights, config, tokenizer
+and chat template) under the cache folder, named after the file's SHA-256, so a changed file gets
+a fresh entry instead of a stale one, and later loads are plain loads of that directory.
+
+The cache folder is ``$LENS_FOCUS_CACHE`` or ``~/.cache/lens_focus``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+CACHE_ENV = "LENS_FOCUS_CACHE"
+MARKER = "lens_focus_gguf.json"
+"""Written last into a finished cache entry: what it was made from."""
+
+
+def cache_root() -> Path:
+    """The folder lens_focus caches models in: ``$LENS_FOCUS_CACHE`` or ``~/.cache/lens_focus``."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "lens_focus"
+
+
+def is_gguf(name_or_path: str | os.PathLike) -> bool:
+    return str(name_or_path).lower().endswith(".gguf")
+
+
+def file_digest(path: str | Path, *, block: int = 1 << 23) -> str:
+    """SHA-256 of a file's content (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def cache_dir_for(path: str | Path) -> Path:
+    """Where the dequantized checkpoint of GGUF file ``path`` lives (whether or not it exists yet)."""
+    path = Path(path)
+    return cache_root() / "gguf" / f"{path.stem}-{file_digest(path)[:16]}"
+
+
+def dequantized_dir(path: str | Path, *, progress: bool = True) -> Path:
+    """The ``save_pretrained`` directory of GGUF file ``path``, dequantizing it on first use.
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` when ``transformers``
+    cannot read it (an architecture or quantization it does not support, or not a GGUF file).
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"GGUF file not found: {path}")
+    target = cache_dir_for(path)
+    if (target / MARKER).exists():
+        return target
+    try:
+        import gguf  # noqa: F401  (transformers needs it to read the file)
+    except ImportError:
+        raise ImportError("reading GGUF files needs the 'gguf' package: pip install gguf") from None
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    if progress:
+        print(f"dequantizing {path.name} once; caching it in {target}")
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    if not progress:
+        hf_logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    except (ValueError, KeyError, RuntimeError, OSError, NotImplementedError) as e:
+        raise ValueError(f"{path}: transformers could not read this GGUF file ({type(e).__name__}: {e})") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if not progress:
+            hf_logging.enable_progress_bar()
+    # The weights are plain floats now; the quantizer marker only stops save_pretrained.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    tmp.chmod(0o755)
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / MARKER).write_text(json.dumps({"source": str(path.resolve()), "bytes": path.stat().st_size}, indent=2) + "\n")
+        if target.exists():  # an unfinished entry left by an interrupted run
+            shutil.rmtree(target)
+        tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target

