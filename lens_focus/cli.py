@@ -93,19 +93,21 @@ def score(
     stop: StopOpt = "line",
     rows: Annotated[str, typer.Option("--rows", help="generation (rows that produce the answer) or response")] = "generation",
     n_sink: Annotated[int, typer.Option("--n-sink", help="leading tokens that form the sink")] = 1,
+    variants: Annotated[str, typer.Option("--variants", help="prompts to answer and score: long (always), gold, negative")] = "long,gold",
     batch_size: BatchOpt = 8,
     device: DeviceOpt = None,
     out: Annotated[Path, typer.Option("--out")] = Path("runs/score"),
 ) -> None:
     """Score every head by where its attention goes while the model answers (paper §2.2, Table 1, Figure 2)."""
     opts = DataOptions(data, task, n_docs, _positions(gold_positions), split, limit, seed)
-    _run(lambda: _score(model, opts, max_new_tokens, stop, rows, n_sink, batch_size, device, out))
+    chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
+    _run(lambda: _score(model, opts, max_new_tokens, stop, rows, n_sink, chosen, batch_size, device, out))
 
 
-def _score(model_name, opts: DataOptions, max_new_tokens, stop, rows, n_sink, batch_size, device, out: Path) -> None:
+def _score(model_name, opts: DataOptions, max_new_tokens, stop, rows, n_sink, variants, batch_size, device, out: Path) -> None:
     import pandas as pd
 
-    from analyses import head_locations, table1
+    from analyses import em_positions, head_locations, table1
 
     from .answers import answer_examples, conditions, skip_counts
     from .heads import rank_heads, save_heads
@@ -113,8 +115,10 @@ def _score(model_name, opts: DataOptions, max_new_tokens, stop, rows, n_sink, ba
 
     if rows not in ("generation", "response"):
         raise ValueError(f"--rows must be 'generation' or 'response', got {rows!r}")
+    if "long" not in variants or set(variants) - {"long", "gold", "negative"}:
+        raise ValueError(f"--variants takes long (needed: heads are ranked on long prompts), gold and negative; got {','.join(variants)!r}")
     start = time.time()
-    lm, info, examples = _setup(model_name, opts, device, ("long", "gold"))
+    lm, info, examples = _setup(model_name, opts, device, variants)
     answered = answer_examples(
         lm, examples, max_new_tokens=max_new_tokens, stop=stop, batch_size=batch_size, n_sink=n_sink, score=rows
     )
@@ -141,15 +145,13 @@ def _score(model_name, opts: DataOptions, max_new_tokens, stop, rows, n_sink, ba
     em = pd.DataFrame(
         [{"variant": a.example.variant, "gold_position": a.example.meta.get("gold_position"), "em": a.em} for a in answered]
     )
-    em_table = em.groupby(["variant", "gold_position"], dropna=False)["em"].agg(["mean", "count"]).reset_index()
-    em_table.columns = ["variant", "gold_position", "em", "n"]
-    em_table.to_csv(out / "em.csv", index=False)
+    em_positions.write(em, out)
     head_locations.write(scores, out, model_name=info.name)
     table1.write(scores, out)
     spars = head_locations.sparsity(scores)
     summary = {
         "model": info.to_dict(), "data": {**opts.__dict__, "gold_positions": list(opts.gold_positions)},
-        "rows": rows, "n_sink": n_sink, "stop": stop, "max_new_tokens": max_new_tokens,
+        "rows": rows, "n_sink": n_sink, "stop": stop, "variants": list(variants), "max_new_tokens": max_new_tokens,
         "examples": len(answered), "scored": len(kept), "skipped": skipped,
         "skipped_ids": {a.example.id: a.skipped for a in answered if a.skipped},
         "em": {v: float(g.em.mean()) for v, g in em.groupby("variant")},
@@ -162,7 +164,7 @@ def _score(model_name, opts: DataOptions, max_new_tokens, stop, rows, n_sink, ba
     typer.echo("EM     " + ", ".join(f"{k} {v:.3f}" for k, v in summary["em"].items()))
     typer.echo(head_locations.sparsity_line(spars))
     typer.echo("top-5  " + " ".join(f"({h.layer},{h.head})" for h in ranked[:5]))
-    typer.echo(f"wrote  {out}/ (scores.csv, heads.json, examples.jsonl, em.csv, table1, head_locations) in {summary['seconds']}s")
+    typer.echo(f"wrote  {out}/ (scores.csv, heads.json, examples.jsonl, em.csv, em_by_position, table1, head_locations) in {summary['seconds']}s")
 
 
 HeadsOpt = Annotated[Path, typer.Option("--heads", help="heads.json from `lens-focus score` (heads ranked by relevant score)")]
@@ -258,7 +260,8 @@ def train_directions_cmd(
 
 
 def _train_directions(model_name, opts, site, epochs, lr, max_new_tokens, stop, batch_size, device, out: Path) -> None:
-    from .directions import SITES, gold_response_sequences, train_directions
+    from .answers import gold_response_sequences
+    from .directions import SITES, train_directions
 
     if site not in SITES:
         raise ValueError(f"--site must be one of {', '.join(SITES)}, got {site!r}")
@@ -383,7 +386,8 @@ def toy_train(
     report_n: Annotated[int, typer.Option("--report-n", help="held-out questions for the model card's report")] = 500,
 ) -> None:
     """Train the toy model from scratch with the shipped recipe and write its model card."""
-    from .model import TOY_DIR, load_model
+    from .aliases import TOY_DIR
+    from .model import load_model
     from .toy.card import write_card
     from .toy.report import toy_report
     from .toy.train import Recipe, train

@@ -239,7 +239,7 @@ def train_directions(
     rows, one sequence per step (shuffled per epoch under ``seed``), AdamW, init ``N(0, init_std²)``.
 
     Args:
-        seqs: long prompts followed by their gold responses (see :func:`gold_response_sequences`).
+        seqs: long prompts followed by their gold responses (see :func:`lens_focus.answers.gold_response_sequences`).
     """
     if not seqs:
         raise ValueError("no training sequences: the dataset is empty or every example was skipped")
@@ -278,37 +278,3 @@ def train_directions(
         **(meta or {}),
     }  # fmt: skip
     return FocusDirections(q=dq.detach().clone(), k=dk.detach().clone(), site=site, meta=info_meta)
-
-
-def gold_response_sequences(
-    model, examples, *, n_sink: int = 1, max_new_tokens: int = 100, stop="line", batch_size: int = 8, progress: bool = True
-) -> tuple[list[LabeledSequence], dict[str, int]]:
-    """Training sequences (SPEC §4): each ``long`` example's prompt followed by the model's greedy
-    answer to the ``gold`` prompt of the same question. Returns the sequences and the number of
-    long examples skipped, by reason (no gold prompt, empty gold answer, not separable)."""
-    from collections import Counter
-
-    from .answers import answer_examples
-    from .labels import LabelError, label
-
-    gold = [e for e in examples if e.variant == "gold"]
-    long = [e for e in examples if e.variant == "long"]
-    if not long:
-        raise ValueError("no long examples to train directions on (the dataset is empty or has only gold/negative prompts)")
-    answers = {
-        a.example.question_id: a.response
-        for a in answer_examples(model, gold, max_new_tokens=max_new_tokens, stop=stop, batch_size=batch_size, n_sink=n_sink, progress=progress)
-    }
-    seqs, skipped = [], Counter()
-    for ex in long:
-        response = answers.get(ex.question_id)
-        if response is None:
-            skipped["no gold prompt"] += 1
-        elif not response.strip():
-            skipped["empty gold response"] += 1
-        else:
-            try:
-                seqs.append(label(ex, model.tokenizer, response, n_sink=n_sink))
-            except LabelError:
-                skipped["response not separable"] += 1
-    return seqs, dict(skipped)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .aliases import TOY_ALIAS, TOY_DIR, resolve  # noqa: F401  (TOY_DIR: the shipped checkpoint)
+from .aliases import resolve
 
 
 @dataclass(frozen=True)

@@ -84,3 +84,24 @@ def test_intervention_figures_and_table3_on_synthetic_results(tmp_path):
     md = (tmp_path / "table3.md").read_text()
     assert "site post_rotary" in md and "| 0.500 | 2 | 1 | 0.150 (+0.050) |" in md
     assert pd.read_csv(tmp_path / "table3.csv").equals(t3)
+
+
+def test_em_by_position_averages_each_position_and_all_long_prompts(tmp_path):
+    from analyses import em_positions
+
+    rng = np.random.default_rng(0)
+    answers = pd.DataFrame(
+        [{"variant": "long", "gold_position": p, "em": float(rng.random() < 0.5)} for p in (1, 10, 20) for _ in range(7)]
+        + [{"variant": "gold", "gold_position": 1, "em": 1.0}] * 4
+        + [{"variant": "negative", "gold_position": None, "em": 0.0}] * 3
+    )
+    table = em_positions.write(answers, tmp_path)
+    for p in (1, 10, 20):
+        row = table[(table.variant == "long") & (table.gold_position == p)]
+        assert row.em.item() == answers[(answers.variant == "long") & (answers.gold_position == p)].em.mean() and row.n.item() == 7
+    overall = table[table.gold_position == "all"]
+    assert overall.em.item() == answers[answers.variant == "long"].em.mean() and overall.n.item() == 21
+    assert table[table.variant == "negative"].n.item() == 3
+    assert pd.read_csv(tmp_path / "em.csv").shape == table.shape and (tmp_path / "em_by_position.html").exists()
+    fig = em_positions.figure(table)
+    assert list(fig.data[0].x) == [1, 10, 20] and len(fig.layout.shapes) == 2  # gold and negative lines

@@ -105,3 +105,16 @@ def test_intervention_commands_reject_bad_input(score_run, tiny_dirs, nq_path, t
     assert bad.exit_code == 2 and "does not exist" in bad.output
     bad = runner.invoke(app, ["train-directions", "--model", str(tiny_dirs["llama"]), *data, "--site", "middle"])
     assert bad.exit_code == 2 and "--site" in bad.output
+
+
+def test_score_variants(tiny_dirs, nq_path, tmp_path):
+    base = ["score", "--model", str(tiny_dirs["llama"]), "--data", str(nq_path), "--limit", "2", "--n-docs", "3",
+            "--gold-positions", "1,3", "--max-new-tokens", "3"]  # fmt: skip
+    result = runner.invoke(app, [*base, "--variants", "long,negative", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    em = pd.read_csv(tmp_path / "em.csv")
+    assert set(em.variant) == {"long", "negative"} and em[em.variant == "negative"].n.item() == 2
+    assert set(pd.read_csv(tmp_path / "scores.csv").condition) == {"long", "negative"}
+    assert json.loads((tmp_path / "summary.json").read_text())["variants"] == ["long", "negative"]
+    result = runner.invoke(app, [*base, "--variants", "gold", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "heads are ranked on long prompts" in result.output

@@ -5,7 +5,6 @@ import pytest
 
 from lens_focus import label, load_examples
 from lens_focus.data import facts
-from lens_focus.labels import LabelError
 
 
 

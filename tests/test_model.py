@@ -50,7 +50,7 @@ def test_toy_alias_without_checkpoint(monkeypatch, tmp_path):
     import lens_focus.aliases as a
     import lens_focus.model as m
 
-    monkeypatch.setattr(a, "TOY_DIR", tmp_path / "absent")
+    monkeypatch.setattr(a, "TOY_DIR", tmp_path / "absent")  # where the alias looks
     with pytest.raises(FileNotFoundError, match="toy model is not in this installation"):
         m.resolve_model_name("toy")
     assert m.resolve_model_name("gpt2") == "gpt2"

@@ -3,7 +3,7 @@ import re
 
 from conftest import DATA, REPO
 
-from lens_focus.model import TOY_DIR
+from lens_focus.aliases import TOY_DIR
 
 README = (REPO / "README.md").read_text()
 

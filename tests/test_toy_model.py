@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 
 from lens_focus import answer_examples, conditions, experiments, load_examples, load_model, model_info
-from lens_focus.directions import gold_response_sequences, train_directions
+from lens_focus.answers import gold_response_sequences
+from lens_focus.directions import train_directions
 from lens_focus.experiments import focus_scores
 from lens_focus.heads import top_heads
 from lens_focus.interventions import compensation
-from lens_focus.model import TOY_DIR
+from lens_focus.aliases import TOY_DIR
 from lens_focus.scoring import aggregate_scores
 
 N_DOCS, POSITIONS = 20, (1, 10, 20)

@@ -1,110 +1,19 @@
 """Datasets as lists of :class:`~lens_focus.labels.Example`, one builder per source.
 
 :func:`load_examples` is the single entry point the command line uses: it reads a path (task
-inferred from the file, or named with ``task``) and applies the shared options.
+inferred from the file, or named with ``task``) or builds a generated task, and applies the
+shared options.
 """
 from __future__ import annotations
 
-import gzip
-import json
-import random
 from pathlib import Path
-from typing import Iterator, Literal, Sequence
+from typing import Literal, Sequence
 
-from ..labels import Example, Segment, Variant
+from ..labels import Example, Variant
+from .base import DEFAULT_GOLD_POSITIONS, DataError, Split, assemble, check_positions, read_jsonl, require, split_indices
 
-Split = Literal["train", "test", "all"]
+__all__ = ["load_examples", "DataError", "Split", "Task", "assemble", "check_positions", "read_jsonl", "require", "split_indices"]
 Task = Literal["nq", "kv"]
-DEFAULT_GOLD_POSITIONS = (1, 5, 10, 15, 20)
-
-
-class DataError(ValueError):
-    """Bad input data; the message names the file and line or the example."""
-
-
-def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
-    """Yield ``(line_number, object)`` from a ``.jsonl`` or ``.jsonl.gz`` file (1-based lines)."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"data file not found: {path}")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: malformed JSON ({e.msg})") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            yield lineno, obj
-
-
-def require(obj: dict, key: str, kind: type, where: str):
-    """``obj[key]`` checked to be of ``kind``; a :class:`DataError` naming ``where`` otherwise."""
-    if key not in obj:
-        raise DataError(f"{where}: missing field {key!r}")
-    value = obj[key]
-    if not isinstance(value, kind):
-        raise DataError(f"{where}: field {key!r} should be {kind.__name__}, got {type(value).__name__}")
-    return value
-
-
-def split_indices(n: int, split: Split, seed: int) -> list[int]:
-    """A seeded 50/50 split of ``range(n)``: the same questions land in ``train`` whatever the limit."""
-    if split == "all":
-        return list(range(n))
-    order = list(range(n))
-    random.Random(seed).shuffle(order)
-    half = set(order[: n // 2])
-    if split == "train":
-        return [i for i in range(n) if i in half]
-    if split == "test":
-        return [i for i in range(n) if i not in half]
-    raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
-
-
-def check_positions(gold_positions: Sequence[int], n_docs: int) -> tuple[int, ...]:
-    positions = tuple(int(p) for p in gold_positions)
-    if n_docs < 1:
-        raise ValueError(f"n_docs must be at least 1, got {n_docs}")
-    bad = [p for p in positions if not 1 <= p <= n_docs]
-    if bad or not positions:
-        raise ValueError(f"gold positions {list(positions)} must be non-empty and lie in 1..{n_docs} (n_docs)")
-    return positions
-
-
-def assemble(
-    *,
-    example_id: str,
-    head: Sequence[Segment],
-    documents: Sequence[str],
-    sep: str,
-    tail: Sequence[Segment],
-    relevant_index: int | None,
-    answers: Sequence[str],
-    variant: Variant,
-    meta: dict,
-    reply_start: str = "",
-) -> Example:
-    """An Example whose documents ``doc_1 … doc_N`` sit between ``head`` and ``tail`` segments."""
-    segments = list(head)
-    for i, doc in enumerate(documents, start=1):
-        if i > 1:
-            segments.append(Segment(sep))
-        segments.append(Segment(doc, f"doc_{i}"))
-    segments.extend(tail)
-    relevant = None if relevant_index is None else f"doc_{relevant_index}"
-    return Example(
-        id=example_id,
-        segments=tuple(segments),
-        relevant=relevant,
-        answers=tuple(answers),
-        variant=variant,
-        reply_start=reply_start,
-        meta={**meta, "n_docs": len(documents), "gold_position": relevant_index},
-    )
 
 
 def load_examples(

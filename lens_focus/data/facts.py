@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ..labels import Example, Segment, Variant
-from . import Split, assemble, check_positions
+from .base import Split, assemble, check_positions
 
 INSTRUCTION = "Answer the question using only the documents below. Some of them are irrelevant."
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..labels import Example, Segment, Variant
-from . import DataError, Split, assemble, check_positions, read_jsonl, require, split_indices
+from .base import DataError, Split, assemble, check_positions, read_jsonl, require, split_indices
 
 INSTRUCTION = "Extract the value corresponding to the specified key in the JSON object below."
 

@@ -12,7 +12,7 @@ from typing import Sequence
 
 from ..labels import Example, Segment, Variant
 from ..metrics import normalize_answer
-from . import DataError, Split, assemble, check_positions, read_jsonl, require, split_indices
+from .base import DataError, Split, assemble, check_positions, read_jsonl, require, split_indices
 
 INSTRUCTION = (
     "Write a high-quality answer for the given question using only the provided search results "

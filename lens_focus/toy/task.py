@@ -22,7 +22,7 @@ import random
 from itertools import product
 from typing import Sequence
 
-from ..data import Split, assemble, check_positions
+from ..data.base import Split, assemble, check_positions
 from ..labels import Example, Segment, Variant
 
 _ONSETS = "b d f g k l m n p r s t v z".split()
