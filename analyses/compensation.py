@@ -31,7 +31,7 @@ def figure(table: pd.DataFrame, *, title: str = "Split-softmax compensation (pap
         if not row.empty:
             fig.add_hline(y=float(row.em.iloc[0]), line=dict(dash="dot", color=color), annotation_text=label)
     fig.update_layout(title=title, xaxis_title="heads patched (k)", yaxis_title="exact match", template="plotly_white")
-    fig.update_xaxes(type="log")
+    fig.update_xaxes(type="log", tickvals=sorted(table.k.dropna().astype(int).unique().tolist()))  # only the k that ran
     return fig
 
 

@@ -109,13 +109,14 @@ def sweep_experiment(
     **answer_kw,
 ) -> pd.DataFrame:
     """EM per ``k, alpha`` with ``alpha · d`` on the top-k heads of ``ranked`` (long prompts).
-    α = 0 is the unmodified model, run once and shared by every k."""
+    α = 0, the unmodified model, is always included (added when ``alphas`` lacks it): run once
+    and shared by every k."""
     info = model_info(model)
     long = _split(examples)["long"]
     ks_ = _head_counts(ks, ranked, info.n_total_heads)
     base = _em(model, long, **answer_kw)
     rows = []
-    grid = [(k, a) for k in ks_ for a in alphas]
+    grid = [(k, a) for k in ks_ for a in sorted({0.0, *map(float, alphas)})]
     for k, alpha in tqdm(grid, desc="focus sweep", disable=not progress):
         em, n = base if alpha == 0 else _em(model, long, focusing(model, directions, list(ranked[:k]), alpha=alpha), **answer_kw)
         rows.append({"k": k, "alpha": float(alpha), "em": em, "n": n})

@@ -94,9 +94,14 @@ def dequantized_dir(path: str | Path, *, progress: bool = True) -> Path:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / MARKER).write_text(json.dumps({"source": str(path.resolve()), "bytes": path.stat().st_size}, indent=2) + "\n")
-        if target.exists():  # an unfinished entry left by an interrupted run
+        if target.exists() and not (target / MARKER).exists():  # left unfinished by an interrupted run
             shutil.rmtree(target)
-        tmp.rename(target)
+        try:
+            tmp.rename(target)
+        except OSError:  # another process finished the same entry first: keep its copy
+            if not (target / MARKER).exists():
+                raise
+            shutil.rmtree(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

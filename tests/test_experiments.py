@@ -59,7 +59,8 @@ def test_sweep_zero_directions_are_the_unmodified_model(llama, self_graded):
     g = torch.Generator().manual_seed(0)
     strong = FocusDirections(q=torch.randn(info.n_layers, info.n_heads, info.d_head, generator=g) * 20,
                              k=torch.zeros(info.n_layers, info.n_heads, info.d_head), site="post_rotary")  # fmt: skip
-    moved = sweep_experiment(llama, self_graded, strong, ranked, alphas=(0.0, 1.0), ks=("all",), progress=False, **KW)
+    moved = sweep_experiment(llama, self_graded, strong, ranked, alphas=(1.0,), ks=("all",), progress=False, **KW)
+    assert moved.alpha.tolist() == [0.0, 1.0], "the unmodified model is always a row"
     assert moved.set_index("alpha").em[0.0] == 1.0 and moved.set_index("alpha").em[1.0] < 1.0
 
 

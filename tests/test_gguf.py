@@ -89,6 +89,29 @@ def test_second_load_reads_the_cache_and_a_changed_file_gets_a_new_entry(tiny_gg
     assert second != first and second.name.startswith("tiny-")
 
 
+def test_an_entry_finished_by_another_process_meanwhile_is_kept(tiny_gguf, cache, monkeypatch):
+    """Two processes dequantizing the same file: the one that finishes second keeps the first's
+    entry and leaves no temporary folder behind."""
+    import shutil
+    import tempfile
+
+    hf_dir, path = tiny_gguf
+    done = gguf.dequantized_dir(path, progress=False)
+    other = done.parent / "finished-elsewhere"
+    done.rename(other)
+    (other / "sentinel").write_text("first")
+    mkdtemp = tempfile.mkdtemp
+
+    def finish_the_other_first(**kw):  # the other process renames its entry into place now
+        shutil.copytree(other, done)
+        return mkdtemp(**kw)
+
+    monkeypatch.setattr(gguf.tempfile, "mkdtemp", finish_the_other_first)
+    assert gguf.dequantized_dir(path, progress=False) == done
+    assert (done / "sentinel").read_text() == "first"
+    assert sorted(p.name for p in done.parent.iterdir()) == sorted([done.name, other.name])
+
+
 def test_bad_gguf_inputs_fail_clearly(tmp_path, cache):
     with pytest.raises(FileNotFoundError, match="GGUF file not found"):
         load_model(str(tmp_path / "missing.gguf"))

@@ -25,3 +25,12 @@ m = lf.load_model('smollm2')
 ex = lf.load_examples('facts', limit=200, variants=('negative',))
 em = [a.em for a in lf.answer_examples(m, ex, max_new_tokens=8)]
 json.dump({'em': sum(em) / len(em), 'n': len(em)}, open('$OUT/negative_em.json', 'w'))"
+# 6. Replicates on a second seed: directions trained on other training questions (seed 1), and
+#    compensation on another held-out sample (seed 1 draws other test questions and random heads)
+[ -f $OUT/directions_seed1.safetensors ] || t lens-focus train-directions $M --limit 24 --gold-positions 1,10,20 --seed 1 \
+    --out $OUT/directions_seed1.safetensors
+[ -f $OUT/sweep_seed1/sweep.csv ] || t lens-focus sweep $M --directions $OUT/directions_seed1.safetensors \
+    --heads $OUT/heads_train/heads.json --limit 24 --gold-positions 1,10,20 --alphas 0.3,0.5 --ks 20,all --table-alphas 0.5 \
+    --out $OUT/sweep_seed1
+[ -f $OUT/compensate_seed1/compensation.csv ] || t lens-focus compensate $M --seed 1 --heads $OUT/heads_train/heads.json \
+    --limit 24 --gold-positions 1,10,20 --taus 0.1,0.3 --ks 20 --out $OUT/compensate_seed1
