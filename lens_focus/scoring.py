@@ -210,7 +210,8 @@ def last_row_hooks(model, store: dict):
     :class:`~lens_focus.generate.PromptBatch` is read: ``store[layer]`` = (batch, heads, width)."""
 
     def keep(pattern, *, hook, layer):
-        store[layer] = pattern[:, :, -1, :].detach().float().cpu()  # the last chunk's last row wins
+        # A copy, not a view: a view of one row would keep the whole (batch, heads, T, T) pattern alive.
+        store[layer] = pattern[:, :, -1, :].detach().to(device="cpu", dtype=torch.float32, copy=True)  # last chunk wins
 
     return lambda batch: [
         (attn_hook_name(layer, "hook_pattern"), partial(keep, layer=layer)) for layer in range(model.cfg.n_layers)

@@ -132,3 +132,18 @@ def test_rows_that_cannot_reuse_the_cache_are_scored_separately(llama, nq_path):
     for g, r in zip([got[0], got[2]], [ref[0], ref[2]]):
         for name in r:
             np.testing.assert_allclose(g[name], r[name], rtol=0, atol=1e-5)
+
+
+def test_the_kept_prompt_row_does_not_hold_the_whole_pattern(llama):
+    """Scoring during generation keeps one row per layer; holding a view of it would keep every
+    layer's (batch, heads, T, T) pattern alive until the batch is scored (gigabytes at 3k tokens)."""
+    from lens_focus.scoring import last_row_hooks
+
+    store = {}
+    (_, keep), *_ = last_row_hooks(llama, store)(None)
+    batch, heads, t = 2, llama.cfg.n_heads, 50
+    pattern = torch.rand(batch, heads, t, t)
+    keep(pattern, hook=None)
+    row = store[0]
+    assert torch.equal(row, pattern[:, :, -1, :])
+    assert row.untyped_storage().nbytes() == batch * heads * t * 4
