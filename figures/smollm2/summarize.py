@@ -44,13 +44,12 @@ def seeds(name):
     return [(seed, root / f"{name}{suffix}") for seed, suffix in ((0, ""), (1, "_seed1")) if (root / f"{name}{suffix}").exists()]
 
 
-for seed, folder in seeds("compensate"):
-    comp = pd.read_csv(folder / "compensation.csv")
+for seed, folder in seeds("compensate"):  # figures redrawn from the CSVs with this version's analyses
+    comp = pd.read_csv(folder / "compensation.csv").astype({"k": "Int64"})
+    write_figure(compensation.figure(comp), folder / "compensation")
     print(f"\ncompensation, seed {seed} (EM, n per cell = {comp.n.max()})")
     print(comp[comp.tau.notna()].pivot_table(index=["method", "k"], columns="tau", values="em").round(3).to_string())
     print(comp[comp.tau.isna()][["method", "em", "n"]].round(3).to_string(index=False))
-for seed, folder in seeds("compensate"):  # figures redrawn from the CSVs with this version's analyses
-    write_figure(compensation.figure(pd.read_csv(folder / "compensation.csv").astype({"k": "Int64"})), folder / "compensation")
 for seed, folder in seeds("sweep"):
     sweep = pd.read_csv(folder / "sweep.csv")
     base_csv = root / "compensate" / "compensation.csv"  # every sweep answers the data-seed-0 test prompts
