@@ -7,6 +7,7 @@
 from .answers import Answered, answer_examples, conditions, gold_response_sequences
 from .data import load_examples
 from .directions import FocusDirections, train_directions
+from .fast import attention_path, fast_model, set_attention
 from .generate import generate
 from .heads import Head, load_heads, random_heads, rank_heads, save_heads, top_heads
 from .hooks import add_hooks, hooked
@@ -23,5 +24,5 @@ __all__ = [
     "score_heads", "Head", "rank_heads", "top_heads", "random_heads", "save_heads", "load_heads",
     "split_softmax", "compensation", "focus", "focusing",
     "FocusDirections", "gold_response_sequences", "train_directions",
-    "add_hooks", "hooked",
+    "add_hooks", "hooked", "fast_model", "set_attention", "attention_path",
 ]

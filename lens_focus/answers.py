@@ -16,7 +16,7 @@ from .generate import StopAt, generate_batches
 from .interventions import Intervention, Placement
 from .labels import Example, LabeledSequence, LabelError, RowsKind, label
 from .metrics import best_subspan_em
-from .scoring import last_row_hooks, score_after_generation
+from .scoring import last_rows, score_after_generation
 
 
 class ContextLengthError(ValueError):
@@ -82,7 +82,7 @@ def answer_examples(
         max_new_tokens=max_new_tokens,
         stop=stop,
         batch_size=batch_size,
-        prefill_hooks=last_row_hooks(model, store) if score else None,
+        prefill=last_rows(model, store) if score else None,
         during=(lambda batch: intervention(Placement([prompts[i] for i in batch.indices], [batch.pad(b) for b in range(len(batch.indices))])))
         if intervention
         else None,

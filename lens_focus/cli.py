@@ -25,6 +25,13 @@ NewTokensOpt = Annotated[int, typer.Option("--max-new-tokens")]
 StopOpt = Annotated[str, typer.Option("--stop", help="line: answer ends at the first line break; eos: whole response")]
 BatchOpt = Annotated[int, typer.Option("--batch-size")]
 DeviceOpt = Annotated[Optional[str], typer.Option("--device")]
+AttentionOpt = Annotated[str, typer.Option("--attention", help="fast (SDPA; scores from post-rotary queries and keys), eager (the bridge's attention), or auto: fast where it applies")]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: str | None
+    attention: str
 
 
 @dataclass(frozen=True)
@@ -66,15 +73,15 @@ def _run(fn):
         _fail(str(e).strip("'\""))
 
 
-def _setup(model_name: str, opts: DataOptions, device, variants):
+def _setup(model_name: str, opts: DataOptions, runtime: Runtime, variants):
     from .model import load_model, model_info
 
     examples = opts.load(variants)
     if not examples:
         raise ValueError(f"{opts.data}: no examples (check --limit and --split)")
-    lm = load_model(model_name, device=device)
+    lm = load_model(model_name, device=runtime.device, attention=runtime.attention)
     info = model_info(lm)
-    typer.echo(f"model  {info}")
+    typer.echo(f"model  {info}; {lm.lens_attention} attention")
     typer.echo(f"data   {opts.data}: {len(examples)} prompts from {len({e.question_id for e in examples})} questions ({opts.split} split)")
     return lm, info, examples
 
@@ -96,12 +103,13 @@ def score(
     variants: Annotated[str, typer.Option("--variants", help="prompts to answer and score: long (always), gold, negative")] = "long,gold",
     batch_size: BatchOpt = 8,
     device: DeviceOpt = None,
+    attention: AttentionOpt = "auto",
     out: Annotated[Path, typer.Option("--out")] = Path("runs/score"),
 ) -> None:
     """Score every head by where its attention goes while the model answers (paper §2.2, Table 1, Figure 2)."""
     opts = DataOptions(data, task, n_docs, _positions(gold_positions), split, limit, seed)
     chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
-    _run(lambda: _score(model, opts, max_new_tokens, stop, rows, n_sink, chosen, batch_size, device, out))
+    _run(lambda: _score(model, opts, max_new_tokens, stop, rows, n_sink, chosen, batch_size, Runtime(device, attention), out))
 
 
 def _score(model_name, opts: DataOptions, max_new_tokens, stop, rows, n_sink, variants, batch_size, device, out: Path) -> None:
@@ -208,6 +216,7 @@ def compensate(
     stop: StopOpt = "line",
     batch_size: BatchOpt = 8,
     device: DeviceOpt = None,
+    attention: AttentionOpt = "auto",
     out: Annotated[Path, typer.Option("--out")] = Path("runs/compensate"),
 ) -> None:
     """EM under split-softmax compensation on the top-k contextual heads over τ and k (paper Figure 3)."""
@@ -215,7 +224,7 @@ def compensate(
 
     opts = DataOptions(data, task, n_docs, _positions(gold_positions), split, limit, seed)
     grid = (_floats(taus, TAUS), _ks(ks, COMPENSATION_KS))
-    _run(lambda: _compensate(model, opts, heads, *grid, random_tau, max_new_tokens, stop, batch_size, device, out))
+    _run(lambda: _compensate(model, opts, heads, *grid, random_tau, max_new_tokens, stop, batch_size, Runtime(device, attention), out))
 
 
 def _compensate(model_name, opts, heads_path, taus, ks, random_tau, max_new_tokens, stop, batch_size, device, out: Path) -> None:
@@ -252,11 +261,12 @@ def train_directions_cmd(
     stop: StopOpt = "line",
     batch_size: BatchOpt = 8,
     device: DeviceOpt = None,
+    attention: AttentionOpt = "auto",
     out: Annotated[Path, typer.Option("--out")] = Path("runs/directions.safetensors"),
 ) -> None:
     """Train focus directions for every head from cached queries and keys (paper §3, SPEC §4)."""
     opts = DataOptions(data, task, n_docs, _positions(gold_positions), split, limit, seed)
-    _run(lambda: _train_directions(model, opts, site, epochs, lr, max_new_tokens, stop, batch_size, device, out))
+    _run(lambda: _train_directions(model, opts, site, epochs, lr, max_new_tokens, stop, batch_size, Runtime(device, attention), out))
 
 
 def _train_directions(model_name, opts, site, epochs, lr, max_new_tokens, stop, batch_size, device, out: Path) -> None:
@@ -299,6 +309,7 @@ def sweep(
     stop: StopOpt = "line",
     batch_size: BatchOpt = 8,
     device: DeviceOpt = None,
+    attention: AttentionOpt = "auto",
     out: Annotated[Path, typer.Option("--out")] = Path("runs/sweep"),
 ) -> None:
     """EM over focus strength α and head count k (paper Figure 4) and the top heads' scores under α (Table 3)."""
@@ -306,7 +317,7 @@ def sweep(
 
     opts = DataOptions(data, task, n_docs, _positions(gold_positions), split, limit, seed)
     grid = (_floats(alphas, ALPHAS), _ks(ks, SWEEP_KS), _floats(table_alphas, TABLE3_ALPHAS))
-    _run(lambda: _sweep(model, opts, directions, heads, *grid, table_k, max_new_tokens, stop, batch_size, device, out))
+    _run(lambda: _sweep(model, opts, directions, heads, *grid, table_k, max_new_tokens, stop, batch_size, Runtime(device, attention), out))
 
 
 def _sweep(model_name, opts, directions_path, heads_path, alphas, ks, table_alphas, table_k, max_new_tokens, stop, batch_size, device, out: Path) -> None:

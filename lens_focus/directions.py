@@ -26,6 +26,8 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from .fast import rotary_tables
+from .forward import run
 from .hooks import attn_hook_name, hooked
 from .labels import LabeledSequence, RowsKind
 from .model import ModelInfo, model_info
@@ -169,14 +171,20 @@ def cache_qk(
         def keep(x, *, hook, key):
             store[key] = x[0].detach().float().cpu()
 
+        def keep_fast(call):  # the same tensors, (pos, heads, d_head), from the fast path
+            store[("q", call.layer)] = call.query[0].transpose(0, 1).detach().float().cpu()
+            store[("k", call.layer)] = call.key[0].transpose(0, 1).detach().float().cpu()
+
         hooks = []
         for layer in range(info.n_layers):
             hooks += [(attn_hook_name(layer, q_site), partial(keep, key=("q", layer))), (attn_hook_name(layer, k_site), partial(keep, key=("k", layer)))]
         if site == "pre_rotary" and info.rotary:
             hooks += [(attn_hook_name(0, "hook_cos"), partial(keep, key="cos")), (attn_hook_name(0, "hook_sin"), partial(keep, key="sin"))]
         ids = torch.tensor([list(seq.input_ids[:end])], device=device)
-        with hooked(model, hooks):
-            model(ids, return_type=None)
+        with hooked(model, hooks, observe={layer: keep_fast for layer in range(info.n_layers)}):
+            run(model, ids, logits=False)
+        if site == "pre_rotary" and info.rotary and "cos" not in store:
+            store["cos"], store["sin"] = (t[0].float().cpu() for t in rotary_tables(model, end))
         mask = torch.zeros(end, dtype=torch.bool)
         for a, b in seq.token_spans[span]:
             mask[a : min(b, end)] = True

@@ -4,6 +4,10 @@ Eager attention materialises a (batch, heads, q_pos, k_pos) pattern in every lay
 sequence in chunks of ``chunk`` query positions against the key-value cache bounds that to
 (batch, heads, chunk, k_pos), so a 32k-token prompt needs a few GB instead of a pattern of
 32k × 32k per head; the results are the same as one pass (up to float rounding).
+
+:func:`run` is the one forward call of lens_focus: it runs the bridge (eager attention, every
+TransformerLens hook) or the fast path (:mod:`lens_focus.fast`, SDPA), as the model is set.
+On the fast path a prompt is read in one pass: SDPA never holds a pattern.
 """
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ from typing import Sequence
 
 from jaxtyping import Float, Int
 from torch import Tensor
+
+from .fast import attention_of, fast_model
 
 DEFAULT_CHUNK = 1024
 PATTERN_BYTES = 2**28
@@ -41,6 +47,29 @@ def plan_batches(lengths: Sequence[int], *, batch_size: int, max_cells: int, chu
     return batches
 
 
+def run(
+    model,
+    ids: Int[Tensor, "batch pos"],
+    *,
+    attention_mask: Int[Tensor, "batch cached_and_pos"] | None = None,
+    position_ids: Int[Tensor, "batch pos"] | None = None,
+    cache=None,
+    logits: bool = True,
+) -> tuple[Float[Tensor, "batch vocab"] | None, object]:
+    """One forward pass on the model's attention path: the last position's logits (None with
+    ``logits=False``) and the key-value cache. ``attention_mask`` covers the cached positions too."""
+    kwargs = {}
+    if attention_mask is not None:
+        kwargs["attention_mask"] = attention_mask
+    if position_ids is not None:
+        kwargs["position_ids"] = position_ids
+    if attention_of(model) == "fast":
+        out = fast_model(model)(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1, **kwargs)
+        return (out.logits[:, -1] if logits else None), out.past_key_values
+    out, cache = model(ids, past_key_values=cache, return_type="logits_and_cache", **kwargs)
+    return (out[:, -1] if logits else None), cache
+
+
 def chunked_forward(
     model,
     ids: Int[Tensor, "batch pos"],
@@ -49,19 +78,24 @@ def chunked_forward(
     position_ids: Int[Tensor, "batch pos"] | None = None,
     chunk: int = DEFAULT_CHUNK,
 ) -> tuple[Float[Tensor, "batch vocab"], object]:
-    """Run ``ids`` through the model ``chunk`` positions at a time; return the logits of the last
-    position and the key-value cache. Hooks see each chunk's rows against all keys so far."""
+    """Run ``ids`` through the model ``chunk`` positions at a time (on the fast path: in one pass);
+    return the logits of the last position and the key-value cache. Hooks see each chunk's rows
+    against all keys so far."""
     width = ids.shape[1]
+    if attention_of(model) == "fast":
+        chunk = width
     logits, cache = None, None
     for start in range(0, width, chunk):
         stop = min(start + chunk, width)
-        kwargs = {}
-        if attention_mask is not None:
-            kwargs["attention_mask"] = attention_mask[:, :stop]
-        if position_ids is not None:
-            kwargs["position_ids"] = position_ids[:, start:stop]
-        logits, cache = model(ids[:, start:stop], past_key_values=cache, return_type="logits_and_cache", **kwargs)
-    return logits[:, -1], cache
+        logits, cache = run(
+            model,
+            ids[:, start:stop],
+            attention_mask=None if attention_mask is None else attention_mask[:, :stop],
+            position_ids=None if position_ids is None else position_ids[:, start:stop],
+            cache=cache,
+            logits=stop == width,
+        )
+    return logits, cache
 
 
 def keep_freed_memory() -> bool:
@@ -69,7 +103,7 @@ def keep_freed_memory() -> bool:
 
     Every layer allocates and frees attention patterns of hundreds of MB; by default each one is
     a fresh ``mmap`` that page-faults in again, which doubles the time of a forward pass on CPU
-    (``bench/bench_scoring.py`` measures it). Called by the command line, not on import.
+    (``bench/bench_fused.py`` measures it). Called by the command line, not on import.
     Returns whether the setting took effect (glibc only)."""
     if not sys.platform.startswith("linux"):
         return False

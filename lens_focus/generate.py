@@ -14,8 +14,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .forward import DEFAULT_CHUNK, chunked_forward, max_cells_for, plan_batches
-from .hooks import hooked
+from .forward import DEFAULT_CHUNK, chunked_forward, max_cells_for, plan_batches, run
 
 StopAt = Literal["line", "eos"]
 """``line``: the response ends at the first line break after some text (the default, as in the
@@ -111,15 +110,15 @@ def generate_batches(
     stop: StopAt = "line",
     batch_size: int = 8,
     chunk: int = DEFAULT_CHUNK,
-    prefill_hooks: Callable[[PromptBatch], list] | None = None,
+    prefill: Callable[[PromptBatch], ContextManager] | None = None,
     during: Callable[[PromptBatch], ContextManager] | None = None,
     progress: bool = True,
 ) -> Iterator[PromptBatch]:
     """Like :func:`generate`, one :class:`PromptBatch` at a time, its key-value cache included.
 
     ``during(batch)`` may return a context manager (an intervention) held while the batch is
-    read and decoded; ``prefill_hooks(batch)`` may return ``[(hook name, fn), ...]`` to run, after
-    the intervention's hooks, while the prompts are read (not while decoding)."""
+    read and decoded; ``prefill(batch)`` may return another, entered after it, held while the
+    prompts are read (not while decoding): e.g. :func:`lens_focus.scoring.last_rows`."""
     if stop not in ("line", "eos"):
         raise ValueError(f"stop must be 'line' or 'eos', got {stop!r}")
     tokenizer = model.tokenizer
@@ -137,24 +136,21 @@ def generate_batches(
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         batch = PromptBatch(indices=list(indices), prompts=rows, mask=mask)
         with during(batch) if during else nullcontext():
-            _decode(model, batch, ids, positions, prefill_hooks, max_new_tokens, stop, stops, chunk)
+            _decode(model, batch, ids, positions, prefill, max_new_tokens, stop, stops, chunk)
         yield batch
 
 
-def _decode(model, batch: PromptBatch, ids, positions, prefill_hooks, max_new_tokens: int, stop: StopAt, stops: set[int], chunk: int) -> None:
+def _decode(model, batch: PromptBatch, ids, positions, prefill, max_new_tokens: int, stop: StopAt, stops: set[int], chunk: int) -> None:
     """Read the prompts of ``batch``, then decode greedily; fills ``batch.generations`` and ``batch.cache``."""
     tokenizer, rows, mask = model.tokenizer, batch.prompts, batch.mask
-    with torch.no_grad(), hooked(model, prefill_hooks(batch) if prefill_hooks else []):
+    with torch.no_grad(), prefill(batch) if prefill else nullcontext():
         last, cache = chunked_forward(model, ids, attention_mask=mask, position_ids=positions, chunk=chunk)
     generated: list[list[int]] = [[] for _ in rows]
     outcome: list[str | None] = [None] * len(rows)
     for step in range(max_new_tokens):
         if step:
             with torch.no_grad():
-                logits, cache = model(
-                    ids, attention_mask=mask, position_ids=positions, past_key_values=cache, return_type="logits_and_cache"
-                )
-            last = logits[:, -1]
+                last, cache = run(model, ids, attention_mask=mask, position_ids=positions, cache=cache)
         nxt = last.argmax(-1)
         for j, tok in enumerate(nxt.tolist()):
             if outcome[j] is not None:

@@ -1,14 +1,21 @@
 """Hook names and hook handles: the one place where lens_focus touches the bridge's hook points.
 
 Every intervention registers through :func:`add_hooks`, which keeps its own handles and removes
-exactly those, so hooks the user added stay in place (the bridge's own ``hooks()`` context
+exactly those, so hooks the user added stay in place. ``add_hooks`` also takes hooks for the fast
+attention path (:mod:`lens_focus.fast`); an intervention registers for both paths and whichever
+the model runs sees it (the bridge's own ``hooks()`` context
 removes every hook on the points it touched). Unknown hook names raise instead of being skipped.
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable, Iterator, Literal, Sequence
+
+from torch import Tensor
+
+from .fast import AttnCall, add_fast_hooks
 
 AttnSite = Literal[
     "hook_q", "hook_k", "hook_v", "hook_rot_q", "hook_rot_k", "hook_cos", "hook_sin", "hook_attn_scores", "hook_pattern", "hook_z"
@@ -37,6 +44,7 @@ class HookHandle:
     """The hooks one intervention registered; ``remove()`` takes exactly these away again."""
 
     entries: list = field(default_factory=list)  # (hook point, LensHandle)
+    removers: list = field(default_factory=list)  # fast-path hooks: one callable each
 
     def remove(self) -> None:
         while self.entries:
@@ -44,13 +52,16 @@ class HookHandle:
             handle.hook.remove()
             if handle in point.fwd_hooks:
                 point.fwd_hooks.remove(handle)
+        while self.removers:
+            self.removers.pop()()
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self.entries) + len(self.removers)
 
 
-def add_hooks(model, hooks: Sequence[tuple[str, HookFn]]) -> HookHandle:
-    """Register forward hooks ``[(name, fn), ...]`` and return their handle.
+def add_hooks(model, hooks: Sequence[tuple[str, HookFn]], **fast) -> HookHandle:
+    """Register forward hooks ``[(name, fn), ...]`` and return their handle; ``fast`` holds the
+    same intervention for the fast path (keyword arguments of :func:`lens_focus.fast.add_fast_hooks`).
 
     All names are resolved before anything is registered, so an unknown name leaves the model
     untouched.
@@ -60,6 +71,7 @@ def add_hooks(model, hooks: Sequence[tuple[str, HookFn]]) -> HookHandle:
     try:
         for point, fn in points:
             handle.entries.append((point, point.add_hook(fn, dir="fwd")))
+        handle.removers.extend(add_fast_hooks(model, **fast) if fast else [])
     except BaseException:
         handle.remove()
         raise
@@ -67,10 +79,44 @@ def add_hooks(model, hooks: Sequence[tuple[str, HookFn]]) -> HookHandle:
 
 
 @contextmanager
-def hooked(model, hooks: Sequence[tuple[str, HookFn]]) -> Iterator[HookHandle]:
+def hooked(model, hooks: Sequence[tuple[str, HookFn]], **fast) -> Iterator[HookHandle]:
     """Context manager around :func:`add_hooks`: the hooks are removed on exit, errors included."""
-    handle = add_hooks(model, hooks)
+    handle = add_hooks(model, hooks, **fast)
     try:
         yield handle
     finally:
         handle.remove()
+
+
+RowsOf = Callable[[int, int], Tensor]
+"""``(first batch position, n rows) -> indices`` of the rows of one attention call that are wanted."""
+
+
+def pattern_rows(model, rows_of: RowsOf, fn: Callable, after: Callable | None = None) -> tuple[list, dict]:
+    """Hooks that show every layer's attention pattern, restricted to the wanted rows, on either
+    attention path: ``hooks, fast = pattern_rows(...)``, then ``hooked(model, hooks, **fast)``.
+
+    ``fn(layer, positions, pattern)`` gets the float32 pattern (batch, head, r, k_pos) of the rows
+    at batch positions ``positions`` (r,), possibly in several calls of fewer rows on the fast
+    path, and ``after(layer, end)`` runs once per call with ``end`` = k_pos. The bridge path reads
+    ``hook_pattern`` (after interventions' hooks); the fast path computes the rows from
+    post-rotary queries and keys (:meth:`lens_focus.fast.AttnCall.pattern`)."""
+
+    def eager(pattern, *, hook, layer):
+        q, k = pattern.shape[-2:]
+        idx = rows_of(k - q, q)
+        if len(idx):
+            fn(layer, k - q + idx, pattern[:, :, idx.to(pattern.device)].float())
+        if after:
+            after(layer, k)
+
+    def fast(call: AttnCall):
+        idx = rows_of(call.first_position, call.n_rows)
+        for chunk in call.row_chunks(idx):
+            fn(call.layer, call.first_position + chunk, call.pattern(chunk))
+        if after:
+            after(call.layer, call.n_keys)
+
+    n_layers = model.cfg.n_layers
+    hooks = [(attn_hook_name(layer, "hook_pattern"), partial(eager, layer=layer)) for layer in range(n_layers)]
+    return hooks, {"observe": {layer: fast for layer in range(n_layers)}}

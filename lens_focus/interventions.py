@@ -24,6 +24,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from .heads import Head
+from .fast import AttnCall, Patch
 from .hooks import HookHandle, add_hooks, attn_hook_name
 from .labels import LabeledSequence
 
@@ -117,7 +118,28 @@ def add_split_softmax(
         (attn_hook_name(layer, "hook_pattern"), partial(_split_softmax_hook, heads=hs, span=span.bool(), first_row=first, tau=tau))
         for layer, hs in layers.items()
     ]
-    return add_hooks(model, hooks)
+    patches = {layer: _split_softmax_patch(hs, span.bool(), first, tau) for layer, hs in layers.items()}
+    return add_hooks(model, hooks, patch=patches)
+
+
+def _split_softmax_patch(heads: list[int], span: Tensor, first_row: Tensor, tau: float) -> Patch:
+    """:func:`split_softmax_pattern` for the fast path: it patches only the rows from ``first_row`` on."""
+
+    def rows(call: AttnCall) -> Tensor:
+        positions = torch.arange(call.first_position, call.n_keys, device=first_row.device)
+        return positions[None, :] >= first_row[:, None]
+
+    def fn(call: AttnCall, positions: Tensor, pattern: Tensor) -> Tensor:
+        k = pattern.shape[-1]
+        cols = torch.zeros(pattern.shape[0], k, dtype=torch.bool, device=pattern.device)
+        width = min(k, span.shape[1])
+        cols[:, :width] = span[:, :width].to(pattern.device)
+        chosen = positions.to(pattern.device)[None, :] >= first_row.to(pattern.device)[:, None]
+        out = pattern.clone()
+        out[:, heads] = split_softmax_pattern(pattern[:, heads], cols, chosen, tau)
+        return out
+
+    return Patch(rows=rows, fn=fn)
 
 
 @contextmanager
@@ -198,7 +220,7 @@ def add_focus(model, directions, heads: Sequence[Head], *, alpha: float) -> Hook
     info = check_directions(directions, model, strict=False)
     layers = _by_layer(heads, info.n_layers, info.n_heads)
     rotary = info.rotary
-    hooks = []
+    hooks, query, pre = [], {}, {}
     for layer, hs in layers.items():
         dq = directions.q[layer, hs]
         if directions.site == "post_rotary":
@@ -207,11 +229,28 @@ def add_focus(model, directions, heads: Sequence[Head], *, alpha: float) -> Hook
             hooks.append((attn_hook_name(layer, q_site), partial(_add_rows, heads=hs, vec=dq, alpha=alpha, keep=keep)))
             hooks.append((attn_hook_name(layer, "hook_attn_scores"), partial(
                 _add_key_term, heads=hs, vec=directions.k[layer, hs], alpha=alpha, scale=info.d_head**-0.5, keep=keep)))  # fmt: skip
+            query[layer] = partial(_add_to_query, heads=hs, vec=dq, alpha=alpha)
         else:
             kvs = sorted({info.kv_head(h) for h in hs})
             hooks.append((attn_hook_name(layer, "hook_q"), partial(_add_rows, heads=hs, vec=dq, alpha=alpha)))
             hooks.append((attn_hook_name(layer, "hook_k"), partial(_add_rows, heads=kvs, vec=directions.k[layer, kvs], alpha=alpha)))
-    return add_hooks(model, hooks)
+            pre[(layer, "q")] = partial(_add_to_projection, heads=hs, vec=dq, alpha=alpha, d_head=info.d_head)
+            pre[(layer, "k")] = partial(_add_to_projection, heads=kvs, vec=directions.k[layer, kvs], alpha=alpha, d_head=info.d_head)
+    return add_hooks(model, hooks, query=query, pre=pre)
+
+
+def _add_to_query(call: AttnCall, *, heads: list[int], vec: Tensor, alpha: float) -> Tensor:
+    """Fast path, post-rotary ``d_Q``: ``alpha * vec[i]`` added to head ``heads[i]`` of the (batch, head, q_pos, d_head) queries."""
+    q = call.query.clone()
+    q[:, heads] = call.query[:, heads] + alpha * vec.to(q.device, q.dtype)[:, None]
+    return q
+
+
+def _add_to_projection(x: Tensor, *, heads: list[int], vec: Tensor, alpha: float, d_head: int) -> Tensor:
+    """Fast path, pre-rotary: ``alpha * vec[i]`` added to head ``heads[i]`` of a (batch, pos, heads × d_head) projection."""
+    out = x.view(*x.shape[:-1], -1, d_head).clone()
+    out[..., heads, :] = out[..., heads, :] + alpha * vec.to(x.device, x.dtype)
+    return out.view(x.shape)
 
 
 @contextmanager

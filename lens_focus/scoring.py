@@ -2,17 +2,18 @@
 
     S_C(l, h) = 1/|rows| · Σ_{i ∈ rows} Σ_{j ∈ C} W[i, j]
 
-One teacher-forced pass per batch of labeled sequences. A hook on every layer's ``hook_pattern``
-reduces the layer's pattern to span sums at once: per layer it keeps a (batch, heads, spans)
-tensor, never a copy of the (q_pos × k_pos) pattern, and long sequences run in chunks of query
-positions so no layer ever holds more than (chunk × k_pos) per head. The last chunk stops right
-after the last layer's pattern, so its unembedding is never computed.
+One teacher-forced pass per batch of labeled sequences. Every layer's attention rows that are
+scored are reduced to span sums at once (:func:`lens_focus.hooks.pattern_rows`): per layer a
+(batch, heads, spans) tensor is kept, never a copy of the (q_pos × k_pos) pattern. On the fast path
+(:mod:`lens_focus.fast`) only the scored rows' pattern is ever computed, ``rows × k_pos`` per head;
+on the bridge path long sequences run in chunks of query positions so no layer holds more than
+(chunk × k_pos) per head. The pass stops right after the last layer's attention, so the
+unembedding is never computed.
 """
 from __future__ import annotations
 
 from collections import defaultdict
 from contextlib import nullcontext
-from functools import partial
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -22,8 +23,8 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .forward import DEFAULT_CHUNK, max_cells_for, plan_batches
-from .hooks import attn_hook_name, hooked
+from .forward import DEFAULT_CHUNK, chunked_forward, max_cells_for, plan_batches, run
+from .hooks import RowsOf, hooked, pattern_rows
 from .interventions import Intervention, Placement
 from .labels import LabeledSequence, RowsKind
 
@@ -35,14 +36,19 @@ class _LastLayerDone(Exception):
 
 
 def _span_reduce(
-    pattern: Float[Tensor, "batch head q_pos k_pos"],
-    row_weights: Float[Tensor, "batch q_pos"],
+    pattern: Float[Tensor, "batch head row k_pos"],
+    row_weights: Float[Tensor, "batch row"],
     span_masks: Float[Tensor, "batch k_pos span"],
 ) -> Float[Tensor, "batch head span"]:
     """Σ_i r_i Σ_{j∈C} W[i, j] for every span C: the row-weighted attention mass on each span."""
-    # a batched (1 × q) @ (q × k) product reads the pattern in place; einsum would copy it
     per_key = (row_weights.to(pattern.dtype)[:, None, None, :] @ pattern).squeeze(2)
-    return per_key.float() @ span_masks
+    return per_key.float() @ span_masks.to(per_key.device)
+
+
+def _wanted(row_weights: Tensor) -> RowsOf:
+    """The rows of an attention call that carry weight for some sequence of the batch."""
+    any_row = row_weights.cpu().gt(0).any(0)
+    return lambda first, n: any_row[first : first + n].nonzero().flatten()
 
 
 def _batch_tensors(seqs: Sequence[LabeledSequence], names: list[str], rows: RowsKind, pad_id: int, device):
@@ -109,27 +115,19 @@ def span_sums(
         ids, row_w, masks = _batch_tensors(group, names, rows, pad_id, device)
         width = ids.shape[1]
         totals = torch.zeros(len(group), n_layers, model.cfg.n_heads, len(names))
-        window = {"start": 0}
 
-        def reduce_hook(pattern, *, hook, layer):
-            start = window["start"]
-            stop = start + pattern.shape[-2]
-            weights = row_w[:, start:stop]
-            if weights.any():
-                totals[:, layer] += _span_reduce(pattern, weights, masks[:, :stop]).cpu()
-            if layer == n_layers - 1 and stop == width:
+        def reduce(layer, positions, pattern):
+            totals[:, layer] += _span_reduce(pattern, row_w[:, positions], masks[:, : pattern.shape[-1]]).cpu()
+
+        def stop_after_last(layer, end):
+            if layer == n_layers - 1 and end == width:
                 raise _LastLayerDone
 
-        hooks = [
-            (attn_hook_name(layer, "hook_pattern"), partial(reduce_hook, layer=layer)) for layer in range(n_layers)
-        ]
+        hooks, fast = pattern_rows(model, _wanted(row_w), reduce, stop_after_last)
         active = intervention(Placement(group, [0] * len(group))) if intervention else nullcontext()
-        with torch.no_grad(), active, hooked(model, hooks):
-            cache = None
+        with torch.no_grad(), active, hooked(model, hooks, **fast):
             try:
-                for start in range(0, width, chunk):
-                    window["start"] = start
-                    _, cache = model(ids[:, start : start + chunk], past_key_values=cache, return_type="logits_and_cache")
+                chunked_forward(model, ids, chunk=chunk)
             except _LastLayerDone:
                 pass
         for i, out in zip(batch, _per_sequence(totals, names, group)):
@@ -205,17 +203,21 @@ def score_grid(scores: pd.DataFrame, *, condition: str = "long", span: str = "re
     return sel.pivot(index="layer", columns="head", values="score").to_numpy()
 
 
-def last_row_hooks(model, store: dict):
-    """Hooks that keep each layer's attention row of the last prompt position while a
-    :class:`~lens_focus.generate.PromptBatch` is read: ``store[layer]`` = (batch, heads, width)."""
+def last_rows(model, store: dict):
+    """For :func:`~lens_focus.generate.generate_batches` ``prefill``: while a
+    :class:`~lens_focus.generate.PromptBatch` is read, keep each layer's attention row of the last
+    prompt position, ``store[layer]`` = (batch, heads, width)."""
 
-    def keep(pattern, *, hook, layer):
-        # A copy, not a view: a view of one row would keep the whole (batch, heads, T, T) pattern alive.
-        store[layer] = pattern[:, :, -1, :].detach().to(device="cpu", dtype=torch.float32, copy=True)  # last chunk wins
+    def keep(layer, positions, pattern):
+        # A copy: a view of one row would keep the whole (batch, heads, q_pos, k_pos) pattern alive.
+        store[layer] = pattern[:, :, -1].detach().to(device="cpu", dtype=torch.float32, copy=True)
 
-    return lambda batch: [
-        (attn_hook_name(layer, "hook_pattern"), partial(keep, layer=layer)) for layer in range(model.cfg.n_layers)
-    ]
+    def prefill(batch):
+        width = batch.width
+        hooks, fast = pattern_rows(model, lambda first, n: torch.arange(n - 1, n) if first + n == width else torch.arange(0), keep)
+        return hooked(model, hooks, **fast)
+
+    return prefill
 
 
 def score_after_generation(
@@ -230,7 +232,7 @@ def score_after_generation(
     """Contextual scores of freshly generated answers, reusing the prompt's key-value cache.
 
     The teacher-forced pass over ``prompt + response`` is split in two: the prompt part is the
-    generation's own prefill (its cache, and its last row kept by :func:`last_row_hooks`), and the
+    generation's own prefill (its cache, and its last row kept by :func:`last_rows`), and the
     response tokens run against that cache. Same numbers as :func:`span_sums`, without reading the
     prompt twice; the batch's cache is used up. A sequence whose prompt tokens differ from those it
     was generated from (tokenization across the prompt/response boundary) is scored by
@@ -286,18 +288,19 @@ def score_after_generation(
     for layer in range(n_layers):  # the last prompt row, from the prefill
         totals[:, layer] += last_w[:, None, None] * (last_rows[layer][keep] @ masks[:, :width])
 
-    def reduce_hook(pattern, *, hook, layer):
-        totals[:, layer] += _span_reduce(pattern, row_w.to(device), masks.to(device)).cpu()
+    def reduce(layer, positions, pattern):
+        totals[:, layer] += _span_reduce(pattern, row_w[:, positions - width].to(device), masks).cpu()
 
-    hooks = [(attn_hook_name(layer, "hook_pattern"), partial(reduce_hook, layer=layer)) for layer in range(n_layers)]
+    hooks, fast = pattern_rows(model, _wanted(torch.cat([torch.zeros(len(fused), width), row_w], dim=1)), reduce)
     active = intervention(Placement(group, [batch.pad(b) for b in fused])) if intervention else nullcontext()
-    with torch.no_grad(), active, hooked(model, hooks):
-        model(
+    with torch.no_grad(), active, hooked(model, hooks, **fast):
+        run(
+            model,
             ids.to(device),
             attention_mask=torch.cat([batch.mask[keep.to(device)], resp_mask.to(device)], dim=1),
             position_ids=positions.to(device),
-            past_key_values=batch.cache,
-            return_type=None,
+            cache=batch.cache,
+            logits=False,
         )
     for b, scores in zip(fused, _per_sequence(totals, names, group)):
         out[b] = scores

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from lens_focus import label, load_examples, score_heads
-from lens_focus.scoring import span_sums
+from lens_focus.fast import attention_path
+from lens_focus.scoring import last_rows, span_sums
 
 
 def naive_scores(hf_model, seq, rows):
@@ -32,14 +33,19 @@ def sequences(nq_path, models):
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2", "mistral", "gpt2"])
 @pytest.mark.parametrize("rows", ["generation", "response"])
-def test_hook_scores_equal_hf_attentions(arch, rows, tiny_dirs, models, sequences):
+@pytest.mark.parametrize("path", ["eager", "fast"])
+def test_hook_scores_equal_hf_attentions(arch, rows, path, tiny_dirs, models, sequences):
     from transformers import AutoModelForCausalLM
 
+    if path == "fast" and arch == "gpt2":
+        pytest.skip("the fast path covers rotary decoders; gpt2 runs eager (tested in test_fast)")
     hf = AutoModelForCausalLM.from_pretrained(tiny_dirs[arch], attn_implementation="eager").eval()
     seqs = sequences[arch]
     assert len({len(s) for s in seqs}) > 1  # batches mix lengths
-    whole = list(span_sums(models[arch], seqs, rows=rows, batch_size=3, chunk=100_000, progress=False))
-    chunked = list(span_sums(models[arch], seqs, rows=rows, batch_size=3, chunk=37, progress=False))
+    with attention_path(models[arch], path) as used:
+        assert used == path
+        whole = list(span_sums(models[arch], seqs, rows=rows, batch_size=3, chunk=100_000, progress=False))
+        chunked = list(span_sums(models[arch], seqs, rows=rows, batch_size=3, chunk=37, progress=False))
     for seq, ours, ours_chunked in zip(seqs, whole, chunked):
         ref = naive_scores(hf, seq, rows)
         assert set(ours) == set(ref) == set(ours_chunked)
@@ -69,17 +75,23 @@ def test_score_table_averages_per_condition(llama, sequences):
 
 
 def test_scoring_leaves_no_hooks_and_keeps_the_users(llama, sequences):
+    from lens_focus.fast import fast_hooks
+
     seen = []
     point = llama.hook_dict["blocks.1.attn.hook_pattern"]
     handle = point.add_hook(lambda t, *, hook: seen.append(t.shape))
     try:
-        list(span_sums(llama, sequences["llama"][:1], progress=False))
+        with attention_path(llama, "eager"):  # the bridge's hooks fire on the eager path only
+            list(span_sums(llama, sequences["llama"][:1], progress=False))
         assert seen  # the user's hook stayed in place and fired
+        assert len(point.fwd_hooks) == 1
+        list(span_sums(llama, sequences["llama"][:1], progress=False))
         assert len(point.fwd_hooks) == 1
     finally:
         handle.hook.remove()
         point.fwd_hooks.remove(handle)
     assert all(not p.fwd_hooks for p in llama.hook_dict.values())
+    assert not fast_hooks(llama)
 
 
 def test_empty_rows_are_an_error(llama, nq_path):
@@ -111,12 +123,12 @@ def test_scores_on_the_way_equal_a_separate_teacher_forced_pass(arch, rows, mode
 
 def test_rows_that_cannot_reuse_the_cache_are_scored_separately(llama, nq_path):
     from lens_focus.generate import generate_batches
-    from lens_focus.scoring import last_row_hooks, score_after_generation
+    from lens_focus.scoring import last_rows, score_after_generation
 
     exs = load_examples(nq_path, limit=1, n_docs=3, gold_positions=[1, 2, 3], variants=("long",))
     prompts = [label(e, llama.tokenizer).input_ids for e in exs]
     store = {}
-    batch = next(generate_batches(llama, prompts, max_new_tokens=4, stop="eos", prefill_hooks=last_row_hooks(llama, store), progress=False))
+    batch = next(generate_batches(llama, prompts, max_new_tokens=4, stop="eos", prefill=last_rows(llama, store), progress=False))
     seqs = [label(exs[i], llama.tokenizer, g.text) for i, g in zip(batch.indices, batch.generations)]
     batch.prompts[1] = batch.prompts[1][:-1] + [0]  # as if the prompt had tokenized differently
     got = score_after_generation(llama, batch, seqs, store)
@@ -126,7 +138,7 @@ def test_rows_that_cannot_reuse_the_cache_are_scored_separately(llama, nq_path):
             np.testing.assert_allclose(g[name], r[name], rtol=0, atol=1e-5)
     # a skipped row (None) in the middle of a batch: the others still reuse the cache
     store.clear()
-    batch = next(generate_batches(llama, prompts, max_new_tokens=4, stop="eos", prefill_hooks=last_row_hooks(llama, store), progress=False))
+    batch = next(generate_batches(llama, prompts, max_new_tokens=4, stop="eos", prefill=last_rows(llama, store), progress=False))
     got = score_after_generation(llama, batch, [seqs[0], None, seqs[2]], store)
     assert got[1] is None
     for g, r in zip([got[0], got[2]], [ref[0], ref[2]]):
@@ -134,16 +146,23 @@ def test_rows_that_cannot_reuse_the_cache_are_scored_separately(llama, nq_path):
             np.testing.assert_allclose(g[name], r[name], rtol=0, atol=1e-5)
 
 
-def test_the_kept_prompt_row_does_not_hold_the_whole_pattern(llama):
+@pytest.mark.parametrize("path", ["eager", "fast"])
+def test_the_kept_prompt_row_does_not_hold_the_whole_pattern(llama, path):
     """Scoring during generation keeps one row per layer; holding a view of it would keep every
     layer's (batch, heads, T, T) pattern alive until the batch is scored (gigabytes at 3k tokens)."""
-    from lens_focus.scoring import last_row_hooks
+    from types import SimpleNamespace
 
-    store = {}
-    (_, keep), *_ = last_row_hooks(llama, store)(None)
+    from lens_focus.forward import run
+    from lens_focus.hooks import hooked
+
     batch, heads, t = 2, llama.cfg.n_heads, 50
-    pattern = torch.rand(batch, heads, t, t)
-    keep(pattern, hook=None)
+    ids = torch.randint(0, 300, (batch, t))
+    full = {}
+    with attention_path(llama, "eager"), hooked(llama, [("blocks.0.attn.hook_pattern", lambda p, hook: full.setdefault(0, p.clone()))]):
+        run(llama, ids)
+    store = {}
+    with torch.no_grad(), attention_path(llama, path), last_rows(llama, store)(SimpleNamespace(width=t)):
+        run(llama, ids)
     row = store[0]
-    assert torch.equal(row, pattern[:, :, -1, :])
+    torch.testing.assert_close(row, full[0][:, :, -1, :], rtol=0, atol=1e-6)
     assert row.untyped_storage().nbytes() == batch * heads * t * 4

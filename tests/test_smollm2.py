@@ -61,3 +61,29 @@ def test_scores_equal_a_plain_forward_with_output_attentions(hf, answered):
         cols = seq.tokens_of(span)
         expected = np.stack([layer[0][:, rows][:, :, cols].sum(-1).mean(-1).numpy() for layer in attn])
         assert np.abs(expected - a.scores[span]).max() < 1e-4, span
+
+
+def test_fast_and_eager_paths_agree_on_the_real_model(smollm2, answered):
+    """Scores, and logits under compensation and under the committed focus directions, on both attention paths."""
+    from pathlib import Path
+
+    from lens_focus.fast import attention_path
+    from lens_focus.forward import run
+    from lens_focus.interventions import Placement
+    from lens_focus.scoring import span_sums
+
+    seq = answered[0].sequence
+    ids = torch.tensor([list(seq.input_ids)])
+    heads = [lf.Head(layer, head) for layer in range(14, 24) for head in (0, 4, 8)]
+    directions = lf.FocusDirections.load(Path(__file__).parents[1] / "figures/smollm2/facts/directions.safetensors", model=smollm2)
+    for make in (None, lf.compensation(smollm2, heads, tau=0.1), lf.focusing(smollm2, directions, heads, alpha=0.5)):
+        got = {}
+        for path in ("eager", "fast"):
+            with attention_path(smollm2, path), torch.no_grad():
+                scores = next(span_sums(smollm2, [seq], intervention=make, progress=False))
+                with make(Placement([seq], [0])) if make else torch.no_grad():
+                    got[path] = run(smollm2, ids)[0], scores
+        (e_logits, e_scores), (f_logits, f_scores) = got["eager"], got["fast"]
+        assert (e_logits - f_logits).abs().max() < 1e-4
+        for span in e_scores:
+            assert np.abs(e_scores[span] - f_scores[span]).max() < 1e-4, span

@@ -1,0 +1,344 @@
+"""The fast attention path: the bridge's own weights run through PyTorch SDPA, and lens_focus reads
+and edits attention from post-rotary queries and keys instead of from T × T patterns.
+
+The bridge re-implements attention eagerly, so that ``hook_pattern`` can show every layer's
+(q_pos × k_pos) pattern. Contextual scores and split-softmax compensation need only the rows that
+produce the response, and a post-rotary ``d_Q`` needs no pattern at all. For rotary decoders
+(Llama, Qwen2, Mistral) the fast path runs a plain ``transformers`` model that *shares the
+bridge's parameters* (no copy) with a registered attention function that
+
+1. lets :attr:`FastHooks.query` edit the post-rotary queries (focus directions),
+2. runs SDPA,
+3. recomputes the rows that :attr:`FastHooks.patch` changes (split-softmax compensation) from
+   their explicit pattern, ``rows × k_pos`` per head, and
+4. hands :attr:`FastHooks.observe` an :class:`AttnCall` that computes the (patched) pattern of
+   any rows on request (contextual scores),
+
+so the extra memory is O(rows × k_pos) per head, never O(k_pos²). Which path a model runs is set
+by :func:`set_attention` (``load_model(..., attention=...)``); :func:`lens_focus.forward.run`
+dispatches on it. Hooks for the fast path are registered with :func:`add_fast_hooks`, which
+returns removers, so interventions register for both paths and whichever runs sees them.
+"""
+from __future__ import annotations
+
+import copy
+from contextlib import contextmanager
+import warnings
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Callable, Iterator, Literal
+
+import torch
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+
+Attention = Literal["eager", "fast", "auto"]
+ATTENTIONS = ("eager", "fast", "auto")
+FAST_ARCHITECTURES = ("LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM")
+IMPLEMENTATION = "lens_focus_sdpa"
+PATTERN_CELLS = 2**25
+"""Pattern cells (batch × heads × rows × k_pos) one chunk of explicit rows may hold (128 MB in float32)."""
+
+
+# --- what one layer's attention sees ----------------------------------------------------------
+
+
+@dataclass
+class AttnCall:
+    """One layer's attention call on the fast path, in the model's own tensors.
+
+    Rows of the call are the query positions ``k_pos - q_pos .. k_pos - 1`` (batch positions,
+    left padding included, as in :mod:`lens_focus.interventions`)."""
+
+    layer: int
+    query: Float[Tensor, "batch head q_pos d_head"]
+    """Post-rotary queries (after :attr:`FastHooks.query` edits)."""
+    key: Float[Tensor, "batch kv k_pos d_head"]
+    """Post-rotary keys, the cached ones included."""
+    value: Float[Tensor, "batch kv k_pos d_head"]
+    mask: Tensor | None
+    """(batch, 1, q_pos, k_pos): bool (True = may attend) or additive float; None = causal."""
+    scaling: float
+    patches: list = field(default_factory=list)
+
+    @property
+    def n_rows(self) -> int:
+        return self.query.shape[2]
+
+    @property
+    def n_keys(self) -> int:
+        return self.key.shape[2]
+
+    @property
+    def first_position(self) -> int:
+        """Batch position of the call's first row."""
+        return self.n_keys - self.n_rows
+
+    def pattern(self, rows: Int[Tensor, " r"]) -> Float[Tensor, "batch head r k_pos"]:
+        """The attention pattern (float32) of ``rows`` (indices into this call's rows), with every
+        registered patch applied: what the bridge's ``hook_pattern`` would show for those rows."""
+        q = self.query[:, :, rows].float()
+        group = q.shape[1] // self.key.shape[1]
+        k = self.key.float().repeat_interleave(group, dim=1) if group > 1 else self.key.float()
+        scores = (q @ k.transpose(-1, -2)) * self.scaling
+        positions = self.first_position + rows.to(scores.device)
+        if self.mask is None:
+            keep = torch.arange(self.n_keys, device=scores.device)[None, :] <= positions[:, None]
+            scores = scores.masked_fill(~keep, float("-inf"))
+        elif self.mask.dtype == torch.bool:
+            scores = scores.masked_fill(~self.mask[:, :, rows], float("-inf"))
+        else:
+            scores = scores + self.mask[:, :, rows].float()
+        pattern = scores.softmax(-1).nan_to_num(0.0)  # fully masked rows (padding) attend nowhere
+        for patch in self.patches:
+            pattern = patch.apply(self, positions, pattern)
+        return pattern
+
+    def row_chunks(self, rows: Int[Tensor, " r"]) -> Iterator[Int[Tensor, " c"]]:
+        """``rows`` split so that one chunk's pattern stays within :data:`PATTERN_CELLS`."""
+        per_row = self.query.shape[0] * self.query.shape[1] * self.n_keys
+        size = max(1, PATTERN_CELLS // per_row)
+        for start in range(0, len(rows), size):
+            yield rows[start : start + size]
+
+
+@dataclass(frozen=True)
+class Patch:
+    """A change to some rows' attention pattern (split-softmax compensation): ``rows(call)`` gives
+    the (batch, q_pos) bool rows it changes, ``fn(call, positions, pattern)`` the changed pattern
+    of the rows at batch positions ``positions``."""
+
+    rows: Callable[[AttnCall], Bool[Tensor, "batch q_pos"]]
+    fn: Callable[[AttnCall, Tensor, Tensor], Tensor]
+
+    def apply(self, call: AttnCall, positions: Tensor, pattern: Tensor) -> Tensor:
+        return self.fn(call, positions, pattern)
+
+
+@dataclass
+class FastHooks:
+    """Per layer, what the fast attention function runs (see the module docstring)."""
+
+    query: dict[int, list[Callable[[AttnCall], Tensor]]] = field(default_factory=dict)
+    patch: dict[int, list[Patch]] = field(default_factory=dict)
+    observe: dict[int, list[Callable[[AttnCall], None]]] = field(default_factory=dict)
+    pre: dict[tuple[int, str], list[Callable[[Tensor], Tensor]]] = field(default_factory=dict)
+    """Per ``(layer, "q" | "k")``, edits of the pre-rotary projection output (batch, pos, heads × d_head)."""
+
+    def __bool__(self) -> bool:
+        return any(any(v.values()) for v in (self.query, self.patch, self.observe, self.pre))
+
+
+def fast_hooks(model) -> FastHooks:
+    """The fast-path hook registry of a bridge (created on first use; works for any model)."""
+    hooks = getattr(model, "_lens_fast_hooks", None)
+    if hooks is None:
+        hooks = FastHooks()
+        model._lens_fast_hooks = hooks
+    return hooks
+
+
+def add_fast_hooks(
+    model,
+    *,
+    query: dict[int, Callable] | None = None,
+    patch: dict[int, Patch] | None = None,
+    observe: dict[int, Callable] | None = None,
+    pre: dict[tuple[int, str], Callable] | None = None,
+) -> list[Callable[[], None]]:
+    """Register fast-path hooks by layer (``pre`` by ``(layer, "q" | "k")``); returns one remover per hook.
+    Later registrations run after earlier ones."""
+    registry = fast_hooks(model)
+    removers = []
+    for table, new in ((registry.query, query), (registry.patch, patch), (registry.observe, observe), (registry.pre, pre)):
+        for key, fn in (new or {}).items():
+            table.setdefault(key, []).append(fn)
+            removers.append(_remover(table, key, fn))
+    return removers
+
+
+def _remover(table: dict, key, fn) -> Callable[[], None]:
+    def remove() -> None:
+        entries = table.get(key, [])
+        for i, x in enumerate(entries):
+            if x is fn:
+                del entries[i]
+                break
+
+    return remove
+
+
+# --- which path a model runs ------------------------------------------------------------------
+
+
+def fast_unsupported(model) -> str | None:
+    """Why the fast path cannot run this model, or None when it can."""
+    hf = getattr(model, "original_model", None)
+    if hf is None:
+        return "not a TransformerBridge"
+    arch = type(hf).__name__
+    if arch not in FAST_ARCHITECTURES:
+        return f"{arch} is not one of the rotary decoders the fast path covers ({', '.join(FAST_ARCHITECTURES)})"
+    return None
+
+
+def set_attention(model, attention: str = "auto") -> str:
+    """Choose the attention path of ``model``; returns the one in effect.
+
+    ``auto``: ``fast`` where it applies, else ``eager``. ``fast`` on a model the fast path does not
+    cover falls back to ``eager`` with a warning saying why."""
+    if attention not in ATTENTIONS:
+        raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
+    reason = fast_unsupported(model)
+    if attention == "eager" or reason:
+        if attention == "fast":
+            warnings.warn(f"fast attention not available, using the bridge's eager attention: {reason}", stacklevel=2)
+        model.lens_attention = "eager"
+    else:
+        model.lens_attention = "fast"
+    return model.lens_attention
+
+
+@contextmanager
+def attention_path(model, attention: Attention) -> Iterator[str]:
+    """Run ``model`` on another attention path inside the block (see :func:`set_attention`)."""
+    before = attention_of(model)
+    try:
+        yield set_attention(model, attention)
+    finally:
+        model.lens_attention = before
+
+
+def attention_of(model) -> str:
+    """The attention path ``model`` runs: ``fast`` or ``eager`` (bridges loaded elsewhere: eager)."""
+    return getattr(model, "lens_attention", "eager")
+
+
+# --- the fast model ---------------------------------------------------------------------------
+
+
+def _hf_name(bridge_name: str) -> str:
+    return bridge_name.replace("._original_component", "").replace("_original_component.", "")
+
+
+def fast_model(model):
+    """The plain ``transformers`` model behind ``model``'s fast path, sharing its parameters
+    (built once, kept on the bridge). Raises when the fast path does not cover the model."""
+    twin = getattr(model, "_lens_fast_model", None)
+    if twin is not None:
+        return twin
+    reason = fast_unsupported(model)
+    if reason:
+        raise ValueError(f"no fast attention path: {reason}")
+    from transformers import AutoModelForCausalLM
+
+    _register()
+    hf = model.original_model
+    config = copy.deepcopy(hf.config)
+    config._attn_implementation = IMPLEMENTATION
+    config.output_attentions = False  # the bridge turns it on; SDPA has no patterns to return
+    with torch.device("meta"):
+        twin = AutoModelForCausalLM.from_config(config, attn_implementation=IMPLEMENTATION)
+    tensors = {_hf_name(n): p for n, p in hf.named_parameters(remove_duplicate=False)}
+    buffers = {_hf_name(n): b for n, b in hf.named_buffers(remove_duplicate=False)}
+    missing = [n for n, _ in twin.named_parameters(remove_duplicate=False) if n not in tensors]
+    if missing:
+        raise RuntimeError(f"fast path: parameters {missing[:3]} not found in the bridge")
+    twin.load_state_dict(tensors, strict=False, assign=True)
+    for name, _ in list(twin.named_parameters(remove_duplicate=False)):  # tied weights: same tensor
+        owner, attr = _owner(twin, name)
+        if getattr(owner, attr) is not tensors[name]:
+            setattr(owner, attr, tensors[name])
+    for name, buf in list(twin.named_buffers(remove_duplicate=False)):
+        if name not in buffers:
+            raise RuntimeError(f"fast path: buffer {name} not found in the bridge")
+        owner, attr = _owner(twin, name)
+        owner._buffers[attr] = buffers[name]
+    if hasattr(hf.model, "rotary_emb") and hasattr(twin.model.rotary_emb, "attention_scaling"):
+        twin.model.rotary_emb.attention_scaling = _original(hf.model.rotary_emb).attention_scaling
+    generation = copy.deepcopy(hf.generation_config)
+    generation.output_attentions = generation.return_dict_in_generate = False
+    twin.generation_config = generation
+    twin.eval()
+    registry = fast_hooks(model)
+    for layer, block in enumerate(twin.model.layers):
+        attn = block.self_attn
+        attn._lens = (layer, registry)
+        for proj, name in ((attn.q_proj, "q"), (attn.k_proj, "k")):
+            proj.register_forward_hook(partial(_pre_rotary, registry=registry, key=(layer, name)))
+    twin._lens_registry = registry
+    model._lens_fast_model = twin
+    return twin
+
+
+def _owner(root, dotted: str):
+    *path, attr = dotted.split(".")
+    mod = root
+    for p in path:
+        mod = getattr(mod, p)
+    return mod, attr
+
+
+def _original(module):
+    return getattr(module, "original_component", None) or module
+
+
+def _pre_rotary(module, args, output, *, registry: FastHooks, key):
+    for edit in registry.pre.get(key, []):
+        output = edit(output)
+    return output
+
+
+def rotary_tables(model, length: int) -> tuple[Tensor, Tensor]:
+    """``(cos, sin)``, each (1, length, d_head): the fast model's rotary tables for positions ``0 .. length - 1``."""
+    twin = fast_model(model)
+    param = next(twin.parameters())
+    positions = torch.arange(length, device=param.device)[None]
+    return twin.model.rotary_emb(torch.zeros(1, device=param.device, dtype=param.dtype), positions)
+
+
+# --- the attention function -------------------------------------------------------------------
+
+
+def _attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None, **kwargs):
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    layer, registry = getattr(module, "_lens", (None, None))
+    hooks = registry if registry else None
+    if hooks is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+    scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    call = AttnCall(layer, query, key, value, attention_mask, scale, patches=list(hooks.patch.get(layer, [])))
+    for edit in hooks.query.get(layer, []):
+        call.query = edit(call)
+    out, weights = sdpa_attention_forward(module, call.query, key, value, attention_mask, dropout=dropout, scaling=scale, **kwargs)
+    if call.patches:
+        changed = torch.zeros(call.query.shape[0], call.n_rows, dtype=torch.bool, device=query.device)
+        for patch in call.patches:
+            changed |= patch.rows(call).to(query.device)
+        rows = changed.any(0).nonzero().flatten()
+        if len(rows):
+            group = query.shape[1] // value.shape[1]
+            v = value.float().repeat_interleave(group, dim=1) if group > 1 else value.float()
+            out = out.clone()
+            for chunk in call.row_chunks(rows):
+                new = (call.pattern(chunk) @ v).transpose(1, 2)  # (batch, rows, head, d_head)
+                out[:, chunk] = new.to(out.dtype)
+    for observer in hooks.observe.get(layer, []):
+        observer(call)
+    return out, weights
+
+
+_REGISTERED = False
+
+
+def _register() -> None:
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(IMPLEMENTATION, _attention)
+    AttentionMaskInterface.register(IMPLEMENTATION, sdpa_mask)
+    _REGISTERED = True
