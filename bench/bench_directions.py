@@ -33,7 +33,7 @@ def hidden_inputs(hf, seqs):
         end = seq.rows().stop
         with torch.no_grad():
             hs = hf(torch.tensor([list(seq.input_ids[:end])]), output_hidden_states=True).hidden_states
-        out.append(torch.stack([layer.input_layernorm(h[0]) for layer, h in zip(hf.model.layers, hs)]))
+            out.append(torch.stack([layer.input_layernorm(h[0]) for layer, h in zip(hf.model.layers, hs)]))
     return out
 
 
@@ -115,6 +115,7 @@ def main() -> None:
     cached_total = time.perf_counter() - start
 
     hf = AutoModelForCausalLM.from_pretrained(resolve(args.model), dtype=torch.float32, attn_implementation="sdpa").eval()
+    hf.requires_grad_(False)  # only the directions are trained
     start = time.perf_counter()
     hidden = hidden_inputs(hf, seqs)
     hidden_s = time.perf_counter() - start

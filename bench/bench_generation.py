@@ -11,6 +11,7 @@ at α = 0.5. Prints tokens per second and the ratio with / without directions (t
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import time
 from pathlib import Path
@@ -45,8 +46,7 @@ def main() -> None:
     never = object()  # no token ends a response: every run decodes the same number of tokens
 
     def answer(steer: bool) -> tuple[float, list]:
-        import lens_focus.generate as gen
-
+        gen = importlib.import_module("lens_focus.generate")  # the module, not the function of that name
         stops, gen.eos_ids = gen.eos_ids, lambda m: {never}
         try:
             start = time.perf_counter()
