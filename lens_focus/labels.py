@@ -45,6 +45,9 @@ class Example:
     rendered after the chat template's generation prompt, or after the message of a base model."""
     meta: dict = field(default_factory=dict, compare=False)
     """Free-form facts: ``question_id``, ``gold_position``, ``n_docs``, ``task``, ..."""
+    inner: tuple[tuple[str, str, int, int], ...] = ()
+    """Spans inside a segment, ``(span name, segment name, start, end)`` in characters of that
+    segment's text: e.g. the answer inside a needle sentence."""
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.segments if s.name]
@@ -52,6 +55,10 @@ class Example:
             raise LabelError(f"example {self.id}: segment names repeat: {names}")
         if self.relevant is not None and self.relevant not in names:
             raise LabelError(f"example {self.id}: relevant document {self.relevant!r} is not a segment")
+        texts = {s.name: s.text for s in self.segments if s.name}
+        for name, segment, start, end in self.inner:
+            if segment not in texts or not 0 <= start < end <= len(texts[segment]) or name in texts:
+                raise LabelError(f"example {self.id}: inner span {name!r} {(start, end)} does not lie inside a segment {segment!r}")
 
     @property
     def text(self) -> str:
@@ -212,6 +219,9 @@ def label(
         if seg.name:
             char_spans[seg.name] = [(cursor, cursor + len(seg.text))]
         cursor += len(seg.text)
+    for name, segment, start, end in example.inner:
+        offset = char_spans[segment][0][0]
+        char_spans[name] = [(offset + start, offset + end)]
     if example.reply_start:
         char_spans["reply_start"] = [(len(prompt) - len(example.reply_start), len(prompt))]
     if example.relevant:

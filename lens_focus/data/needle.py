@@ -1,0 +1,144 @@
+"""Needle in a haystack (SPEC §6): a needle sentence that holds an answer, inserted into filler
+text at chosen depths of a context of chosen length, with exact spans.
+
+The context is cut from the filler at a sentence end so that filler and needle make about
+``length`` tokens of the model's tokenizer; the needle goes in at ``depth`` percent of the filler,
+moved back to the sentence end before that point (sentence ends are found in the text, never by
+token ids). Each prompt names the filler before the needle ``doc_1``, the needle ``doc_2`` (the
+``relevant`` span) and the filler after it ``doc_3`` (a part that would be empty, at depth 0 or
+100, is left out), and labels the answer inside the needle as the span ``answer``.
+
+>>> examples = needle_examples(model.tokenizer, lengths=[1000, 2000])                # built-in filler
+>>> examples = needle_examples(model.tokenizer, lengths=[4000], filler="essays.txt")  # any text file
+"""
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Sequence
+
+from ..labels import Example, Segment
+from .base import DataError, assemble
+
+DEFAULT_DEPTHS = tuple(round(i * 100 / 9) for i in range(10))
+"""0, 11, 22, …, 100 percent, as in the retrieval-head study."""
+INSTRUCTION = "Read the text below. A question about it follows at the end.\n\n"
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]?\s")
+
+
+@dataclass(frozen=True)
+class Needle:
+    sentence: str
+    answer: str
+    """A substring of ``sentence``: the span a retrieval head copies from."""
+    question: str
+
+
+NEEDLES = (
+    Needle("The secret ingredient in Grandma Lotte's apple cake is a spoonful of cardamom.",
+           "a spoonful of cardamom", "What is the secret ingredient in Grandma Lotte's apple cake?"),
+    Needle("The keeper of the lighthouse on Vessel Island painted his front door a bright turquoise.",
+           "a bright turquoise", "What colour did the keeper of the lighthouse on Vessel Island paint his front door?"),
+    Needle("The password to the old observatory archive is silver heron forty two.",
+           "silver heron forty two", "What is the password to the old observatory archive?"),
+)  # fmt: skip
+
+_SUBJECTS = ("The old mill", "A quiet harbour", "The village school", "The northern road", "An early train",
+             "The market square", "A small orchard", "The river bank", "The stone bridge", "An autumn storm")  # fmt: skip
+_VERBS = ("stood near", "looked out over", "was built beside", "slowly changed", "was remembered by",
+          "drew visitors to", "lay beyond", "was painted by", "gave its name to", "was cleared for")  # fmt: skip
+_OBJECTS = ("the fields in spring", "the families of the valley", "a row of chestnut trees", "the long winter evenings",
+            "the workshop by the canal", "the farmers on market day", "an empty chapel", "the hills to the west",
+            "the children after school", "a line of fishing boats")  # fmt: skip
+_CODAS = ("", " for many years", " in the morning light", " without much notice", " as it always had")
+
+
+def builtin_filler(n_sentences: int = 2000, seed: int = 0) -> str:
+    """Plain English sentences about an imaginary village, seeded; nothing in them answers a needle."""
+    rng = random.Random(seed)
+    return " ".join(
+        f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)}{rng.choice(_CODAS)}." for _ in range(n_sentences)
+    )
+
+
+def _filler_text(filler: str | Path | None) -> str:
+    if filler is None:
+        return builtin_filler()
+    path = Path(filler)
+    if not path.exists():
+        raise FileNotFoundError(f"filler file not found: {path}")
+    text = " ".join(path.read_text(encoding="utf-8").split())
+    if not _SENTENCE_END.search(text + " "):
+        raise DataError(f"{path}: the filler needs at least one sentence ending in '.', '!' or '?'")
+    return text
+
+
+def _sentence_ends(text: str) -> list[int]:
+    """Character offsets just after each sentence end (the start of the next sentence)."""
+    return [min(m.end(), len(text)) for m in _SENTENCE_END.finditer(text + " ")]
+
+
+def _cut(text: str, tokenizer, n_tokens: int) -> str:
+    """The longest prefix of ``text`` ending at a sentence end with at most ``n_tokens`` tokens
+    (``text`` repeated as often as needed)."""
+    if n_tokens < 1:
+        raise ValueError(f"context of {n_tokens} tokens leaves no room for filler")
+    pieces = [text]
+    while len(tokenizer(" ".join(pieces), add_special_tokens=False).input_ids) <= n_tokens:
+        pieces.append(text)
+    long = " ".join(pieces)
+    offsets = tokenizer(long, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    limit = offsets[n_tokens][0] if n_tokens < len(offsets) else len(long)
+    ends = [e for e in _sentence_ends(long) if e <= limit]
+    if not ends:
+        raise DataError(f"no sentence end within the first {n_tokens} tokens of the filler")
+    return long[: ends[-1]].rstrip()
+
+
+def needle_examples(
+    tokenizer,
+    *,
+    lengths: Sequence[int] = (1000,),
+    depths: Sequence[int | float] = DEFAULT_DEPTHS,
+    needles: Sequence[Needle] = NEEDLES,
+    filler: str | Path | None = None,
+    reply_start: str = "",
+) -> list[Example]:
+    """One prompt per needle × length × depth: filler and needle of about ``length`` tokens,
+    the needle at ``depth`` percent, then the question. ``answers`` is the needle's answer."""
+    bad = [d for d in depths if not 0 <= d <= 100]
+    if bad or not depths:
+        raise ValueError(f"depths must be percentages in 0..100, got {list(depths)}")
+    if not needles:
+        raise ValueError("no needles")
+    text = _filler_text(filler)
+    out = []
+    for k, needle in enumerate(needles):
+        if needle.answer not in needle.sentence:
+            raise ValueError(f"needle {k}: answer {needle.answer!r} is not part of its sentence")
+        needle_tokens = len(tokenizer(needle.sentence, add_special_tokens=False).input_ids)
+        for length in lengths:
+            context = _cut(text, tokenizer, int(length) - needle_tokens)
+            ends = [0, *_sentence_ends(context)]
+            for depth in depths:
+                at = max(e for e in ends if e <= depth / 100 * len(context))
+                before, after = context[:at].strip(), context[at:].strip()
+                parts = [p for p in (before, needle.sentence, after) if p]
+                relevant = parts.index(needle.sentence) + 1
+                ex = assemble(
+                    example_id=f"needle-{k}-L{length}-d{depth:g}",
+                    head=[Segment(INSTRUCTION, "instruction")],
+                    documents=parts,
+                    sep=" ",
+                    tail=[Segment("\n\n"), Segment(f"Question: {needle.question}", "question"), Segment("\nAnswer:")],
+                    relevant_index=relevant,
+                    answers=[needle.answer],
+                    variant="long",
+                    meta={"task": "needle", "question_id": f"needle-{k}-L{length}", "needle": k, "length": int(length), "depth": depth},
+                    reply_start=reply_start,
+                )
+                start = needle.sentence.index(needle.answer)
+                out.append(replace(ex, inner=(("answer", f"doc_{relevant}", start, start + len(needle.answer)),)))
+    return out
