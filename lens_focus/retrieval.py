@@ -1,0 +1,96 @@
+"""Retrieval scores (SPEC §6, after Wu et al. 2024): which heads copy the needle's answer while the
+model answers a needle-in-a-haystack question.
+
+At decoding step ``t`` the model emits token ``w_t`` from the attention row of the position before
+it. For every head take that row's top-1 key ``i``; if ``i`` lies in the answer span ``[s, e)`` and
+the prompt token at ``i`` is ``w_t``, the head gets a copy credit. Per sample a head scores
+``copies / (e − s)``; only samples whose response recalls the answer (unigram recall of the answer
+> 0.5, their gate) count, and a head's retrieval score is its mean over those. The rows are read
+with :func:`lens_focus.hooks.pattern_rows`, so both attention paths work.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from jaxtyping import Int
+from torch import Tensor
+
+from .answers import label_prompts
+from .generate import generate_batches
+from .hooks import hooked, pattern_rows
+from .labels import Example
+from .metrics import normalize_answer
+
+RETRIEVAL_COLUMNS = ["layer", "head", "score", "n"]
+
+
+def answer_recall(response: str, answer: str) -> float:
+    """The share of the answer's (normalised) words that the response contains: ROUGE-1 recall."""
+    words = normalize_answer(answer).split()
+    said = set(normalize_answer(response).split())
+    return sum(w in said for w in words) / len(words) if words else 0.0
+
+
+def copy_credits(
+    top: Int[Tensor, "step layer head"], generated: Sequence[int], prompt_ids: Sequence[int], answer: tuple[int, int]
+) -> np.ndarray:
+    """Copies per head, ``(layer, head)``: steps whose top-1 key lies in the answer span ``[s, e)``
+    of the prompt and holds the token generated at that step."""
+    start, end = answer
+    steps = min(len(generated), top.shape[0])
+    top = top[:steps]
+    tokens = torch.tensor(list(prompt_ids))
+    inside = (top >= start) & (top < end)
+    same = tokens[top.clamp(0, len(tokens) - 1)] == torch.tensor(list(generated[:steps]))[:, None, None]
+    return (inside & same).sum(0).numpy()
+
+
+def retrieval_scores(
+    model, examples: Sequence[Example], *, max_new_tokens: int = 50, batch_size: int = 4, recall: float = 0.5, progress: bool = True
+) -> tuple[pd.DataFrame, dict]:
+    """Every head's retrieval score over ``examples`` (each with an ``answer`` span): a frame
+    ``layer, head, score, n`` ranked by score, and counts (``samples``, ``counted``: the samples
+    whose response recalls the answer)."""
+    if not examples:
+        raise ValueError("no examples to score retrieval heads on")
+    prompts = label_prompts(model, examples, max_new_tokens=max_new_tokens)
+    for seq in prompts:
+        if not seq.token_spans.get("answer"):
+            raise ValueError(f"example {seq.example.id}: no 'answer' span (build it with lens_focus.data.needle)")
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    per_sample: list[np.ndarray] = []
+    tops: dict = {}
+
+    def watch(batch):
+        tops.clear()
+        width = batch.width
+
+        def last_row(first, n):  # the prompt's last row (in the prompt's last chunk), then every decoding step
+            return torch.arange(n - 1, n) if first + n >= width else torch.arange(0)
+
+        def keep(layer, positions, pattern):
+            tops.setdefault(layer, []).append(pattern[:, :, -1].argmax(-1).cpu())  # (batch, head)
+
+        hooks, fast = pattern_rows(model, last_row, keep)
+        return hooked(model, hooks, **fast)
+
+    batches = generate_batches(model, [p.input_ids for p in prompts], max_new_tokens=max_new_tokens, stop="line",
+                               batch_size=batch_size, during=watch, progress=progress)  # fmt: skip
+    for batch in batches:
+        top = torch.stack([torch.stack(tops[layer]) for layer in range(n_layers)], dim=2)  # (step, batch, layer, head)
+        for b, (i, gen) in enumerate(zip(batch.indices, batch.generations)):
+            seq, ex = prompts[i], examples[i]
+            if answer_recall(gen.text, ex.answers[0]) <= recall:
+                continue
+            (s, e), pad = seq.token_spans["answer"][0], batch.pad(b)
+            copies = copy_credits(top[:, b] - pad, gen.ids, seq.input_ids, (s, e))
+            per_sample.append(copies / (e - s))
+        batch.cache = None
+    layer, head = np.meshgrid(np.arange(n_layers), np.arange(n_heads), indexing="ij")
+    mean = np.mean(per_sample, axis=0) if per_sample else np.full((n_layers, n_heads), np.nan)
+    frame = pd.DataFrame({"layer": layer.ravel(), "head": head.ravel(), "score": mean.ravel(), "n": len(per_sample)})
+    frame = frame.sort_values(["score", "layer", "head"], ascending=[False, True, True], ignore_index=True)
+    return frame, {"samples": len(examples), "counted": len(per_sample)}
