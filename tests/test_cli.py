@@ -118,3 +118,20 @@ def test_score_variants(tiny_dirs, nq_path, tmp_path):
     assert json.loads((tmp_path / "summary.json").read_text())["variants"] == ["long", "negative"]
     result = runner.invoke(app, [*base, "--variants", "gold", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "heads are ranked on long prompts" in result.output
+
+
+def test_retrieval_command(tiny_dirs, tmp_path):
+    out = tmp_path / "retrieval"
+    args = ["retrieval", "--model", str(tiny_dirs["llama"]), "--lengths", "120", "--depths", "0,50,100",
+            "--max-new-tokens", "4", "--out", str(out)]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out / "retrieval_scores.csv")
+    assert list(frame.columns) == ["layer", "head", "score", "n"] and len(frame) == 2 * 4
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["samples"] == 3 * 3 and summary["depths"] == [0.0, 50.0, 100.0]
+    # a random-weight model recalls no needle: nothing counts, and the command says so
+    assert summary["counted"] == 0 and frame.score.isna().all() and json.loads((out / "retrieval_heads.json").read_text()) == []
+    assert "no response recalled the needle" in result.output
+    bad = runner.invoke(app, ["retrieval", "--model", str(tiny_dirs["llama"]), "--depths", "150", "--out", str(out)])
+    assert bad.exit_code == 2 and "depths must be percentages" in bad.output
