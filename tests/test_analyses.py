@@ -1,4 +1,5 @@
 import shutil
+import pytest
 
 import numpy as np
 import pandas as pd
@@ -105,3 +106,27 @@ def test_em_by_position_averages_each_position_and_all_long_prompts(tmp_path):
     assert pd.read_csv(tmp_path / "em.csv").shape == table.shape and (tmp_path / "em_by_position.html").exists()
     fig = em_positions.figure(table)
     assert list(fig.data[0].x) == [1, 10, 20] and len(fig.layout.shapes) == 2  # gold and negative lines
+
+
+def test_figure9_overlap_layers_and_scatter_on_synthetic_scores(tmp_path):
+    from analyses import figure9
+
+    layer, head = np.meshgrid(np.arange(4), np.arange(3), indexing="ij")
+    layer, head = layer.ravel(), head.ravel()
+    ctx_score = np.linspace(0, 1, 12)  # contextual: the last heads (layers 2-3) score highest
+    ret_score = ctx_score[::-1].copy()  # retrieval: the first heads
+    ret_score[[10]] = 2.0  # head (3, 1) is top of both
+    scores = pd.DataFrame({"layer": layer, "head": head, "condition": "long", "span": "relevant", "score": ctx_score, "n": 5})
+    retrieval = pd.DataFrame({"layer": layer, "head": head, "score": ret_score, "n": 3})
+    table, summary, fig = figure9.compute(scores, retrieval, k=3)
+    assert summary["overlap"] == 1 and summary["shared"] == [[3, 1]]
+    assert summary["contextual_layers"] == [3, 3, 3] and summary["retrieval_layers"] == [0, 0, 3]
+    bars = {t.name: list(t.x) for t in fig.data if t.type == "bar"}
+    assert bars == {"contextual": [0, 0, 0, 3], "retrieval": [2, 0, 0, 1]}
+    assert table.top_contextual.sum() == table.top_retrieval.sum() == 3
+    written = figure9.write(scores, retrieval, tmp_path, k=3)
+    assert (tmp_path / "figure9.csv").exists() and (tmp_path / "figure9.html").exists() and len(written) >= 3
+    with pytest.raises(ValueError, match="different heads"):
+        figure9.compute(scores, retrieval[retrieval.layer < 3], k=3)
+    with pytest.raises(ValueError, match="no response recalled"):
+        figure9.compute(scores, retrieval.assign(score=np.nan), k=3)

@@ -1,0 +1,79 @@
+"""Paper Figure 9: contextual heads against retrieval heads. Where the top-k of each family sit
+(heads per layer, side by side), how many heads the two top-k share, and each head's contextual
+score against its retrieval score.
+
+Inputs are the frames the toolkit writes: ``scores.csv`` of ``lens-focus score`` (relevant score
+of long prompts) and ``retrieval_scores.csv`` of ``lens-focus retrieval``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from lens_focus.plots import write_figure
+
+
+def compute(scores: pd.DataFrame, retrieval: pd.DataFrame, *, k: int = 20, condition: str = "long") -> tuple[pd.DataFrame, dict, go.Figure]:
+    """Per head ``layer, head, contextual, retrieval, top_contextual, top_retrieval``, the overlap
+    summary (``k``, ``overlap``, ``shared`` heads, layers of each top-k), and the figure."""
+    ctx = scores[(scores.condition == condition) & (scores.span == "relevant")][["layer", "head", "score"]]
+    if ctx.empty:
+        raise ValueError(f"no relevant scores for condition {condition!r} in the contextual scores")
+    if retrieval.score.isna().all():
+        raise ValueError("the retrieval scores are empty (no response recalled a needle)")
+    table = ctx.rename(columns={"score": "contextual"}).merge(
+        retrieval[["layer", "head", "score"]].rename(columns={"score": "retrieval"}), on=["layer", "head"], how="outer", validate="one_to_one"
+    )
+    if table[["contextual", "retrieval"]].isna().any().any():
+        raise ValueError("contextual and retrieval scores cover different heads (are they from the same model?)")
+    table["top_contextual"] = table.contextual.rank(ascending=False, method="first") <= k
+    table["top_retrieval"] = table.retrieval.rank(ascending=False, method="first") <= k
+    table = table.sort_values(["layer", "head"], ignore_index=True)
+    shared = table[table.top_contextual & table.top_retrieval]
+    summary = {
+        "k": k,
+        "overlap": len(shared),
+        "shared": [[int(r.layer), int(r.head)] for r in shared.itertuples()],
+        "contextual_layers": sorted(int(x) for x in table[table.top_contextual].layer),
+        "retrieval_layers": sorted(int(x) for x in table[table.top_retrieval].layer),
+    }
+    layers = list(range(int(table.layer.max()) + 1))
+    per_layer = lambda col: [int(table[table[col] & (table.layer == l)].shape[0]) for l in layers]  # noqa: E731
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(f"top-{k} heads per layer", "contextual vs retrieval score"))
+    fig.add_trace(go.Bar(y=layers, x=per_layer("top_contextual"), orientation="h", name="contextual"), 1, 1)
+    fig.add_trace(go.Bar(y=layers, x=per_layer("top_retrieval"), orientation="h", name="retrieval"), 1, 1)
+    kind = table.top_contextual.map({True: "C", False: ""}) + table.top_retrieval.map({True: "R", False: ""})
+    colors = kind.map({"CR": "crimson", "C": "royalblue", "R": "darkorange", "": "lightgray"})
+    fig.add_trace(
+        go.Scatter(
+            x=table.contextual, y=table.retrieval, mode="markers", marker=dict(color=colors, size=7), showlegend=False,
+            text=[f"({r.layer}, {r.head})" for r in table.itertuples()],
+            hovertemplate="head %{text}<br>contextual %{x:.3f}<br>retrieval %{y:.3f}<extra></extra>",
+        ),  # fmt: skip
+        1,
+        2,
+    )
+    fig.update_xaxes(title_text="heads in the top k", row=1, col=1)
+    fig.update_yaxes(title_text="layer", row=1, col=1)
+    fig.update_xaxes(title_text="contextual score (relevant, long prompts)", row=1, col=2)
+    fig.update_yaxes(title_text="retrieval score", row=1, col=2)
+    fig.update_layout(
+        title=f"Contextual vs retrieval heads: {len(shared)} of the top {k} shared",
+        barmode="group", template="plotly_white",
+    )  # fmt: skip
+    return table, summary, fig
+
+
+def write(scores: pd.DataFrame, retrieval: pd.DataFrame, out_dir: str | Path, *, k: int = 20) -> list[Path]:
+    """``figure9.csv``, ``figure9.json`` (the overlap) and ``figure9.html/.png`` in ``out_dir``."""
+    import json
+
+    table, summary, fig = compute(scores, retrieval, k=k)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out_dir / "figure9.csv", index=False)
+    (out_dir / "figure9.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return [*write_figure(fig, out_dir / "figure9"), out_dir / "figure9.csv", out_dir / "figure9.json"]
