@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Retrieval heads of SmolLM2 from the needle-in-a-haystack test (built-in filler, 3 needles,
 # 1k and 2k tokens, depths 0, 11, ..., 100), then Figure 9 against the contextual heads of the
-# facts task and of NQ. Not yet run to the end (see the issue notes).
+# facts task and of NQ (see README.md here).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=figures/smollm2/retrieval
