@@ -182,7 +182,7 @@ KsOpt = Annotated[Optional[str], typer.Option("--ks", help="comma-separated head
 
 def _floats(text: str | None, default) -> tuple[float, ...]:
     if text is None:
-        return tuple(default)
+        return tuple(float(v) for v in default)
     try:
         return tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
@@ -354,7 +354,8 @@ def retrieval(
     attention: AttentionOpt = "auto",
     out: Annotated[Path, typer.Option("--out")] = Path("runs/retrieval"),
 ) -> None:
-    """Rank heads by retrieval score on a needle-in-a-haystack test (Wu et al. 2024; paper §5, Figure 9)."""
+    """Rank heads by retrieval score on a needle-in-a-haystack test (Wu et al. 2024; paper §5, Figure 9).
+    With ``--model toy`` the needles, filler and question are in the toy vocabulary."""
     _run(lambda: _retrieval(model, filler, _positions(lengths), depths, max_new_tokens, batch_size, Runtime(device, attention), out))
 
 
@@ -368,9 +369,17 @@ def _retrieval(model_name, filler, lengths, depths, max_new_tokens, batch_size, 
     lm = load_model(model_name, device=runtime.device, attention=runtime.attention)
     info = model_info(lm)
     chosen = _floats(depths, DEFAULT_DEPTHS)
-    examples = needle_examples(lm.tokenizer, lengths=lengths, depths=chosen, filler=filler)
+    if model_name == "toy":
+        from .toy.task import toy_needle_examples
+
+        if filler is not None:
+            raise ValueError("--filler does not apply to the toy model: its haystack is made of toy facts")
+        examples = toy_needle_examples(lm.tokenizer, lengths=lengths, depths=chosen)
+    else:
+        examples = needle_examples(lm.tokenizer, lengths=lengths, depths=chosen, filler=filler)
     typer.echo(f"model  {info}; {lm.lens_attention} attention")
-    typer.echo(f"data   {len(examples)} needle prompts: lengths {list(lengths)}, depths {list(chosen)}, filler {filler or 'built-in'}")
+    typer.echo(f"data   {len(examples)} needle prompts: lengths {list(lengths)}, depths {list(chosen)}, filler {filler or 'built-in'}"
+               + (" (toy vocabulary)" if model_name == "toy" else ""))  # fmt: skip
     frame, counts = retrieval_scores(lm, examples, max_new_tokens=max_new_tokens, batch_size=batch_size)
     out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out / "retrieval_scores.csv", index=False)

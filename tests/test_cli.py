@@ -135,3 +135,21 @@ def test_retrieval_command(tiny_dirs, tmp_path):
     assert "no response recalled the needle" in result.output
     bad = runner.invoke(app, ["retrieval", "--model", str(tiny_dirs["llama"]), "--depths", "150", "--out", str(out)])
     assert bad.exit_code == 2 and "depths must be percentages" in bad.output
+
+
+def test_retrieval_on_the_toy_uses_toy_vocabulary_needles(tmp_path):
+    from lens_focus import label, load_model
+    from lens_focus.toy.task import VALUES, toy_needle_examples
+
+    out = tmp_path / "toy"
+    result = runner.invoke(app, ["retrieval", "--model", "toy", "--lengths", "200", "--depths", "0,50,100", "--max-new-tokens", "4", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "(toy vocabulary)" in result.output and json.loads((out / "summary.json").read_text())["samples"] == 9
+    toy = load_model("toy", device="cpu")
+    for ex in toy_needle_examples(toy.tokenizer, lengths=[200], depths=[0, 100]):
+        seq = label(ex, toy.tokenizer)  # every word is in the toy vocabulary: no <unk>
+        assert toy.tokenizer.unk_token_id not in seq.input_ids
+        (a, b), = seq.token_spans["answer"]
+        assert b - a == 1 and toy.tokenizer.decode(seq.input_ids[a:b]).strip() == ex.answers[0] in VALUES
+    bad = runner.invoke(app, ["retrieval", "--model", "toy", "--filler", str(tmp_path / "x.txt"), "--out", str(out)])
+    assert bad.exit_code == 2 and "--filler does not apply to the toy model" in bad.output

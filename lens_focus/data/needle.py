@@ -63,7 +63,11 @@ def builtin_filler(n_sentences: int = 2000, seed: int = 0) -> str:
     )
 
 
-def _filler_text(filler: str | Path | None) -> str:
+def _filler_text(filler: str | Path | None, text: str | None = None) -> str:
+    if text is not None:
+        if not _SENTENCE_END.search(text + " "):
+            raise DataError("the filler text needs at least one sentence ending in '.', '!' or '?'")
+        return " ".join(text.split())
     if filler is None:
         return builtin_filler()
     path = Path(filler)
@@ -105,15 +109,29 @@ def needle_examples(
     needles: Sequence[Needle] = NEEDLES,
     filler: str | Path | None = None,
     reply_start: str = "",
+    filler_text: str | None = None,
+    instruction: str = INSTRUCTION,
+    question_format: str = "\n\nQuestion: {}\nAnswer:",
 ) -> list[Example]:
     """One prompt per needle × length × depth: filler and needle of about ``length`` tokens,
-    the needle at ``depth`` percent, then the question. ``answers`` is the needle's answer."""
+    the needle at ``depth`` percent, then the question. ``answers`` is the needle's answer.
+
+    Args:
+        filler: a text file to cut the haystack from (default: :func:`builtin_filler`);
+            ``filler_text`` gives the text itself instead.
+        instruction: the text before the haystack.
+        question_format: the text after it, ``{}`` standing for the needle's question (labeled
+            as the span ``question``).
+    """
+    if question_format.count("{}") != 1:
+        raise ValueError(f"question_format must hold one '{{}}' for the question, got {question_format!r}")
     bad = [d for d in depths if not 0 <= d <= 100]
     if bad or not depths:
         raise ValueError(f"depths must be percentages in 0..100, got {list(depths)}")
     if not needles:
         raise ValueError("no needles")
-    text = _filler_text(filler)
+    text = _filler_text(filler, filler_text)
+    q_before, q_after = question_format.split("{}")
     out = []
     for k, needle in enumerate(needles):
         if needle.answer not in needle.sentence:
@@ -129,10 +147,10 @@ def needle_examples(
                 relevant = parts.index(needle.sentence) + 1
                 ex = assemble(
                     example_id=f"needle-{k}-L{length}-d{depth:g}",
-                    head=[Segment(INSTRUCTION, "instruction")],
+                    head=[Segment(instruction, "instruction")],
                     documents=parts,
                     sep=" ",
-                    tail=[Segment("\n\n"), Segment(f"Question: {needle.question}", "question"), Segment("\nAnswer:")],
+                    tail=[seg for seg in (Segment(q_before), Segment(needle.question, "question"), Segment(q_after)) if seg.text],
                     relevant_index=relevant,
                     answers=[needle.answer],
                     variant="long",

@@ -156,3 +156,29 @@ def toy_examples(
         if "negative" in variants:
             examples.append(build(gold, distractors, None, example_id=f"{qid}-neg", variant="negative", meta=meta))
     return examples
+
+
+def toy_needle_examples(tokenizer, *, lengths: Sequence[int] = (300,), depths: Sequence[int | float] | None = None, n_needles: int = 3, seed: int = 0) -> list[Example]:
+    """Needle in a haystack in the toy vocabulary (:mod:`lens_focus.data.needle`): the haystack is
+    made-up facts in the toy's document form (``doc 3 : color kalo mizuri .``, numbered 1 … 40 and
+    round again), the needle one more fact no other states, the question its cloze
+    (``question : pet bida``) and the answer its value."""
+    from ..data.needle import DEFAULT_DEPTHS, Needle, needle_examples
+
+    rng = random.Random(seed)
+    needles: list[Needle] = []
+    taken: set[tuple[str, str]] = set()
+    while len(needles) < n_needles:
+        entity, attribute, value = rng.choice(ENTITIES), rng.choice(ATTRIBUTES), rng.choice(VALUES)
+        if (entity, attribute) not in taken:
+            taken.add((entity, attribute))
+            needles.append(Needle(document(rng.choice(range(1, MAX_DOCS + 1)), (entity, attribute, value)), value, f"{attribute} {entity}"))
+    facts = []
+    while len(facts) < 600:
+        entity, attribute = rng.choice(ENTITIES), rng.choice(ATTRIBUTES)
+        if (entity, attribute) not in taken:
+            facts.append(document(len(facts) % MAX_DOCS + 1, (entity, attribute, rng.choice(VALUES))))
+    return needle_examples(
+        tokenizer, lengths=lengths, depths=DEFAULT_DEPTHS if depths is None else depths, needles=needles,
+        filler_text=" ".join(facts), instruction=INSTRUCTION + "\n", question_format="\nquestion : {}",
+    )  # fmt: skip
