@@ -16,7 +16,6 @@ import os
 import time
 from pathlib import Path
 
-import torch
 
 REPO = Path(__file__).resolve().parents[1]
 NQ = REPO.parent / "shared" / "data" / "lost_in_the_middle" / "nq-open-oracle.jsonl.gz"

@@ -91,7 +91,7 @@ class AttnCall:
             scores = scores + self.mask[:, :, rows].float()
         pattern = scores.softmax(-1).nan_to_num(0.0)  # fully masked rows (padding) attend nowhere
         for patch in self.patches:
-            pattern = patch.apply(self, positions, pattern)
+            pattern = patch.fn(self, positions, pattern)
         return pattern
 
     def row_chunks(self, rows: Int[Tensor, " r"]) -> Iterator[Int[Tensor, " c"]]:
@@ -110,9 +110,6 @@ class Patch:
 
     rows: Callable[[AttnCall], Bool[Tensor, "batch q_pos"]]
     fn: Callable[[AttnCall, Tensor, Tensor], Tensor]
-
-    def apply(self, call: AttnCall, positions: Tensor, pattern: Tensor) -> Tensor:
-        return self.fn(call, positions, pattern)
 
 
 @dataclass
@@ -266,7 +263,6 @@ def fast_model(model):
         attn._lens = (layer, registry)
         for proj, name in ((attn.q_proj, "q"), (attn.k_proj, "k")):
             proj.register_forward_hook(partial(_pre_rotary, registry=registry, key=(layer, name)))
-    twin._lens_registry = registry
     model._lens_fast_model = twin
     return twin
 
@@ -303,9 +299,8 @@ def rotary_tables(model, length: int) -> tuple[Tensor, Tensor]:
 def _attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None, **kwargs):
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    layer, registry = getattr(module, "_lens", (None, None))
-    hooks = registry if registry else None
-    if hooks is None:
+    layer, hooks = getattr(module, "_lens", (None, None))
+    if not hooks:  # nothing registered (or a module outside lens_focus): plain SDPA
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     call = AttnCall(layer, query, key, value, attention_mask, scale, patches=list(hooks.patch.get(layer, [])))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable, Iterator, Literal, Sequence
 
+import torch
 from torch import Tensor
 
 from .fast import AttnCall, add_fast_hooks
@@ -90,6 +91,12 @@ def hooked(model, hooks: Sequence[tuple[str, HookFn]], **fast) -> Iterator[HookH
 
 RowsOf = Callable[[int, int], Tensor]
 """``(first batch position, n rows) -> indices`` of the rows of one attention call that are wanted."""
+
+
+def last_row_from(width: int) -> RowsOf:
+    """The row at batch position ``width - 1`` (the prompt's last, in whichever chunk holds it) and
+    every row after it: during decoding, each step's single row."""
+    return lambda first, n: torch.arange(n - 1, n) if first + n >= width else torch.arange(0)
 
 
 def pattern_rows(model, rows_of: RowsOf, fn: Callable, after: Callable | None = None) -> tuple[list, dict]:

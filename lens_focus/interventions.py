@@ -78,16 +78,22 @@ def split_softmax_pattern(
     return torch.where(act, pattern * factor, pattern)
 
 
-def _split_softmax_hook(pattern, *, hook, heads: list[int], span: Tensor, first_row: Tensor, tau: float):
-    q, k = pattern.shape[-2:]
-    positions = torch.arange(k - q, k, device=pattern.device)
-    rows = positions[None, :] >= first_row[:, None].to(pattern.device)
+def _split_softmax_rows(pattern, positions: Tensor, *, heads: list[int], span: Tensor, first_row: Tensor, tau: float):
+    """:func:`split_softmax_pattern` on ``heads`` of a pattern whose rows sit at batch positions
+    ``positions``: rows from ``first_row`` on are patched; span columns past its width count as outside."""
+    k = pattern.shape[-1]
+    rows = positions.to(pattern.device)[None, :] >= first_row[:, None].to(pattern.device)
     cols = torch.zeros(pattern.shape[0], k, dtype=torch.bool, device=pattern.device)
     width = min(k, span.shape[1])
     cols[:, :width] = span[:, :width].to(pattern.device)
     out = pattern.clone()
     out[:, heads] = split_softmax_pattern(pattern[:, heads], cols, rows, tau)
     return out
+
+
+def _split_softmax_hook(pattern, *, hook, **kw):
+    q, k = pattern.shape[-2:]
+    return _split_softmax_rows(pattern, torch.arange(k - q, k), **kw)
 
 
 def add_split_softmax(
@@ -123,21 +129,14 @@ def add_split_softmax(
 
 
 def _split_softmax_patch(heads: list[int], span: Tensor, first_row: Tensor, tau: float) -> Patch:
-    """:func:`split_softmax_pattern` for the fast path: it patches only the rows from ``first_row`` on."""
+    """:func:`_split_softmax_rows` for the fast path: it patches only the rows from ``first_row`` on."""
 
     def rows(call: AttnCall) -> Tensor:
         positions = torch.arange(call.first_position, call.n_keys, device=first_row.device)
         return positions[None, :] >= first_row[:, None]
 
     def fn(call: AttnCall, positions: Tensor, pattern: Tensor) -> Tensor:
-        k = pattern.shape[-1]
-        cols = torch.zeros(pattern.shape[0], k, dtype=torch.bool, device=pattern.device)
-        width = min(k, span.shape[1])
-        cols[:, :width] = span[:, :width].to(pattern.device)
-        chosen = positions.to(pattern.device)[None, :] >= first_row.to(pattern.device)[:, None]
-        out = pattern.clone()
-        out[:, heads] = split_softmax_pattern(pattern[:, heads], cols, chosen, tau)
-        return out
+        return _split_softmax_rows(pattern, positions, heads=heads, span=span, first_row=first_row, tau=tau)
 
     return Patch(rows=rows, fn=fn)
 

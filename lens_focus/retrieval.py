@@ -20,7 +20,7 @@ from torch import Tensor
 
 from .answers import label_prompts
 from .generate import generate_batches
-from .hooks import hooked, pattern_rows
+from .hooks import hooked, last_row_from, pattern_rows
 from .labels import Example
 from .metrics import normalize_answer
 
@@ -66,15 +66,11 @@ def retrieval_scores(
 
     def watch(batch):
         tops.clear()
-        width = batch.width
 
-        def last_row(first, n):  # the prompt's last row (in the prompt's last chunk), then every decoding step
-            return torch.arange(n - 1, n) if first + n >= width else torch.arange(0)
-
-        def keep(layer, positions, pattern):
+        def keep(layer, positions, pattern):  # the prompt's last row, then every decoding step's
             tops.setdefault(layer, []).append(pattern[:, :, -1].argmax(-1).cpu())  # (batch, head)
 
-        hooks, fast = pattern_rows(model, last_row, keep)
+        hooks, fast = pattern_rows(model, last_row_from(batch.width), keep)
         return hooked(model, hooks, **fast)
 
     batches = generate_batches(model, [p.input_ids for p in prompts], max_new_tokens=max_new_tokens, stop="line",

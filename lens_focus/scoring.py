@@ -24,7 +24,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .forward import DEFAULT_CHUNK, chunked_forward, max_cells_for, plan_batches, run
-from .hooks import RowsOf, hooked, pattern_rows
+from .hooks import RowsOf, hooked, last_row_from, pattern_rows
 from .interventions import Intervention, Placement
 from .labels import LabeledSequence, RowsKind
 
@@ -213,8 +213,7 @@ def last_rows(model, store: dict):
         store[layer] = pattern[:, :, -1].detach().to(device="cpu", dtype=torch.float32, copy=True)
 
     def prefill(batch):
-        width = batch.width
-        hooks, fast = pattern_rows(model, lambda first, n: torch.arange(n - 1, n) if first + n == width else torch.arange(0), keep)
+        hooks, fast = pattern_rows(model, last_row_from(batch.width), keep)
         return hooked(model, hooks, **fast)
 
     return prefill
