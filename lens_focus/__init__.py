@@ -7,6 +7,7 @@
 from .answers import Answered, answer_examples, conditions, gold_response_sequences
 from .data import load_examples
 from .directions import FocusDirections, train_directions
+from .evaluation import evaluate_tasks, group_by_length, parse_settings
 from .fast import attention_path, fast_model, set_attention
 from .generate import generate
 from .heads import Head, load_heads, random_heads, rank_heads, save_heads, top_heads
@@ -16,6 +17,7 @@ from .labels import Example, LabeledSequence, Segment, label
 from .metrics import best_subspan_em
 from .model import ModelInfo, load_model, model_info
 from .scoring import score_heads
+from .tasks import TASKS, build_task, helmet_task
 
 __all__ = [
     "load_model", "model_info", "ModelInfo",
@@ -25,4 +27,5 @@ __all__ = [
     "split_softmax", "compensation", "focus", "focusing",
     "FocusDirections", "gold_response_sequences", "train_directions",
     "add_hooks", "hooked", "fast_model", "set_attention", "attention_path",
+    "TASKS", "build_task", "helmet_task", "evaluate_tasks", "group_by_length", "parse_settings",
 ]

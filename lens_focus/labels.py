@@ -36,8 +36,9 @@ class Example:
 
     id: str
     segments: tuple[Segment, ...]
-    relevant: str | None
-    """Name of the relevant document segment (``doc_<i>``), or None (negative prompts)."""
+    relevant: str | tuple[str, ...] | None
+    """Name of the relevant document segment (``doc_<i>``), several names when more than one
+    document is relevant (the span ``relevant`` then covers them all), or None (negative prompts)."""
     answers: tuple[str, ...]
     variant: Variant = "long"
     reply_start: str = ""
@@ -53,8 +54,9 @@ class Example:
         names = [s.name for s in self.segments if s.name]
         if len(names) != len(set(names)):
             raise LabelError(f"example {self.id}: segment names repeat: {names}")
-        if self.relevant is not None and self.relevant not in names:
-            raise LabelError(f"example {self.id}: relevant document {self.relevant!r} is not a segment")
+        missing = [r for r in self.relevant_names if r not in names]
+        if missing:
+            raise LabelError(f"example {self.id}: relevant document {missing[0]!r} is not a segment")
         texts = {s.name: s.text for s in self.segments if s.name}
         for name, segment, start, end in self.inner:
             if segment not in texts or not 0 <= start < end <= len(texts[segment]) or name in texts:
@@ -64,6 +66,18 @@ class Example:
     def text(self) -> str:
         """The user message."""
         return "".join(s.text for s in self.segments)
+
+    @property
+    def relevant_names(self) -> tuple[str, ...]:
+        """The relevant segments' names (empty for a negative prompt)."""
+        if self.relevant is None:
+            return ()
+        return (self.relevant,) if isinstance(self.relevant, str) else tuple(self.relevant)
+
+    @property
+    def irrelevant_names(self) -> list[str]:
+        """The documents that are not relevant."""
+        return [d for d in self.documents if d not in self.relevant_names]
 
     @property
     def documents(self) -> list[str]:
@@ -224,9 +238,9 @@ def label(
         char_spans[name] = [(offset + start, offset + end)]
     if example.reply_start:
         char_spans["reply_start"] = [(len(prompt) - len(example.reply_start), len(prompt))]
-    if example.relevant:
-        char_spans["relevant"] = list(char_spans[example.relevant])
-    irrelevant = [d for d in example.documents if d != example.relevant]
+    if example.relevant_names:
+        char_spans["relevant"] = [char_spans[r][0] for r in example.relevant_names]
+    irrelevant = example.irrelevant_names
     if irrelevant:
         char_spans["irrelevant"] = [char_spans[d][0] for d in irrelevant]
 

@@ -24,3 +24,12 @@ def best_subspan_em(prediction: str, answers: Sequence[str]) -> float:
         if gold and gold in pred:
             return 1.0
     return 0.0
+
+
+def substring_recall(prediction: str, answers: Sequence[str]) -> float:
+    """The share of gold values that occur in the prediction, lower-cased, unnormalised (how
+    HELMET grades RULER's recall tasks: every value of a multi-value question counts)."""
+    if not answers:
+        raise ValueError("no gold values to recall")
+    pred = prediction.lower()
+    return sum(a.lower() in pred for a in answers) / len(answers)

@@ -73,7 +73,7 @@ def _per_sequence(totals: Tensor, names: list[str], seqs: Sequence[LabeledSequen
     outs = []
     for b, seq in enumerate(seqs):
         out = {name: stacked[b, :, :, c] for c, name in enumerate(names) if name in seq.token_spans}
-        others = [d for d in seq.example.documents if d != seq.example.relevant]
+        others = seq.example.irrelevant_names
         if others:
             out["irrelevant_max"] = np.max([out[d] for d in others], axis=0)
         outs.append(out)

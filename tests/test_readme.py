@@ -15,7 +15,7 @@ def test_readme_opens_with_the_two_commands():
 
 
 def test_quickstart_runs(tmp_path, monkeypatch, capsys):
-    code, interventions = re.findall(r"```python\n(.*?)```", README, flags=re.S)[:2]
+    code, interventions, tasks = re.findall(r"```python\n(.*?)```", README, flags=re.S)[:3]
     assert len(code.strip().splitlines()) <= 10
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
@@ -27,3 +27,6 @@ def test_quickstart_runs(tmp_path, monkeypatch, capsys):
     exec(compile(interventions, "README interventions", "exec"), scope)  # continues the quickstart
     assert len(scope["patched"]) == len(scope["examples"]) and scope["d"].site == "post_rotary"
     assert scope["logits"].shape[:2] == (1, len(scope["seqs"][0]))
+    exec(compile(tasks, "README tasks", "exec"), scope)
+    assert set(scope["task_scores"].setting) == {"baseline", "10_0.2"} and (scope["task_scores"].n == 4).all()
+    assert scope["sink_scores"].sink.between(0, 1).all() and len(scope["answers"]) == 2 * 2 * 4

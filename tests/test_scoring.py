@@ -16,7 +16,7 @@ def naive_scores(hf_model, seq, rows):
     for name in seq.token_spans:
         cols = seq.tokens_of(name)
         out[name] = np.array([[float(a[0, h][rs][:, cols].sum(-1).mean()) for h in range(a.shape[1])] for a in att])
-    docs = [d for d in seq.example.documents if d != seq.example.relevant]
+    docs = seq.example.irrelevant_names
     if docs:
         out["irrelevant_max"] = np.max([out[d] for d in docs], axis=0)
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import random
+import uuid
 from pathlib import Path
 from typing import Iterator, Literal, Sequence
 
@@ -78,20 +79,26 @@ def assemble(
     documents: Sequence[str],
     sep: str,
     tail: Sequence[Segment],
-    relevant_index: int | None,
+    relevant_index: int | Sequence[int] | None,
     answers: Sequence[str],
     variant: Variant,
     meta: dict,
     reply_start: str = "",
 ) -> Example:
-    """An Example whose documents ``doc_1 … doc_N`` sit between ``head`` and ``tail`` segments."""
+    """An Example whose documents ``doc_1 … doc_N`` sit between ``head`` and ``tail`` segments;
+    ``relevant_index`` is the 1-based relevant document, several of them, or None."""
     segments = list(head)
     for i, doc in enumerate(documents, start=1):
         if i > 1:
             segments.append(Segment(sep))
         segments.append(Segment(doc, f"doc_{i}"))
     segments.extend(tail)
-    relevant = None if relevant_index is None else f"doc_{relevant_index}"
+    if relevant_index is None:
+        relevant = None
+    elif isinstance(relevant_index, int):
+        relevant = f"doc_{relevant_index}"
+    else:
+        relevant = tuple(f"doc_{i}" for i in relevant_index)
     return Example(
         id=example_id,
         segments=tuple(segments),
@@ -101,3 +108,31 @@ def assemble(
         reply_start=reply_start,
         meta={**meta, "n_docs": len(documents), "gold_position": relevant_index},
     )
+
+
+def fit_count(tokenizer, units: Sequence[str], n_tokens: int, *, sep: str = "\n", where: str = "data") -> int:
+    """How many of ``units`` (in order) fit in about ``n_tokens`` tokens when joined by ``sep``
+    (each unit counted as it appears: after the separator, but for the first). A
+    :class:`DataError` when not even one fits, or when all do with room to spare (too few units
+    for the length)."""
+    total = 0
+    for n, unit in enumerate(units):
+        total += len(tokenizer(sep + unit if n else unit, add_special_tokens=False).input_ids)
+        if total > n_tokens:
+            if n == 0:
+                raise DataError(f"{where}: a context of {n_tokens} tokens holds not even one item ({total} tokens)")
+            return n
+    if total < 0.9 * n_tokens:
+        raise DataError(f"{where}: {len(units)} items make only {total} tokens, short of a context of {n_tokens}")
+    return len(units)
+
+
+def random_uuid(rng: random.Random) -> str:
+    """A version-4 UUID string drawn from ``rng`` (seeded, unlike :func:`uuid.uuid4`)."""
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def spread(i: int, n: int, count: int) -> int:
+    """The 0-based slot of sample ``i`` of ``n`` when the samples spread evenly over ``count``
+    slots (first and last included): where the relevant item of a task's sample goes."""
+    return round(i * (count - 1) / (n - 1)) if n > 1 else (count - 1) // 2

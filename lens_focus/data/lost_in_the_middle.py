@@ -2,7 +2,9 @@
 
 Accepts the oracle file (one gold document per question; distractors are then other questions'
 gold documents, seeded, never containing an answer) and the 20-document files (their own
-retrieved distractors, ``isgold`` marking the gold one).
+retrieved distractors, ``isgold`` marking the gold one). :func:`nq_examples` renders prompts as
+the lost-in-the-middle study did; :func:`rag_examples` builds the ``nq`` task of the evaluation
+suite as HELMET renders RAG (SPEC §7), its length set by the number of passages.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from typing import Sequence
 
 from ..labels import Example, Segment, Variant
 from ..metrics import normalize_answer
-from .base import DataError, Split, assemble, check_positions, read_jsonl, require, split_indices
+from .base import DataError, Split, assemble, check_positions, fit_count, read_jsonl, require, split_indices, spread
 
 INSTRUCTION = (
     "Write a high-quality answer for the given question using only the provided search results "
@@ -120,3 +122,59 @@ def _sample_distractors(rec: dict, pool: list, k: int, rng: random.Random, where
     if len(chosen) < k:
         raise DataError(f"{where}: only {len(chosen)} distractor documents without the answer, {k} needed")
     return chosen
+
+
+def format_passage(title: str, text: str) -> str:
+    """A passage as HELMET renders RAG documents."""
+    return f"Document (Title: {title}): {text}"
+
+
+RAG_INSTRUCTION = "Use the documents below to answer the question. Give a short answer.\n\n"
+
+
+def rag_examples(
+    path: str | Path, tokenizer, *, lengths: Sequence[int] = (1000,), n: int = 10, seed: int = 0, split: Split = "test", split_seed: int = 0
+) -> list[Example]:
+    """The ``nq`` task (SPEC §7): per length, ``n`` questions of ``split`` (split with
+    ``split_seed``, as the other commands split with their ``--seed``; seed ``s`` takes the
+    questions ``s·n … s·n + n - 1`` of it, so seeds never share a question and stay held out from
+    directions trained on the ``train`` split),
+    each with as many passages ``Document (Title: <title>): <text>`` (joined by blank lines) as
+    fill about ``length`` tokens: the gold one, at ``n`` evenly spaced positions over the
+    samples, among the question's own distractors and then other questions' gold passages
+    without its answer. The reply starts ``Answer:``."""
+    records = _read(path)
+    pooled = split_indices(len(records), split, split_seed)
+    chosen = pooled[seed * n : (seed + 1) * n]
+    if len(chosen) < n:
+        raise DataError(f"{path}: the {split} split has {len(pooled)} questions; seed {seed} with n={n} needs {(seed + 1) * n}")
+    pool = [records[i]["gold"] for i in pooled]
+    out = []
+    for length in lengths:
+        for i, qi in enumerate(chosen):
+            rec = records[qi]
+            where = f"{path}:{rec['line']}"
+            want = int(length) // 40 + 2
+            extra = max(want - len(rec["distractors"]), 0)
+            others = rec["distractors"][:want] + _sample_distractors(
+                rec, [d for d in pool if d not in rec["distractors"]], extra, random.Random(f"{seed}-{qi}"), where
+            )
+            passages = [format_passage(*d) for d in [rec["gold"], *others]]
+            count = fit_count(tokenizer, passages, int(length), sep="\n\n", where=f"nq at {length} tokens ({where})")
+            gold = spread(i, n, count)
+            docs = passages[1:count]
+            docs.insert(gold, passages[0])
+            out.append(assemble(
+                example_id=f"nq-L{length}-{i}",
+                head=[Segment(RAG_INSTRUCTION, "instruction")],
+                documents=docs,
+                sep="\n\n",
+                tail=[Segment("\n\n"), Segment(f"Question: {rec['question']}", "question")],
+                relevant_index=gold + 1,
+                answers=rec["answers"],
+                variant="long",
+                meta={"task": "nq", "question_id": f"nq-{rec['line']}", "line": rec["line"], "length": int(length),
+                      "depth": round(100 * gold / max(count - 1, 1))},
+                reply_start="Answer:",
+            ))  # fmt: skip
+    return out

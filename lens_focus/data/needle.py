@@ -79,12 +79,12 @@ def _filler_text(filler: str | Path | None, text: str | None = None) -> str:
     return text
 
 
-def _sentence_ends(text: str) -> list[int]:
+def sentence_ends(text: str) -> list[int]:
     """Character offsets just after each sentence end (the start of the next sentence)."""
     return [min(m.end(), len(text)) for m in _SENTENCE_END.finditer(text + " ")]
 
 
-def _cut(text: str, tokenizer, n_tokens: int) -> str:
+def cut_at_sentence(text: str, tokenizer, n_tokens: int) -> str:
     """The longest prefix of ``text`` ending at a sentence end with at most ``n_tokens`` tokens
     (``text`` repeated as often as needed)."""
     if n_tokens < 1:
@@ -95,10 +95,30 @@ def _cut(text: str, tokenizer, n_tokens: int) -> str:
     long = " ".join(pieces)
     offsets = tokenizer(long, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
     limit = offsets[n_tokens][0] if n_tokens < len(offsets) else len(long)
-    ends = [e for e in _sentence_ends(long) if e <= limit]
+    ends = [e for e in sentence_ends(long) if e <= limit]
     if not ends:
         raise DataError(f"no sentence end within the first {n_tokens} tokens of the filler")
     return long[: ends[-1]].rstrip()
+
+
+def insert_at_depths(context: str, needles: Sequence[tuple[int | float, str]]) -> tuple[list[str], list[int]]:
+    """Cut ``context`` at the sentence end at or before each needle's depth (percent of the
+    characters) and put the needle sentence there. Returns the parts in order (filler pieces
+    and needles; empty filler pieces left out) and each needle's 1-based index among them, in
+    the order the needles were given."""
+    ends = [0, *sentence_ends(context)]
+    cuts = [max(e for e in ends if e <= depth / 100 * len(context)) for depth, _ in needles]
+    order = sorted(range(len(needles)), key=lambda i: (cuts[i], i))
+    parts, where, at = [], [0] * len(needles), 0
+    for i in order:
+        piece = context[at : cuts[i]].strip()
+        if piece:
+            parts.append(piece)
+        parts.append(needles[i][1])
+        where[i], at = len(parts), cuts[i]
+    if context[at:].strip():
+        parts.append(context[at:].strip())
+    return parts, where
 
 
 def needle_examples(
@@ -138,13 +158,9 @@ def needle_examples(
             raise ValueError(f"needle {k}: answer {needle.answer!r} is not part of its sentence")
         needle_tokens = len(tokenizer(needle.sentence, add_special_tokens=False).input_ids)
         for length in lengths:
-            context = _cut(text, tokenizer, int(length) - needle_tokens)
-            ends = [0, *_sentence_ends(context)]
+            context = cut_at_sentence(text, tokenizer, int(length) - needle_tokens)
             for depth in depths:
-                at = max(e for e in ends if e <= depth / 100 * len(context))
-                before, after = context[:at].strip(), context[at:].strip()
-                parts = [p for p in (before, needle.sentence, after) if p]
-                relevant = parts.index(needle.sentence) + 1
+                parts, (relevant,) = insert_at_depths(context, [(depth, needle.sentence)])
                 ex = assemble(
                     example_id=f"needle-{k}-L{length}-d{depth:g}",
                     head=[Segment(instruction, "instruction")],

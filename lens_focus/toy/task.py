@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import random
+from dataclasses import replace
 from itertools import product
 from typing import Sequence
 
-from ..data.base import Split, assemble, check_positions
+from ..data.base import Split, assemble, check_positions, spread
 from ..labels import Example, Segment, Variant
 
 _ONSETS = "b d f g k l m n p r s t v z".split()
@@ -182,3 +183,31 @@ def toy_needle_examples(tokenizer, *, lengths: Sequence[int] = (300,), depths: S
         tokenizer, lengths=lengths, depths=DEFAULT_DEPTHS if depths is None else depths, needles=needles,
         filler_text=" ".join(facts), instruction=INSTRUCTION + "\n", question_format="\nquestion : {}",
     )  # fmt: skip
+
+
+def toy_task_examples(task: str, tokenizer, *, lengths: Sequence[int] = (80, 160), n: int = 10, seed: int = 0) -> list[Example]:
+    """The toy-vocabulary tasks of the evaluation suite, ``n`` prompts per context length in
+    tokens (relevant item at ``n`` evenly spaced depths):
+
+    - ``toy_needle`` (recall): :func:`toy_needle_examples`, one needle fact among filler facts;
+    - ``toy_qa`` (multi-document QA): :func:`toy_examples` with as many documents as fill the
+      length (a document is 7 tokens and its line break 1; at most 40 documents).
+    """
+    out = []
+    for length in lengths:
+        if task == "toy_needle":
+            for i in range(n):
+                (ex,) = toy_needle_examples(tokenizer, lengths=[length], depths=[spread(i, n, 101)], n_needles=1, seed=seed * 1000 + i)
+                out.append(replace(ex, id=f"toy_needle-L{length}-{i}", meta={**ex.meta, "task": "toy_needle", "question_id": f"toy_needle-L{length}-{i}"}))
+        elif task == "toy_qa":
+            n_docs = length // 8
+            if not 1 <= n_docs <= MAX_DOCS:
+                raise ValueError(f"toy_qa: {length} tokens make {n_docs} documents; the toy task numbers 1..{MAX_DOCS} (lengths 8..{8 * MAX_DOCS})")
+            positions = sorted({spread(i, n, n_docs) + 1 for i in range(n)})
+            examples = toy_examples(n_docs=n_docs, gold_positions=positions, split="test", seed=seed, limit=n, variants=("long",))
+            for i in range(n):
+                ex = next(e for e in examples if e.meta["question_id"].endswith(f"-{i}") and e.meta["gold_position"] == spread(i, n, n_docs) + 1)
+                out.append(replace(ex, id=f"toy_qa-L{length}-{i}", meta={**ex.meta, "task": "toy_qa", "length": int(length), "question_id": f"toy_qa-L{length}-{i}"}))
+        else:
+            raise ValueError(f"unknown toy task {task!r}; choose toy_needle or toy_qa")
+    return out

@@ -1,0 +1,105 @@
+"""Paper Tables 2 and 5–13 from :func:`lens_focus.evaluation.evaluate_tasks`: per-task scores
+per setting (Tables 5–8), category averages and the overall average (Tables 2, 9–11), the top
+contextual heads' sink score per task with its spread across tasks (Tables 12–13), and a figure
+of score against context length per setting."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from lens_focus.evaluation import SINK_COLUMNS, TASK_COLUMNS
+
+from . import markdown_table, require_columns
+
+STD = "STD"
+"""The row (CSV) or column (Markdown) of the sink scores' standard deviation across tasks."""
+
+
+def _setting_order(names) -> list[str]:
+    return sorted(set(names), key=lambda s: (s != "baseline", s))
+
+
+def category_scores(task_scores: pd.DataFrame) -> pd.DataFrame:
+    """``setting, length, category, score, n_tasks``: the mean score of each category's tasks,
+    and the category ``overall``, the mean over all tasks (not over categories)."""
+    require_columns(task_scores, TASK_COLUMNS, "task scores")
+    keys = ["setting", "length"]
+    by_cat = task_scores.groupby([*keys, "category"], sort=False).score.agg(["mean", "size"]).reset_index()
+    overall = task_scores.groupby(keys, sort=False).score.agg(["mean", "size"]).reset_index().assign(category="overall")
+    table = pd.concat([by_cat, overall], ignore_index=True).rename(columns={"mean": "score", "size": "n_tasks"})
+    return table[[*keys, "category", "score", "n_tasks"]].sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def sink_with_std(sink_scores: pd.DataFrame) -> pd.DataFrame:
+    """The sink rows with, per length, a row ``task = STD``: the standard deviation of the sink
+    score across tasks (population, ddof 0), the paper's measure of how consistently a model
+    attends at one context length."""
+    require_columns(sink_scores, SINK_COLUMNS, "sink scores")
+    std = sink_scores.groupby("length").sink.std(ddof=0).reset_index().assign(task=STD, category="")
+    return pd.concat([sink_scores, std], ignore_index=True)[SINK_COLUMNS]
+
+
+def wide(table: pd.DataFrame, *, index: str, columns: str, values: str) -> pd.DataFrame:
+    """A pivot with the index as its first column, columns in order of first appearance."""
+    order = list(dict.fromkeys(table[columns]))
+    out = table.pivot_table(index=index, columns=columns, values=values, aggfunc="first", sort=False)[order]
+    return out.reset_index().rename_axis(columns=None)
+
+
+def figure(task_scores: pd.DataFrame, *, title: str = "Task scores against context length per setting") -> go.Figure:
+    """One panel per task and one for the overall average; a line per setting."""
+    require_columns(task_scores, TASK_COLUMNS, "task scores")
+    tasks = list(dict.fromkeys(task_scores.task))
+    overall = task_scores.groupby(["setting", "length"]).score.mean().reset_index().assign(task="overall")
+    data = pd.concat([task_scores, overall], ignore_index=True)
+    panels = [*tasks, "overall"]
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=panels, shared_yaxes=True)
+    colors = ["black", "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
+    for s, setting in enumerate(_setting_order(data.setting)):
+        for p, task in enumerate(panels):
+            g = data[(data.task == task) & (data.setting == setting)].sort_values("length")
+            fig.add_scatter(x=g.length, y=g.score, mode="lines+markers", name=setting, legendgroup=setting, showlegend=p == 0,
+                            line=dict(color=colors[s % len(colors)], dash="dot" if setting == "baseline" else "solid"),
+                            row=p // cols + 1, col=p % cols + 1)  # fmt: skip
+    fig.update_xaxes(title_text="context length (tokens)", type="log")
+    fig.update_yaxes(range=[-0.05, 1.05])
+    fig.update_layout(title=title, template="plotly_white", height=300 * rows + 100)
+    return fig
+
+
+def write(task_scores: pd.DataFrame, sink_scores: pd.DataFrame, out_dir: str | Path, *, sink_k: int = 5, note: str = "") -> list[Path]:
+    """``task_scores``, ``category_scores`` and ``sink_scores`` as CSV (tidy) and Markdown (the
+    paper's table shapes, one block per length), and ``scores_vs_length.html`` (+ ``.png``)."""
+    from lens_focus.plots import write_figure
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    categories = category_scores(task_scores)
+    sinks = sink_with_std(sink_scores)
+    written = []
+    for stem, tidy, title, index, columns in (
+        ("task_scores", task_scores, "Task scores per setting (paper Tables 5–8)", "setting", "task"),
+        ("category_scores", categories, "Category averages and overall (paper Tables 2, 9–11)", "setting", "category"),
+    ):
+        tidy.to_csv(out / f"{stem}.csv", index=False)
+        blocks = [f"## {title}\n\n{note}".rstrip() + "\n"]
+        for length, g in tidy.groupby("length", sort=True):
+            w = wide(g, index=index, columns=columns, values="score")
+            w = w.set_index(index).loc[_setting_order(w[index])].reset_index()
+            blocks.append(f"### {length} tokens\n\n" + markdown_table(w))
+        (out / f"{stem}.md").write_text("\n".join(blocks))
+        written += [out / f"{stem}.csv", out / f"{stem}.md"]
+    sinks.to_csv(out / "sink_scores.csv", index=False)
+    sink_md = wide(sinks, index="length", columns="task", values="sink")
+    (out / "sink_scores.md").write_text(
+        f"## Sink score of the top-{sink_k} contextual heads per task (baseline), and its standard deviation across tasks "
+        "(paper Tables 12–13)\n\n"
+        + markdown_table(sink_md)
+    )
+    written += [out / "sink_scores.csv", out / "sink_scores.md"]
+    return written + write_figure(figure(task_scores), out / "scores_vs_length")

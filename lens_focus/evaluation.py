@@ -1,0 +1,154 @@
+"""Focus directions on the long-context task suite (paper §4, Tables 2, 5–13).
+
+:func:`evaluate_tasks` answers every task at every length under every setting (the unmodified
+model, or ``α · d`` on the top-k contextual heads) and grades each answer with its task's metric;
+under the baseline it also scores the top contextual heads' attention while the model answers,
+so that the sink score per task (Tables 12–13) comes from the same answers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .answers import answer_examples, skip_counts
+from .heads import Head
+from .interventions import focusing
+from .labels import Example, label
+from .tasks import Task
+
+SETTINGS = ("baseline", "10_0.2", "20_0.2", "10_-0.2", "20_-0.2")
+"""The paper's five: no intervention, and α = ±0.2 on the top-10 and top-20 heads."""
+TASK_COLUMNS = ["task", "category", "length", "setting", "score", "n"]
+SINK_COLUMNS = ["task", "category", "length", "sink", "relevant", "n", "skipped"]
+ANSWER_COLUMNS = ["task", "length", "setting", "id", "depth", "response", "answers", "score"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """``α · d`` on the top-``k`` heads; ``k=None`` is the unmodified model."""
+
+    k: int | None = None
+    alpha: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return "baseline" if self.k is None else f"{self.k}_{self.alpha:g}"
+
+
+def parse_settings(settings: str | Sequence[str]) -> list[Setting]:
+    """``"baseline,10_0.2,20_-0.2"`` (or a list of such names) as :class:`Setting` s."""
+    names = [s.strip() for s in (settings.split(",") if isinstance(settings, str) else settings) if s.strip()]
+    if not names:
+        raise ValueError("no settings given")
+    out = []
+    for name in names:
+        if name == "baseline":
+            out.append(Setting())
+            continue
+        k, _, alpha = name.partition("_")
+        try:
+            out.append(Setting(int(k), float(alpha)))
+        except ValueError:
+            raise ValueError(f"setting {name!r}: expected 'baseline' or '<k>_<alpha>', e.g. 10_0.2 or 20_-0.2") from None
+        if out[-1].k < 1:
+            raise ValueError(f"setting {name!r}: k must be positive")
+    return out
+
+
+@dataclass(frozen=True)
+class TaskSet:
+    """The examples of one task at one context length."""
+
+    task: Task
+    length: int
+    examples: list[Example]
+
+
+def group_by_length(task: Task, examples: Sequence[Example], tokenizer=None) -> list[TaskSet]:
+    """A task's examples split by their ``meta["length"]``. Examples without one (HELMET's
+    files, one length per file) form one set, its length the median prompt length in tokens
+    of ``tokenizer``, to the nearest hundred."""
+    if not examples:
+        raise ValueError(f"task {task.name}: no examples")
+    if any("length" not in e.meta for e in examples):
+        if tokenizer is None:
+            raise ValueError(f"task {task.name}: examples without a length need a tokenizer to measure them")
+        measured = np.median([len(label(e, tokenizer)) for e in examples])
+        return [TaskSet(task, int(round(measured, -2)), list(examples))]
+    lengths = sorted({int(e.meta["length"]) for e in examples})
+    return [TaskSet(task, length, [e for e in examples if int(e.meta["length"]) == length]) for length in lengths]
+
+
+def _head_mean(scored: Sequence[dict[str, np.ndarray]], span: str, heads: Sequence[Head]) -> float:
+    """The mean over answers and ``heads`` of one span's score (NaN when no answer has it)."""
+    values = [[s[span][h] for h in heads] for s in scored if span in s]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def evaluate_tasks(
+    model,
+    sets: Sequence[TaskSet],
+    *,
+    settings: Sequence[Setting] = tuple(parse_settings(SETTINGS)),
+    directions=None,
+    ranked: Sequence[Head] = (),
+    sink_k: int = 5,
+    batch_size: int = 4,
+    n_sink: int = 1,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Score every task set under every setting.
+
+    Returns ``(task_scores, sink_scores, answers)``:
+
+    - ``task_scores``: ``task, category, length, setting, score, n`` (the mean of the task's
+      metric over its ``n`` prompts; Tables 5–8);
+    - ``sink_scores``: per task and length, the mean over answers of the ``sink`` and
+      ``relevant`` contextual scores averaged over the top ``sink_k`` heads of ``ranked``, under
+      the baseline (Tables 12–13); ``n`` answers scored, ``skipped`` the others (empty answers);
+    - ``answers``: every response with its score.
+
+    Settings other than the baseline need ``directions`` and at least ``k`` heads in ``ranked``.
+    """
+    steered = [s for s in settings if s.k is not None]
+    if steered and directions is None:
+        raise ValueError(f"settings {[s.name for s in steered]} need focus directions")
+    too_many = [s.name for s in steered if s.k > len(ranked)]
+    if too_many:
+        raise ValueError(f"settings {too_many} need more heads than the {len(ranked)} ranked")
+    if len(ranked) < sink_k:
+        raise ValueError(f"the sink table averages the top {sink_k} heads; {len(ranked)} ranked")
+    sink_heads = list(ranked[:sink_k])
+    scores, sinks, answers = [], [], []
+    grid = [(s, ts) for s in settings for ts in sets]
+    for setting, ts in tqdm(grid, desc="evaluate", disable=not progress):
+        task = ts.task
+        baseline = setting.k is None
+        answered = answer_examples(
+            model, ts.examples, max_new_tokens=task.max_new_tokens, stop=task.stop, batch_size=batch_size, n_sink=n_sink,
+            score="generation" if baseline else None,
+            intervention=None if baseline else focusing(model, directions, list(ranked[: setting.k]), alpha=setting.alpha),
+            progress=False,
+        )  # fmt: skip
+        graded = [task.grade(a.response, a.example.answers) for a in answered]
+        scores.append({"task": task.name, "category": task.category, "length": ts.length, "setting": setting.name,
+                       "score": float(np.mean(graded)), "n": len(graded)})  # fmt: skip
+        answers += [
+            {"task": task.name, "length": ts.length, "setting": setting.name, "id": a.example.id, "depth": a.example.meta.get("depth"),
+             "response": a.response, "answers": " | ".join(a.example.answers), "score": g}
+            for a, g in zip(answered, graded)
+        ]  # fmt: skip
+        if baseline:
+            scored = [a.scores for a in answered if a.scores]
+            sinks.append({"task": task.name, "category": task.category, "length": ts.length,
+                          "sink": _head_mean(scored, "sink", sink_heads), "relevant": _head_mean(scored, "relevant", sink_heads),
+                          "n": len(scored), "skipped": sum(skip_counts(answered).values())})  # fmt: skip
+    return (
+        pd.DataFrame(scores, columns=TASK_COLUMNS),
+        pd.DataFrame(sinks, columns=SINK_COLUMNS),
+        pd.DataFrame(answers, columns=ANSWER_COLUMNS),
+    )

@@ -1,0 +1,199 @@
+import json
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from analyses import task_tables
+from lens_focus.answers import answer_examples
+from lens_focus.cli import app
+from lens_focus.directions import FocusDirections, zero_directions
+from lens_focus.evaluation import ANSWER_COLUMNS, SINK_COLUMNS, TASK_COLUMNS, Setting, evaluate_tasks, group_by_length, parse_settings
+from lens_focus.heads import Head, save_heads
+from lens_focus.interventions import focusing
+from lens_focus.model import model_info
+from lens_focus.tasks import TASKS, build_task
+
+runner = CliRunner()
+
+
+def random_directions(model, scale: float = 3.0, seed: int = 0) -> FocusDirections:
+    d = zero_directions(model)
+    g = torch.Generator().manual_seed(seed)
+    return FocusDirections(q=scale * torch.randn(d.q.shape, generator=g), k=scale * torch.randn(d.k.shape, generator=g), site=d.site, meta=d.meta)
+
+
+def all_heads(model) -> list[Head]:
+    info = model_info(model)
+    return [Head(layer, head) for layer in reversed(range(info.n_layers)) for head in range(info.n_heads)]
+
+
+def test_parse_settings():
+    assert [s.name for s in parse_settings("baseline,10_0.2,20_-0.2")] == ["baseline", "10_0.2", "20_-0.2"]
+    assert parse_settings(["5_1"]) == [Setting(5, 1.0)]
+    for bad, match in (("", "no settings"), ("top10", "expected 'baseline'"), ("0_0.2", "k must be positive")):
+        with pytest.raises(ValueError, match=match):
+            parse_settings(bad)
+
+
+@pytest.fixture(scope="module")
+def evaluated(llama):
+    sets = group_by_length(TASKS["mk_needle"], build_task("mk_needle", llama.tokenizer, lengths=[120, 240], n=3))
+    sets += group_by_length(TASKS["json_kv"], build_task("json_kv", llama.tokenizer, lengths=[200], n=2))
+    d, ranked = random_directions(llama), all_heads(llama)
+    settings = parse_settings("baseline,2_0,3_1.5")
+    ids = torch.tensor([list(range(5, 40))])
+    with torch.no_grad():
+        before = llama(ids)
+    frames = evaluate_tasks(llama, sets, settings=settings, directions=d, ranked=ranked, sink_k=5, batch_size=2, progress=False)
+    with torch.no_grad():
+        after = llama(ids)
+    return sets, d, ranked, frames, (before, after)
+
+
+def test_task_scores_grade_every_answer(evaluated):
+    sets, _, _, (scores, sinks, answers), _ = evaluated
+    assert list(scores.columns) == TASK_COLUMNS and list(sinks.columns) == SINK_COLUMNS and list(answers.columns) == ANSWER_COLUMNS
+    assert len(scores) == 3 * 3 and set(scores.setting) == {"baseline", "2_0", "3_1.5"}
+    for row in scores.itertuples():
+        ts = next(s for s in sets if s.task.name == row.task and s.length == row.length)
+        mine = answers[(answers.task == row.task) & (answers.length == row.length) & (answers.setting == row.setting)]
+        assert row.n == len(ts.examples) == len(mine)
+        by_id = {e.id: e for e in ts.examples}
+        regraded = [ts.task.grade(r, by_id[i].answers) for i, r in zip(mine.id, mine.response.fillna(""))]
+        assert row.score == pytest.approx(np.mean(regraded))
+
+
+def test_settings_apply_their_directions(evaluated, llama):
+    sets, d, ranked, (_, _, answers), (before, after) = evaluated
+    resp = answers.set_index(["setting", "id"]).response.fillna("")
+    base, zero, steered = (resp[s] for s in ("baseline", "2_0", "3_1.5"))
+    assert (zero == base).all()  # α = 0 is the unmodified model
+    assert (steered != base).any()  # large random directions change some answer
+    ts = sets[0]
+    direct = answer_examples(llama, ts.examples, max_new_tokens=ts.task.max_new_tokens, stop=ts.task.stop,
+                             intervention=focusing(llama, d, ranked[:3], alpha=1.5), progress=False)  # fmt: skip
+    assert [a.response for a in direct] == [steered[e.id] for e in ts.examples]
+    torch.testing.assert_close(before, after, rtol=0, atol=0)  # no hook left behind
+
+
+def test_sink_scores_equal_a_plain_hf_forward(evaluated, llama, tiny_dirs):
+    from transformers import AutoModelForCausalLM
+
+    sets, _, ranked, (_, sinks, _), _ = evaluated
+    hf = AutoModelForCausalLM.from_pretrained(tiny_dirs["llama"], attn_implementation="eager").eval()
+    top = ranked[:5]
+    for ts in sets:
+        answered = answer_examples(llama, ts.examples, max_new_tokens=ts.task.max_new_tokens, stop=ts.task.stop, progress=False)
+        sink, rel = [], []
+        for a in answered:
+            if a.sequence is None:
+                continue
+            seq = a.sequence
+            with torch.no_grad():
+                att = hf(torch.tensor([seq.input_ids]), output_attentions=True).attentions
+            rows, cols = list(seq.rows("generation")), seq.tokens_of("relevant")
+            sink.append(np.mean([float(att[l][0, h][rows, 0].mean()) for l, h in top]))
+            rel.append(np.mean([float(att[l][0, h][rows][:, cols].sum(-1).mean()) for l, h in top]))
+        row = sinks[(sinks.task == ts.task.name) & (sinks.length == ts.length)].iloc[0]
+        assert row.n == len(sink) and row.n + row.skipped == len(ts.examples)
+        assert row.sink == pytest.approx(np.mean(sink), abs=1e-4) and row.relevant == pytest.approx(np.mean(rel), abs=1e-4)
+
+
+def test_evaluate_needs_what_its_settings_use(llama):
+    sets = group_by_length(TASKS["mk_needle"], build_task("mk_needle", llama.tokenizer, lengths=[120], n=1))
+    with pytest.raises(ValueError, match="need focus directions"):
+        evaluate_tasks(llama, sets, settings=parse_settings("10_0.2"), ranked=all_heads(llama))
+    with pytest.raises(ValueError, match="need more heads than the 8 ranked"):
+        evaluate_tasks(llama, sets, settings=parse_settings("10_0.2"), directions=zero_directions(llama), ranked=all_heads(llama))
+    with pytest.raises(ValueError, match="top 5 heads; 3 ranked"):
+        evaluate_tasks(llama, sets, settings=parse_settings("baseline"), ranked=all_heads(llama)[:3])
+    with pytest.raises(ValueError, match="no examples"):
+        group_by_length(TASKS["nq"], [])
+
+
+def frames():
+    rows = []
+    for setting, bump in (("baseline", 0.0), ("10_0.2", 0.1)):
+        for length in (1000, 2000):
+            for task, cat, score in (("a", "recall", 0.2), ("b", "recall", 0.4), ("c", "rag", 0.9)):
+                rows.append({"task": task, "category": cat, "length": length, "setting": setting, "score": score + bump - length / 1e4, "n": 4})
+    tasks = pd.DataFrame(rows)
+    sinks = pd.DataFrame([{"task": t, "category": c, "length": L, "sink": s, "relevant": 0.1, "n": 4, "skipped": 0}
+                          for L in (1000, 2000) for t, c, s in (("a", "recall", 0.3), ("b", "recall", 0.5), ("c", "rag", 0.7 + L / 1e4))])  # fmt: skip
+    return tasks, sinks
+
+
+def test_category_and_sink_tables():
+    tasks, sinks = frames()
+    cats = task_tables.category_scores(tasks)
+    base = cats[(cats.setting == "baseline") & (cats.length == 1000)].set_index("category")
+    assert base.loc["recall", "score"] == pytest.approx((0.1 + 0.3) / 2) and base.loc["rag", "score"] == pytest.approx(0.8)
+    assert base.loc["overall", "score"] == pytest.approx((0.1 + 0.3 + 0.8) / 3) and base.loc["overall", "n_tasks"] == 3  # tasks, not categories
+    std = task_tables.sink_with_std(sinks)
+    got = std[std.task == task_tables.STD].set_index("length").sink
+    assert got[1000] == pytest.approx(np.std([0.3, 0.5, 0.8])) and got[2000] == pytest.approx(np.std([0.3, 0.5, 0.9]))
+    fig = task_tables.figure(tasks)
+    assert isinstance(fig, go.Figure) and len(fig.data) == 2 * 4  # 2 settings × (3 tasks + overall)
+    overall = [t for t in fig.data if t.name == "10_0.2" and list(t.y) != []][-1]
+    assert list(overall.y) == pytest.approx([(0.2 + 0.4 + 0.9) / 3 + 0.1 - 0.1, (0.2 + 0.4 + 0.9) / 3 + 0.1 - 0.2])
+
+
+def test_tables_are_written(tmp_path):
+    tasks, sinks = frames()
+    task_tables.write(tasks, sinks, tmp_path)
+    assert pd.read_csv(tmp_path / "task_scores.csv").equals(tasks)
+    md = (tmp_path / "task_scores.md").read_text()
+    assert "### 1000 tokens" in md and "| setting | a | b | c |" in md
+    assert md.index("| baseline |") < md.index("| 10_0.2 |")
+    assert "| setting | recall | rag | overall |" in (tmp_path / "category_scores.md").read_text()
+    assert "| length | a | b | c | STD |" in (tmp_path / "sink_scores.md").read_text()
+    assert (tmp_path / "scores_vs_length.html").exists()
+
+
+def test_evaluate_command_on_the_toy(tmp_path):
+    from lens_focus import load_model
+
+    toy = load_model("toy")
+    heads, d = tmp_path / "heads.json", tmp_path / "d.safetensors"
+    save_heads(all_heads(toy), heads)
+    random_directions(toy, scale=1.0).save(d)
+    out = tmp_path / "eval"
+    result = runner.invoke(app, ["evaluate", "--model", "toy", "--heads", str(heads), "--directions", str(d), "--n", "3",
+                                 "--settings", "baseline,5_0.5", "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    scores = pd.read_csv(out / "task_scores.csv")
+    assert set(scores.task) == {"toy_needle", "toy_qa"} and set(scores.length) == {80, 160} and (scores.n == 3).all()
+    for name in ("category_scores.csv", "sink_scores.csv", "sink_scores.md", "category_scores.md", "answers.csv", "scores_vs_length.html"):
+        assert (out / name).exists(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["settings"] == ["baseline", "5_0.5"] and summary["tasks"] == ["toy_needle", "toy_qa"]
+    bad = runner.invoke(app, ["evaluate", "--model", "toy", "--heads", str(heads), "--settings", "baseline,5_0.5", "--out", str(out)])
+    assert bad.exit_code == 2 and "need focus directions" in bad.output
+
+
+def test_evaluate_command_on_a_tiny_llama_with_every_source(tiny_dirs, llama, nq_path, kv_path, tmp_path):
+    heads, d = tmp_path / "heads.json", tmp_path / "d.safetensors"
+    save_heads(all_heads(llama), heads)
+    random_directions(llama).save(d)
+    helmet = tmp_path / "json_kv_tiny.jsonl"
+    pairs = {f"key-{i}": f"value-{i}" for i in range(30)}
+    helmet.write_text(json.dumps({"context": json.dumps(pairs), "question": '"key-3"', "answer": "value-3"}) + "\n")
+    out = tmp_path / "eval"
+    args = ["evaluate", "--model", str(tiny_dirs["llama"]), "--heads", str(heads), "--directions", str(d), "--n", "1",
+            "--tasks", "mk_needle,mv,json_kv,nq", "--lengths", "2500", "--nq", str(nq_path), "--kv", str(kv_path),
+            "--helmet", str(helmet), "--settings", "baseline,2_-1", "--out", str(out)]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    scores = pd.read_csv(out / "task_scores.csv")
+    assert list(dict.fromkeys(scores.task)) == ["mk_needle", "mv", "json_kv", "nq", "json_kv_tiny"]
+    assert set(scores.category) == {"recall", "rag"} and len(scores) == 5 * 2
+    sinks = pd.read_csv(out / "sink_scores.csv")
+    assert len(sinks) == 5 + 2 and sinks.sink.between(0, 1).all()  # 5 tasks, then an STD row per length (2500 and the file's)
+    assert json.loads((out / "summary.json").read_text())["kv"] == str(kv_path)
+    bad = runner.invoke(app, ["evaluate", "--model", str(tiny_dirs["llama"]), "--heads", str(heads), "--tasks", "nq",
+                              "--settings", "baseline", "--out", str(out)])  # fmt: skip
+    assert bad.exit_code == 2 and "needs the NQ file" in bad.output
