@@ -136,3 +136,15 @@ def spread(i: int, n: int, count: int) -> int:
     """The 0-based slot of sample ``i`` of ``n`` when the samples spread evenly over ``count``
     slots (first and last included): where the relevant item of a task's sample goes."""
     return round(i * (count - 1) / (n - 1)) if n > 1 else (count - 1) // 2
+
+
+def place_relevant(tokenizer, relevant: str, others: Sequence[str], n_tokens: int, *, i: int, n: int, sep: str, where: str) -> tuple[list[str], int, int]:
+    """The documents of sample ``i`` of ``n``: as many of ``relevant`` and then ``others`` as fit
+    about ``n_tokens`` (:func:`fit_count`), the relevant one moved to the :func:`spread` slot.
+    Returns the documents, the relevant one's 1-based index and its depth in percent."""
+    units = [relevant, *others]
+    count = fit_count(tokenizer, units, n_tokens, sep=sep, where=where)
+    gold = spread(i, n, count)
+    docs = units[1:count]
+    docs.insert(gold, relevant)
+    return docs, gold + 1, round(100 * gold / max(count - 1, 1))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..labels import Example, Segment, Variant
-from .base import DataError, Split, assemble, check_positions, fit_count, random_uuid, read_jsonl, require, split_indices, spread
+from .base import DataError, Split, assemble, check_positions, place_relevant, random_uuid, read_jsonl, require, split_indices
 
 INSTRUCTION = "Extract the value corresponding to the specified key in the JSON object below."
 
@@ -114,22 +114,19 @@ def json_kv_examples(
                 key, value = random_uuid(rng), random_uuid(rng)
                 others = [(random_uuid(rng), random_uuid(rng)) for _ in range(int(length) // 40 + 2)]
                 source = "generated"
-            pairs = [format_pair(k, v) for k, v in [(key, value), *others]]
-            count = fit_count(tokenizer, pairs, int(length), sep=",\n ", where=f"json_kv at {length} tokens ({source})")
-            gold = spread(i, n, count)
-            docs = pairs[1:count]
-            docs.insert(gold, pairs[0])
+            docs, relevant, depth = place_relevant(tokenizer, format_pair(key, value), [format_pair(*p) for p in others], int(length),
+                                                   i=i, n=n, sep=",\n ", where=f"json_kv at {length} tokens ({source})")  # fmt: skip
             out.append(assemble(
                 example_id=f"json_kv-L{length}-{i}",
                 head=[Segment(INSTRUCTION, "instruction"), Segment("\n\nJSON data:\n{")],
                 documents=docs,
                 sep=",\n ",
                 tail=[Segment("}\n\n"), Segment(f"Key: {json.dumps(key)}", "question")],
-                relevant_index=gold + 1,
+                relevant_index=relevant,
                 answers=[value],
                 variant="long",
                 meta={"task": "json_kv", "question_id": f"json_kv-L{length}-{i}", "length": int(length), "source": source,
-                      "depth": round(100 * gold / max(count - 1, 1))},
+                      "depth": depth},
                 reply_start="Corresponding value:",
             ))  # fmt: skip
     return out

@@ -14,7 +14,7 @@ from typing import Sequence
 
 from ..labels import Example, Segment, Variant
 from ..metrics import normalize_answer
-from .base import DataError, Split, assemble, check_positions, fit_count, read_jsonl, require, split_indices, spread
+from .base import DataError, Split, assemble, check_positions, place_relevant, read_jsonl, require, split_indices
 
 INSTRUCTION = (
     "Write a high-quality answer for the given question using only the provided search results "
@@ -159,22 +159,19 @@ def rag_examples(
             others = rec["distractors"][:want] + _sample_distractors(
                 rec, [d for d in pool if d not in rec["distractors"]], extra, random.Random(f"{seed}-{qi}"), where
             )
-            passages = [format_passage(*d) for d in [rec["gold"], *others]]
-            count = fit_count(tokenizer, passages, int(length), sep="\n\n", where=f"nq at {length} tokens ({where})")
-            gold = spread(i, n, count)
-            docs = passages[1:count]
-            docs.insert(gold, passages[0])
+            docs, relevant, depth = place_relevant(tokenizer, format_passage(*rec["gold"]), [format_passage(*d) for d in others],
+                                                   int(length), i=i, n=n, sep="\n\n", where=f"nq at {length} tokens ({where})")  # fmt: skip
             out.append(assemble(
                 example_id=f"nq-L{length}-{i}",
                 head=[Segment(RAG_INSTRUCTION, "instruction")],
                 documents=docs,
                 sep="\n\n",
                 tail=[Segment("\n\n"), Segment(f"Question: {rec['question']}", "question")],
-                relevant_index=gold + 1,
+                relevant_index=relevant,
                 answers=rec["answers"],
                 variant="long",
                 meta={"task": "nq", "question_id": f"nq-{rec['line']}", "line": rec["line"], "length": int(length),
-                      "depth": round(100 * gold / max(count - 1, 1))},
+                      "depth": depth},
                 reply_start="Answer:",
             ))  # fmt: skip
     return out
