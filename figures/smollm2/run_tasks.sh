@@ -5,15 +5,17 @@
 # paper's five settings, with the focus directions and heads trained on NQ training questions
 # (figures/smollm2/nq/). SmolLM2's context is 8k; its recall collapses well before that.
 # Seed 0 ran at 1k and 2k tokens (SEED=0); seed 1, other prompts and other held-out questions, at 1k
-# only (SEED=1 LENGTHS=1000), for want of time on this machine.
+# only and under three settings (SEED=1 LENGTHS=1000 SETTINGS=baseline,20_0.2,20_-0.2), for want
+# of time on this machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=figures/smollm2/tasks
 DATA=../shared/data/lost_in_the_middle
 SEED=${SEED:-0}
 LENGTHS=${LENGTHS:-1000,2000}
+SETTINGS=${SETTINGS:-baseline,10_0.2,20_0.2,10_-0.2,20_-0.2}
 s=$SECONDS
 lens-focus evaluate --model smollm2 --heads figures/smollm2/nq/heads_train/heads.json \
-    --directions figures/smollm2/nq/directions.safetensors --lengths "$LENGTHS" --n 10 --seed "$SEED" \
+    --directions figures/smollm2/nq/directions.safetensors --lengths "$LENGTHS" --settings "$SETTINGS" --n 10 --seed "$SEED" \
     --nq $DATA/nq-open-oracle.jsonl.gz --kv $DATA/kv-retrieval-75_keys.jsonl.gz --out "$OUT/seed$SEED"
 echo "wall $((SECONDS - s)) s: evaluate seed $SEED"
