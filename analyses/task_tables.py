@@ -36,8 +36,9 @@ def category_scores(task_scores: pd.DataFrame) -> pd.DataFrame:
 def sink_with_std(sink_scores: pd.DataFrame) -> pd.DataFrame:
     """The sink rows with, per length, a row ``task = STD``: the standard deviation of the sink
     score across tasks (population, ddof 0), the paper's measure of how consistently a model
-    attends at one context length."""
+    attends at one context length. STD rows already in ``sink_scores`` are replaced."""
     require_columns(sink_scores, SINK_COLUMNS, "sink scores")
+    sink_scores = sink_scores[sink_scores.task != STD]  # a table read back from sink_scores.csv
     std = sink_scores.groupby("length").sink.std(ddof=0).reset_index().assign(task=STD, category="")
     return pd.concat([sink_scores, std], ignore_index=True)[SINK_COLUMNS]
 

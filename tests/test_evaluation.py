@@ -136,6 +136,7 @@ def test_category_and_sink_tables():
     std = task_tables.sink_with_std(sinks)
     got = std[std.task == task_tables.STD].set_index("length").sink
     assert got[1000] == pytest.approx(np.std([0.3, 0.5, 0.8])) and got[2000] == pytest.approx(np.std([0.3, 0.5, 0.9]))
+    assert task_tables.sink_with_std(std).equals(std)  # reading the written table back adds no second STD
     fig = task_tables.figure(tasks)
     assert isinstance(fig, go.Figure) and len(fig.data) == 2 * 4  # 2 settings × (3 tasks + overall)
     overall = [t for t in fig.data if t.name == "10_0.2" and list(t.y) != []][-1]

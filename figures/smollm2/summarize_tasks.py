@@ -7,12 +7,12 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from analyses import markdown_table  # noqa: E402
-from analyses.task_tables import category_scores, sink_with_std  # noqa: E402
+from analyses.task_tables import category_scores  # noqa: E402
 
 root = Path(__file__).parent / "tasks"
 seeds = sorted(p for p in root.glob("seed*") if (p / "task_scores.csv").exists())
 tasks = pd.concat([pd.read_csv(p / "task_scores.csv").assign(seed=p.name) for p in seeds])
-sinks = pd.concat([sink_with_std(pd.read_csv(p / "sink_scores.csv")).assign(seed=p.name) for p in seeds])
+sinks = pd.concat([pd.read_csv(p / "sink_scores.csv").assign(seed=p.name) for p in seeds])  # STD rows included
 cats = pd.concat([category_scores(tasks[tasks.seed == s]).assign(seed=s) for s in tasks.seed.unique()])
 
 out = [f"# SmolLM2 task tables, {len(seeds)} seed(s): {', '.join(p.name for p in seeds)}\n"]
@@ -29,7 +29,7 @@ out += ["## Category and overall scores, and the change against the baseline per
 sink = sinks.pivot_table(index=["length", "seed"], columns="task", values="sink", sort=False).reset_index()
 out += ["## Sink score of the top-5 NQ contextual heads (baseline) and its STD across tasks\n", markdown_table(sink)]
 n = tasks.groupby("seed").n.sum() // tasks.setting.nunique()
-out.append(f"\nPrompts per seed and setting: {dict(n)}; per task and length: {sorted(tasks.n.unique())}\n")
+out.append(f"\nPrompts per seed and setting: { {k: int(v) for k, v in n.items()} }; per task and length: {sorted(int(v) for v in tasks.n.unique())}\n")
 text = "\n".join(out)
 (root / "combined.md").write_text(text)
 print(text)
