@@ -413,7 +413,7 @@ def evaluate(
     kv: Annotated[Optional[Path], typer.Option("--kv", help="lost-in-the-middle key-value file for json_kv (default: generated UUID pairs)")] = None,
     helmet: Annotated[Optional[list[Path]], typer.Option("--helmet", help="a HELMET data file to evaluate as one more task (repeatable)")] = None,
     sink_k: Annotated[int, typer.Option("--sink-k", help="top heads whose sink score the sink table averages")] = 5,
-    seed: SeedOpt = 0,
+    seed: Annotated[int, typer.Option("--seed", help="draws the prompts; nq and json_kv from --kv take other held-out questions per seed")] = 0,
     batch_size: BatchOpt = 4,
     device: DeviceOpt = None,
     attention: AttentionOpt = "auto",
