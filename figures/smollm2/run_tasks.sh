@@ -5,8 +5,7 @@
 # paper's five settings, with the focus directions and heads trained on NQ training questions
 # (figures/smollm2/nq/). SmolLM2's context is 8k; its recall collapses well before that.
 # Seed 0 ran at 1k and 2k tokens (SEED=0); seed 1, other prompts and other held-out questions, at 1k
-# only and under three settings (SEED=1 LENGTHS=1000 SETTINGS=baseline,20_0.2,20_-0.2), for want
-# of time on this machine.
+# only (SEED=1 LENGTHS=1000), for want of time on this machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=figures/smollm2/tasks
