@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
@@ -113,66 +112,15 @@ def score(
 
 
 def _score(model_name, opts: DataOptions, max_new_tokens, stop, rows, n_sink, variants, batch_size, device, out: Path) -> None:
-    import pandas as pd
-
-    from analyses import em_positions, head_locations, table1
-
-    from .answers import answer_examples, conditions, skip_counts
-    from .heads import rank_heads, save_heads
-    from .scoring import aggregate_scores
+    from .runs import score_run
 
     if rows not in ("generation", "response"):
         raise ValueError(f"--rows must be 'generation' or 'response', got {rows!r}")
     if "long" not in variants or set(variants) - {"long", "gold", "negative"}:
         raise ValueError(f"--variants takes long (needed: heads are ranked on long prompts), gold and negative; got {','.join(variants)!r}")
-    start = time.time()
-    lm, info, examples = _setup(model_name, opts, device, variants)
-    answered = answer_examples(
-        lm, examples, max_new_tokens=max_new_tokens, stop=stop, batch_size=batch_size, n_sink=n_sink, score=rows
-    )
-    kept = [(a, c) for a, c in zip(answered, conditions(answered)) if a.sequence is not None]
-    skipped = skip_counts(answered)
-    if not kept:
-        raise ValueError(f"every example was skipped ({skipped}); nothing to score")
-    scores = aggregate_scores([a.scores for a, _ in kept], [c for _, c in kept])
-
-    out.mkdir(parents=True, exist_ok=True)
-    scores.to_csv(out / "scores.csv", index=False)
-    ranked = rank_heads(scores)
-    save_heads(ranked, out / "heads.json")
-    with open(out / "examples.jsonl", "w") as f:
-        for a, conds in kept:
-            seq = a.sequence
-            f.write(json.dumps({
-                "id": a.example.id, "condition": a.example.variant, "conditions": conds,
-                "gold_position": a.example.meta.get("gold_position"), "prompt": seq.prompt, "response": a.response,
-                "answers": list(a.example.answers), "em": a.em, "input_ids": list(seq.input_ids),
-                "spans": {k: [list(s) for s in v] for k, v in seq.char_spans.items()},
-                "token_spans": {k: [list(s) for s in v] for k, v in seq.token_spans.items()},
-            }, ensure_ascii=False) + "\n")  # fmt: skip
-    em = pd.DataFrame(
-        [{"variant": a.example.variant, "gold_position": a.example.meta.get("gold_position"), "em": a.em} for a in answered]
-    )
-    em_positions.write(em, out)
-    head_locations.write(scores, out, model_name=info.name)
-    table1.write(scores, out)
-    spars = head_locations.sparsity(scores)
-    summary = {
-        "model": info.to_dict(), "data": {**opts.__dict__, "gold_positions": list(opts.gold_positions)},
-        "rows": rows, "n_sink": n_sink, "stop": stop, "variants": list(variants), "max_new_tokens": max_new_tokens,
-        "examples": len(answered), "scored": len(kept), "skipped": skipped,
-        "skipped_ids": {a.example.id: a.skipped for a in answered if a.skipped},
-        "em": {v: float(g.em.mean()) for v, g in em.groupby("variant")},
-        "sparsity": spars.to_dict(orient="records"), "top_heads": [list(h) for h in ranked[:20]],
-        "seconds": round(time.time() - start, 1),
-    }  # fmt: skip
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-
-    typer.echo(f"scored {len(kept)} sequences; skipped {sum(skipped.values())} {skipped if skipped else ''}".rstrip())
-    typer.echo("EM     " + ", ".join(f"{k} {v:.3f}" for k, v in summary["em"].items()))
-    typer.echo(head_locations.sparsity_line(spars))
-    typer.echo("top-5  " + " ".join(f"({h.layer},{h.head})" for h in ranked[:5]))
-    typer.echo(f"wrote  {out}/ (scores.csv, heads.json, examples.jsonl, em.csv, em_by_position, table1, head_locations) in {summary['seconds']}s")
+    lm, _, examples = _setup(model_name, opts, device, variants)
+    meta = {**opts.__dict__, "gold_positions": list(opts.gold_positions)}
+    score_run(lm, examples, out, max_new_tokens=max_new_tokens, stop=stop, rows=rows, n_sink=n_sink, batch_size=batch_size, meta=meta, log=typer.echo)
 
 
 HeadsOpt = Annotated[Path, typer.Option("--heads", help="heads.json from `lens-focus score` (heads ranked by relevant score)")]
@@ -228,20 +176,13 @@ def compensate(
 
 
 def _compensate(model_name, opts, heads_path, taus, ks, random_tau, max_new_tokens, stop, batch_size, device, out: Path) -> None:
-    from analyses import compensation as fig3
-
-    from .experiments import compensation_experiment
     from .heads import load_heads
+    from .runs import compensate_run
 
     lm, info, examples = _setup(model_name, opts, device, ("long", "gold", "negative"))
     ranked = load_heads(heads_path, n_layers=info.n_layers, n_heads=info.n_heads)
-    table = compensation_experiment(
-        lm, examples, ranked, taus=taus, ks=ks, random_tau=random_tau, seed=opts.seed,
-        max_new_tokens=max_new_tokens, stop=stop, batch_size=batch_size,
-    )  # fmt: skip
-    fig3.write(table, out)
-    typer.echo(table.to_string(index=False))
-    typer.echo(f"wrote  {out}/ (compensation.csv, compensation.html/png)")
+    compensate_run(lm, examples, ranked, out, taus=taus, ks=ks, random_tau=random_tau, seed=opts.seed, log=typer.echo,
+                   max_new_tokens=max_new_tokens, stop=stop, batch_size=batch_size)  # fmt: skip
 
 
 @app.command("train-directions")
@@ -270,23 +211,15 @@ def train_directions_cmd(
 
 
 def _train_directions(model_name, opts, site, epochs, lr, max_new_tokens, stop, batch_size, device, out: Path) -> None:
-    from .answers import gold_response_sequences
-    from .directions import SITES, train_directions
+    from .directions import SITES
+    from .runs import directions_run
 
     if site not in SITES:
         raise ValueError(f"--site must be one of {', '.join(SITES)}, got {site!r}")
-    lm, info, examples = _setup(model_name, opts, device, ("long", "gold"))
-    seqs, skipped = gold_response_sequences(lm, examples, max_new_tokens=max_new_tokens, stop=stop, batch_size=batch_size)
-    typer.echo(f"train  {len(seqs)} sequences (long prompt + gold response); skipped {sum(skipped.values())} {skipped or ''}".rstrip())
-    data_meta = {"data": opts.data, "n_docs": opts.n_docs, "split": opts.split, "limit": opts.limit, "data_seed": opts.seed,
-                 "skipped": skipped}  # fmt: skip
-    d = train_directions(lm, seqs, site=site, epochs=epochs, lr=lr, seed=opts.seed, meta=data_meta)
-    d.save(out)
-    m = d.meta
-    typer.echo(f"relevant score (all heads, training rows): {m['relevant_score_at_init']:.4f} -> {m['relevant_score_trained']:.4f}")
-    if site == "post_rotary":
-        typer.echo(f"note   {m['note']}")
-    typer.echo(f"wrote  {out}")
+    lm, _, examples = _setup(model_name, opts, device, ("long", "gold"))
+    meta = {"data": opts.data, "n_docs": opts.n_docs, "split": opts.split, "limit": opts.limit, "data_seed": opts.seed}
+    directions_run(lm, examples, out, site=site, epochs=epochs, lr=lr, seed=opts.seed, meta=meta, log=typer.echo,
+                   max_new_tokens=max_new_tokens, stop=stop, batch_size=batch_size)  # fmt: skip
 
 
 @app.command()
@@ -321,25 +254,15 @@ def sweep(
 
 
 def _sweep(model_name, opts, directions_path, heads_path, alphas, ks, table_alphas, table_k, max_new_tokens, stop, batch_size, device, out: Path) -> None:
-    from analyses import sweep as fig4
-    from analyses import table3
-
-    from .directions import INERT_NOTE, FocusDirections
-    from .experiments import focus_scores, sweep_experiment
+    from .directions import FocusDirections
     from .heads import load_heads
+    from .runs import sweep_run
 
     lm, info, examples = _setup(model_name, opts, device, ("long", "gold"))
     d = FocusDirections.load(directions_path, model=lm)
     ranked = load_heads(heads_path, n_layers=info.n_layers, n_heads=info.n_heads)
-    kw = dict(max_new_tokens=max_new_tokens, stop=stop, batch_size=batch_size)
-    table = sweep_experiment(lm, examples, d, ranked, alphas=alphas, ks=ks, **kw)
-    fig4.write(table, out)
-    scores = focus_scores(lm, examples, d, ranked[:table_k], alphas=table_alphas, **kw)
-    note = f"Directions at site {d.site}" + (f"; {INERT_NOTE}." if d.site == "post_rotary" else ".")
-    table3.write(scores, out, note=note)
-    typer.echo(table.pivot(index="alpha", columns="k", values="em").to_string())
-    typer.echo(f"site   {d.site}" + (f" ({INERT_NOTE})" if d.site == "post_rotary" else ""))
-    typer.echo(f"wrote  {out}/ (sweep.csv, sweep.html/png, table3.csv, table3.md)")
+    sweep_run(lm, examples, d, ranked, out, alphas=alphas, ks=ks, table_alphas=table_alphas, table_k=table_k, log=typer.echo,
+              max_new_tokens=max_new_tokens, stop=stop, batch_size=batch_size)  # fmt: skip
 
 
 @app.command()
@@ -360,44 +283,20 @@ def retrieval(
 
 
 def _retrieval(model_name, filler, lengths, depths, max_new_tokens, batch_size, runtime: Runtime, out: Path) -> None:
-    from .data.needle import DEFAULT_DEPTHS, needle_examples
-    from .heads import Head, save_heads
+    from .data.needle import DEFAULT_DEPTHS
     from .model import load_model, model_info
-    from .retrieval import retrieval_scores
+    from .runs import needle_set, retrieval_run
 
-    start = time.time()
+    if model_name == "toy" and filler is not None:
+        raise ValueError("--filler does not apply to the toy model: its haystack is made of toy facts")
     lm = load_model(model_name, device=runtime.device, attention=runtime.attention)
-    info = model_info(lm)
     chosen = _floats(depths, DEFAULT_DEPTHS)
-    if model_name == "toy":
-        from .toy.task import toy_needle_examples
-
-        if filler is not None:
-            raise ValueError("--filler does not apply to the toy model: its haystack is made of toy facts")
-        examples = toy_needle_examples(lm.tokenizer, lengths=lengths, depths=chosen)
-    else:
-        examples = needle_examples(lm.tokenizer, lengths=lengths, depths=chosen, filler=filler)
-    typer.echo(f"model  {info}; {lm.lens_attention} attention")
+    examples = needle_set(lm, model_name, lengths=lengths, depths=chosen, filler=filler)
+    typer.echo(f"model  {model_info(lm)}; {lm.lens_attention} attention")
     typer.echo(f"data   {len(examples)} needle prompts: lengths {list(lengths)}, depths {list(chosen)}, filler {filler or 'built-in'}"
                + (" (toy vocabulary)" if model_name == "toy" else ""))  # fmt: skip
-    frame, counts = retrieval_scores(lm, examples, max_new_tokens=max_new_tokens, batch_size=batch_size)
-    out.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out / "retrieval_scores.csv", index=False)
-    ranked = [Head(int(r.layer), int(r.head)) for r in frame.itertuples()] if counts["counted"] else []
-    save_heads(ranked, out / "retrieval_heads.json")
-    summary = {
-        "model": info.to_dict(), "lengths": list(lengths), "depths": list(chosen), "filler": str(filler or "built-in"),
-        "max_new_tokens": max_new_tokens, **counts, "retrieval_heads": int((frame.score > 0.1).sum()),
-        "top_heads": [list(h) for h in ranked[:20]], "seconds": round(time.time() - start, 1),
-    }  # fmt: skip
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    typer.echo(f"counted {counts['counted']} of {counts['samples']} samples (those whose answer recalls the needle)")
-    if counts["counted"]:
-        typer.echo(f"heads with retrieval score > 0.1: {summary['retrieval_heads']} of {len(frame)}")
-        typer.echo("top-5  " + " ".join(f"({h.layer},{h.head})" for h in ranked[:5]))
-    else:
-        typer.echo("no response recalled the needle: no retrieval scores (retrieval_scores.csv holds NaN)")
-    typer.echo(f"wrote  {out}/ (retrieval_scores.csv, retrieval_heads.json, summary.json) in {summary['seconds']}s")
+    meta = {"lengths": list(lengths), "depths": list(chosen), "filler": str(filler or "built-in")}
+    retrieval_run(lm, examples, out, max_new_tokens=max_new_tokens, batch_size=batch_size, meta=meta, log=typer.echo)
 
 
 @app.command()
@@ -424,15 +323,13 @@ def evaluate(
 
 
 def _evaluate(model_name, directions_path, heads_path, tasks, lengths, settings, n, nq, kv, helmet, sink_k, seed, batch_size, runtime: Runtime, out: Path) -> None:
-    from analyses import task_tables
-
     from .directions import FocusDirections
-    from .evaluation import evaluate_tasks, group_by_length, parse_settings
+    from .evaluation import group_by_length, parse_settings
     from .heads import load_heads
     from .model import load_model, model_info
+    from .runs import evaluate_run
     from .tasks import TASKS, build_task, default_tasks, helmet_task
 
-    start = time.time()
     chosen = parse_settings(settings)
     names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else default_tasks(model_name, nq=nq)
     unknown = [t for t in names if t not in TASKS]
@@ -450,19 +347,12 @@ def _evaluate(model_name, directions_path, heads_path, tasks, lengths, settings,
         task, examples = helmet_task(path, limit=n)
         sets += group_by_length(task, examples, lm.tokenizer)
     typer.echo(f"model  {info}; {lm.lens_attention} attention")
-    typer.echo(f"tasks  {', '.join(dict.fromkeys(s.task.name for s in sets))} at {sorted({s.length for s in sets})} tokens, "
-               f"{sum(len(s.examples) for s in sets)} prompts; settings {', '.join(s.name for s in chosen)}")  # fmt: skip
-    task_scores, sink_scores, answers = evaluate_tasks(lm, sets, settings=chosen, directions=d, ranked=ranked, sink_k=sink_k, batch_size=batch_size)
-    task_tables.write(task_scores, sink_scores, out, sink_k=sink_k)
-    answers.to_csv(out / "answers.csv", index=False)
-    summary = {
-        "model": info.to_dict(), "tasks": names, "helmet": [str(p) for p in helmet], "lengths": list(lens), "n": n, "seed": seed,
-        "settings": [s.name for s in chosen], "directions": str(directions_path) if directions_path else None, "heads": str(heads_path),
-        "sink_k": sink_k, "nq": str(nq) if nq else None, "kv": str(kv) if kv else "generated", "seconds": round(time.time() - start, 1),
+    meta = {
+        "tasks": names, "helmet": [str(p) for p in helmet], "lengths": list(lens), "n": n, "seed": seed,
+        "directions": str(directions_path) if directions_path else None, "heads": str(heads_path),
+        "nq": str(nq) if nq else None, "kv": str(kv) if kv else "generated",
     }  # fmt: skip
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    typer.echo(task_tables.wide(task_scores.assign(col=task_scores.task + "@" + task_scores.length.astype(str)), index="setting", columns="col", values="score").to_string(index=False))
-    typer.echo(f"wrote  {out}/ (task_scores, category_scores, sink_scores .csv/.md, scores_vs_length.html/png, answers.csv, summary.json) in {summary['seconds']}s")
+    evaluate_run(lm, sets, out, settings=chosen, directions=d, ranked=ranked, sink_k=sink_k, batch_size=batch_size, meta=meta, log=typer.echo)
 
 
 @app.command()

@@ -15,6 +15,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .answers import answer_examples, skip_counts
+from .cache import RowCache
 from .heads import Head
 from .interventions import focusing
 from .labels import Example, label
@@ -100,6 +101,7 @@ def evaluate_tasks(
     batch_size: int = 4,
     n_sink: int = 1,
     progress: bool = True,
+    cache: RowCache | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Score every task set under every setting.
 
@@ -113,7 +115,9 @@ def evaluate_tasks(
     - ``answers``: every response with its score.
 
     Settings other than the baseline need ``directions`` and at least ``k`` heads in ``ranked``.
+    With a ``cache``, the (task, length, setting) cells already in it are not run again.
     """
+    cache = cache if cache is not None else RowCache()
     steered = [s for s in settings if s.k is not None]
     if steered and directions is None:
         raise ValueError(f"settings {[s.name for s in steered]} need focus directions")
@@ -126,29 +130,42 @@ def evaluate_tasks(
     scores, sinks, answers = [], [], []
     grid = [(s, ts) for s in settings for ts in sets]
     for setting, ts in tqdm(grid, desc="evaluate", disable=not progress):
-        task = ts.task
-        baseline = setting.k is None
-        answered = answer_examples(
-            model, ts.examples, max_new_tokens=task.max_new_tokens, stop=task.stop, batch_size=batch_size, n_sink=n_sink,
-            score="generation" if baseline else None,
-            intervention=None if baseline else focusing(model, directions, list(ranked[: setting.k]), alpha=setting.alpha),
-            progress=False,
-        )  # fmt: skip
-        graded = [task.grade(a.response, a.example.answers) for a in answered]
-        scores.append({"task": task.name, "category": task.category, "length": ts.length, "setting": setting.name,
-                       "score": float(np.mean(graded)), "n": len(graded)})  # fmt: skip
-        answers += [
-            {"task": task.name, "length": ts.length, "setting": setting.name, "id": a.example.id, "depth": a.example.meta.get("depth"),
-             "response": a.response, "answers": " | ".join(a.example.answers), "score": g}
-            for a, g in zip(answered, graded)
-        ]  # fmt: skip
-        if baseline:
-            scored = [a.scores for a in answered if a.scores]
-            sinks.append({"task": task.name, "category": task.category, "length": ts.length,
-                          "sink": _head_mean(scored, "sink", sink_heads), "relevant": _head_mean(scored, "relevant", sink_heads),
-                          "n": len(scored), "skipped": sum(skip_counts(answered).values())})  # fmt: skip
+        heads = [list(h) for h in (sink_heads if setting.k is None else ranked[: setting.k])]
+        key = [ts.task.name, ts.length, setting.name, heads, [e.id for e in ts.examples]]
+        cell = cache(key, lambda: _cell(model, ts, setting, directions, ranked, sink_heads, batch_size, n_sink))
+        scores.append(cell["score"])
+        answers += cell["answers"]
+        if cell["sink"] is not None:
+            sinks.append(cell["sink"])
     return (
         pd.DataFrame(scores, columns=TASK_COLUMNS),
         pd.DataFrame(sinks, columns=SINK_COLUMNS),
         pd.DataFrame(answers, columns=ANSWER_COLUMNS),
     )
+
+
+def _cell(model, ts: TaskSet, setting: Setting, directions, ranked, sink_heads, batch_size: int, n_sink: int) -> dict:
+    """One task set under one setting: its score row, its answer rows, and (baseline) its sink row."""
+    task = ts.task
+    baseline = setting.k is None
+    answered = answer_examples(
+        model, ts.examples, max_new_tokens=task.max_new_tokens, stop=task.stop, batch_size=batch_size, n_sink=n_sink,
+        score="generation" if baseline else None,
+        intervention=None if baseline else focusing(model, directions, list(ranked[: setting.k]), alpha=setting.alpha),
+        progress=False,
+    )  # fmt: skip
+    graded = [task.grade(a.response, a.example.answers) for a in answered]
+    score = {"task": task.name, "category": task.category, "length": ts.length, "setting": setting.name,
+             "score": float(np.mean(graded)), "n": len(graded)}  # fmt: skip
+    answers = [
+        {"task": task.name, "length": ts.length, "setting": setting.name, "id": a.example.id, "depth": a.example.meta.get("depth"),
+         "response": a.response, "answers": " | ".join(a.example.answers), "score": g}
+        for a, g in zip(answered, graded)
+    ]  # fmt: skip
+    sink = None
+    if baseline:
+        scored = [a.scores for a in answered if a.scores]
+        sink = {"task": task.name, "category": task.category, "length": ts.length,
+                "sink": _head_mean(scored, "sink", sink_heads), "relevant": _head_mean(scored, "relevant", sink_heads),
+                "n": len(scored), "skipped": sum(skip_counts(answered).values())}  # fmt: skip
+    return {"score": score, "answers": answers, "sink": sink}

@@ -17,6 +17,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .answers import answer_examples
+from .cache import RowCache
 from .heads import Head, random_heads
 from .interventions import Intervention, compensation, focusing
 from .labels import Example
@@ -76,23 +77,27 @@ def compensation_experiment(
     seed: int = 0,
     span: str = "relevant",
     progress: bool = True,
+    cache: RowCache | None = None,
     **answer_kw,
 ) -> pd.DataFrame:
     """EM per ``method, k, tau``: ``contextual`` (top-k of ``ranked``) for every τ, ``random``
     (k seeded random heads) at ``random_tau``, and the ``baseline`` (long prompts, no
-    intervention), ``gold`` and ``negative`` prompts (k and τ empty)."""
+    intervention), ``gold`` and ``negative`` prompts (k and τ empty). With a ``cache``, cells
+    already in it are not run again (see :mod:`lens_focus.cache`)."""
+    cache = cache if cache is not None else RowCache()
     info = model_info(model)
     by = _split(examples)
     ks_ = _head_counts(ks, ranked, info.n_total_heads)
     rows = []
     for variant, method in (("long", "baseline"), ("gold", "gold"), ("negative", "negative")):
         if by[variant]:
-            em, n = _em(model, by[variant], **answer_kw)
+            em, n = cache([method], lambda: _em(model, by[variant], **answer_kw))
             rows.append({"method": method, "k": None, "tau": None, "em": em, "n": n})
     grid = [("contextual", k, t) for k in ks_ for t in taus] + [("random", k, random_tau) for k in ks_]
     for method, k, tau in tqdm(grid, desc="compensation", disable=not progress):
         heads = list(ranked[:k]) if method == "contextual" else random_heads(info.n_layers, info.n_heads, k, seed=seed + k)
-        em, n = _em(model, by["long"], compensation(model, heads, tau=tau, span=span), **answer_kw)
+        key = [method, k, tau, [list(h) for h in heads]]
+        em, n = cache(key, lambda: _em(model, by["long"], compensation(model, heads, tau=tau, span=span), **answer_kw))
         rows.append({"method": method, "k": k, "tau": tau, "em": em, "n": n})
     return pd.DataFrame(rows, columns=COMPENSATION_COLUMNS).astype({"k": "Int64"})
 
@@ -106,19 +111,23 @@ def sweep_experiment(
     alphas: Sequence[float] = ALPHAS,
     ks: Sequence[int | str] = SWEEP_KS,
     progress: bool = True,
+    cache: RowCache | None = None,
     **answer_kw,
 ) -> pd.DataFrame:
     """EM per ``k, alpha`` with ``alpha · d`` on the top-k heads of ``ranked`` (long prompts).
     α = 0, the unmodified model, is always included (added when ``alphas`` lacks it): run once
-    and shared by every k."""
+    and shared by every k. With a ``cache``, cells already in it are not run again."""
+    cache = cache if cache is not None else RowCache()
     info = model_info(model)
     long = _split(examples)["long"]
     ks_ = _head_counts(ks, ranked, info.n_total_heads)
-    base = _em(model, long, **answer_kw)
+    base = cache(["baseline"], lambda: _em(model, long, **answer_kw))
     rows = []
     grid = [(k, a) for k in ks_ for a in sorted({0.0, *map(float, alphas)})]
     for k, alpha in tqdm(grid, desc="focus sweep", disable=not progress):
-        em, n = base if alpha == 0 else _em(model, long, focusing(model, directions, list(ranked[:k]), alpha=alpha), **answer_kw)
+        heads = list(ranked[:k])
+        key = ["focus", alpha, [list(h) for h in heads]]
+        em, n = base if alpha == 0 else cache(key, lambda: _em(model, long, focusing(model, directions, heads, alpha=alpha), **answer_kw))
         rows.append({"k": k, "alpha": float(alpha), "em": em, "n": n})
     return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
 
@@ -132,17 +141,20 @@ def focus_scores(
     alphas: Sequence[float] = TABLE3_ALPHAS,
     rows: str = "generation",
     progress: bool = True,
+    cache: RowCache | None = None,
     **answer_kw,
 ) -> pd.DataFrame:
     """Paper Table 3: per α (0 included), the scores of ``heads`` with ``α · d`` on those heads:
     ``relevant``, ``irrelevant``, ``irrelevant_max``, ``sink`` on long prompts and
-    ``gold_relevant``, ``gold_sink`` on gold-only prompts; ``delta`` against α = 0."""
+    ``gold_relevant``, ``gold_sink`` on gold-only prompts; ``delta`` against α = 0. With a
+    ``cache``, the α already in it are not run again."""
+    cache = cache if cache is not None else RowCache()
     by = _split(examples)
     wanted = [("long", s, s) for s in ("relevant", "irrelevant", "irrelevant_max", "sink")]
     if by["gold"]:
         wanted += [("gold", "relevant", "gold_relevant"), ("gold", "sink", "gold_sink")]
-    records = []
-    for alpha in tqdm([0.0, *[a for a in alphas if a != 0]], desc="table 3", disable=not progress):
+
+    def one(alpha: float) -> list[dict]:
         make = focusing(model, directions, heads, alpha=alpha) if alpha else None
         means = {}
         for variant in {w[0] for w in wanted}:
@@ -151,9 +163,12 @@ def focus_scores(
                 raise ValueError(f"no {variant} answer could be scored at alpha={alpha}")
             for span in {w[1] for w in wanted if w[0] == variant}:
                 means[variant, span] = np.mean([a.scores[span] for a in answered if span in a.scores], axis=0)
-        for variant, span, name in wanted:
-            for layer, head in heads:
-                records.append({"alpha": float(alpha), "layer": layer, "head": head, "span": name, "score": float(means[variant, span][layer, head])})
+        return [{"alpha": float(alpha), "layer": layer, "head": head, "span": name, "score": float(means[variant, span][layer, head])}
+                for variant, span, name in wanted for layer, head in heads]  # fmt: skip
+
+    records = []
+    for alpha in tqdm([0.0, *[a for a in alphas if a != 0]], desc="table 3", disable=not progress):
+        records += cache(["table3", float(alpha), [list(h) for h in heads]], lambda: one(alpha))
     table = pd.DataFrame(records)
     zero = table[table.alpha == 0].set_index(["layer", "head", "span"])["score"]
     table["delta"] = [s - zero[(l, h, sp)] for l, h, sp, s in zip(table["layer"], table["head"], table["span"], table["score"])]

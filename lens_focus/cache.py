@@ -1,0 +1,62 @@
+"""Results of long loops kept as they finish, so that an interrupted run resumes where it stopped.
+
+A :class:`RowCache` maps a key (any JSON value: the cell of a grid, such as ``["contextual", 20,
+0.1]``) to the JSON value computed for it, and appends each new entry to a JSON-lines file at
+once. Given the same file again, a loop finds the cells it already has and computes only the rest.
+Without a file it is an in-memory no-op store, so library functions take one unconditionally.
+
+The key must name everything the value depends on that can change between runs of the same file;
+callers that change anything else (the model, the examples) start a new file.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+T = TypeVar("T")
+
+
+def _key(key: Any) -> str:
+    return json.dumps(key, sort_keys=True, separators=(",", ":"))
+
+
+class RowCache:
+    """``cache(key, compute)``: the stored value of ``key``, else ``compute()``, stored and appended."""
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path is not None else None
+        self.rows: dict[str, Any] = {}
+        self.hits = 0
+        if self.path is not None and self.path.exists():
+            lines = self.path.read_text().splitlines()
+            for i, line in enumerate(lines):
+                if not line.strip():
+                    continue
+                try:
+                    entry = json.loads(line)
+                    self.rows[_key(entry["key"])] = entry["value"]
+                except (ValueError, KeyError, TypeError):
+                    if i == len(lines) - 1:
+                        break  # a last line cut short by an interruption: recompute that cell
+                    raise ValueError(f"{self.path}, line {i + 1}: not a cache entry") from None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __contains__(self, key: Any) -> bool:
+        return _key(key) in self.rows
+
+    def __call__(self, key: Any, compute: Callable[[], T]) -> T:
+        k = _key(key)
+        if k in self.rows:
+            self.hits += 1
+            return self.rows[k]
+        value = compute()
+        value = json.loads(json.dumps(value))  # what a resumed run reads back: tuples become lists
+        self.rows[k] = value
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a") as f:
+                f.write(json.dumps({"key": json.loads(k), "value": value}) + "\n")
+        return value

@@ -1,0 +1,279 @@
+"""Each experiment of the paper as one step on a loaded model: run it, write its files into a
+folder, return a summary. The command line (one step per command) and ``lens-focus reproduce``
+(every step in order, one model load) both call these, so a step's files are the same either way.
+
+Every function takes ``log`` (a one-line printer; ``print`` by default) and, where its loop is
+long, a :class:`~lens_focus.cache.RowCache` so that an interrupted step resumes.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import pandas as pd
+
+from .cache import RowCache
+from .heads import Head
+from .labels import Example
+from .model import model_info
+
+Log = Callable[[str], None]
+
+
+def _summary(out: Path, summary: dict) -> dict:
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _heads_line(ranked: Sequence[Head], k: int = 5) -> str:
+    return " ".join(f"({h.layer},{h.head})" for h in ranked[:k])
+
+
+def score_run(
+    model,
+    examples: Sequence[Example],
+    out: str | Path,
+    *,
+    max_new_tokens: int = 100,
+    stop: str = "line",
+    rows: str = "generation",
+    n_sink: int = 1,
+    batch_size: int = 8,
+    meta: dict | None = None,
+    log: Log = print,
+) -> dict:
+    """Answer and score every example (paper §2.2): ``scores.csv``, ``heads.json`` (all heads by
+    relevant score), ``examples.jsonl`` (prompts, spans, answers), ``em.csv`` and
+    ``em_by_position``, ``head_locations`` (Figure 2), ``table1`` and ``summary.json``."""
+    from analyses import em_positions, head_locations, table1
+
+    from .answers import answer_examples, conditions, skip_counts
+    from .heads import rank_heads, save_heads
+    from .scoring import aggregate_scores
+
+    if rows not in ("generation", "response"):
+        raise ValueError(f"rows must be 'generation' or 'response', got {rows!r}")
+    start, out = time.time(), Path(out)
+    info = model_info(model)
+    answered = answer_examples(model, examples, max_new_tokens=max_new_tokens, stop=stop, batch_size=batch_size, n_sink=n_sink, score=rows)
+    kept = [(a, c) for a, c in zip(answered, conditions(answered)) if a.sequence is not None]
+    skipped = skip_counts(answered)
+    if not kept:
+        raise ValueError(f"every example was skipped ({skipped}); nothing to score")
+    scores = aggregate_scores([a.scores for a, _ in kept], [c for _, c in kept])
+
+    out.mkdir(parents=True, exist_ok=True)
+    scores.to_csv(out / "scores.csv", index=False)
+    ranked = rank_heads(scores)
+    save_heads(ranked, out / "heads.json")
+    with open(out / "examples.jsonl", "w") as f:
+        for a, conds in kept:
+            seq = a.sequence
+            f.write(json.dumps({
+                "id": a.example.id, "condition": a.example.variant, "conditions": conds,
+                "gold_position": a.example.meta.get("gold_position"), "prompt": seq.prompt, "response": a.response,
+                "answers": list(a.example.answers), "em": a.em, "input_ids": list(seq.input_ids),
+                "spans": {k: [list(s) for s in v] for k, v in seq.char_spans.items()},
+                "token_spans": {k: [list(s) for s in v] for k, v in seq.token_spans.items()},
+            }, ensure_ascii=False) + "\n")  # fmt: skip
+    em = pd.DataFrame([{"variant": a.example.variant, "gold_position": a.example.meta.get("gold_position"), "em": a.em} for a in answered])
+    em_positions.write(em, out)
+    head_locations.write(scores, out, model_name=info.name)
+    table1.write(scores, out)
+    spars = head_locations.sparsity(scores)
+    summary = _summary(out, {
+        "model": info.to_dict(), "data": meta or {}, "rows": rows, "n_sink": n_sink, "stop": stop,
+        "variants": sorted({e.variant for e in examples}), "max_new_tokens": max_new_tokens,
+        "examples": len(answered), "scored": len(kept), "skipped": skipped,
+        "skipped_ids": {a.example.id: a.skipped for a in answered if a.skipped},
+        "em": {v: float(g.em.mean()) for v, g in em.groupby("variant")},
+        "sparsity": spars.to_dict(orient="records"), "top_heads": [list(h) for h in ranked[:20]],
+        "seconds": round(time.time() - start, 1),
+    })  # fmt: skip
+    log(f"scored {len(kept)} sequences; skipped {sum(skipped.values())} {skipped if skipped else ''}".rstrip())
+    log("EM     " + ", ".join(f"{k} {v:.3f}" for k, v in summary["em"].items()))
+    log(head_locations.sparsity_line(spars))
+    log("top-5  " + _heads_line(ranked))
+    log(f"wrote  {out}/ (scores.csv, heads.json, examples.jsonl, em.csv, em_by_position, table1, head_locations) in {summary['seconds']}s")
+    return summary
+
+
+def compensate_run(
+    model,
+    examples: Sequence[Example],
+    ranked: Sequence[Head],
+    out: str | Path,
+    *,
+    taus: Sequence[float],
+    ks: Sequence[int | str],
+    random_tau: float = 0.3,
+    seed: int = 0,
+    cache: RowCache | None = None,
+    log: Log = print,
+    **answer_kw,
+) -> pd.DataFrame:
+    """Split-softmax compensation over τ and k (Figure 3): ``compensation.csv``, ``.html``, ``.png``."""
+    from analyses import compensation as fig3
+
+    from .experiments import compensation_experiment
+
+    table = compensation_experiment(model, examples, ranked, taus=taus, ks=ks, random_tau=random_tau, seed=seed, cache=cache, **answer_kw)
+    fig3.write(table, out)
+    log(table.to_string(index=False))
+    log(f"wrote  {out}/ (compensation.csv, compensation.html/png)")
+    return table
+
+
+def directions_run(
+    model,
+    examples: Sequence[Example],
+    out: str | Path,
+    *,
+    site: str = "post_rotary",
+    epochs: int = 10,
+    lr: float = 1e-3,
+    seed: int = 0,
+    meta: dict | None = None,
+    log: Log = print,
+    **answer_kw,
+):
+    """Train focus directions on long prompts + gold responses (SPEC §4) and save them to ``out``."""
+    from .answers import gold_response_sequences
+    from .directions import SITES, train_directions
+
+    if site not in SITES:
+        raise ValueError(f"site must be one of {', '.join(SITES)}, got {site!r}")
+    seqs, skipped = gold_response_sequences(model, examples, **answer_kw)
+    if not seqs:
+        raise ValueError(f"no training sequence (skipped: {skipped})")
+    log(f"train  {len(seqs)} sequences (long prompt + gold response); skipped {sum(skipped.values())} {skipped or ''}".rstrip())
+    d = train_directions(model, seqs, site=site, epochs=epochs, lr=lr, seed=seed, meta={**(meta or {}), "skipped": skipped})
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    d.save(out)
+    m = d.meta
+    log(f"relevant score (all heads, training rows): {m['relevant_score_at_init']:.4f} -> {m['relevant_score_trained']:.4f}")
+    if site == "post_rotary":
+        log(f"note   {m['note']}")
+    log(f"wrote  {out}")
+    return d
+
+
+def sweep_run(
+    model,
+    examples: Sequence[Example],
+    directions,
+    ranked: Sequence[Head],
+    out: str | Path,
+    *,
+    alphas: Sequence[float],
+    ks: Sequence[int | str],
+    table_alphas: Sequence[float],
+    table_k: int = 5,
+    cache: RowCache | None = None,
+    log: Log = print,
+    **answer_kw,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """EM over α and k (Figure 4: ``sweep.*``) and the top heads' scores under α (Table 3: ``table3.*``)."""
+    from analyses import sweep as fig4
+    from analyses import table3
+
+    from .directions import INERT_NOTE
+    from .experiments import focus_scores, sweep_experiment
+
+    table = sweep_experiment(model, examples, directions, ranked, alphas=alphas, ks=ks, cache=cache, **answer_kw)
+    fig4.write(table, out)
+    scores = focus_scores(model, examples, directions, ranked[:table_k], alphas=table_alphas, cache=cache, **answer_kw)
+    inert = directions.site == "post_rotary"
+    table3.write(scores, out, note=f"Directions at site {directions.site}" + (f"; {INERT_NOTE}." if inert else "."))
+    log(table.pivot(index="alpha", columns="k", values="em").to_string())
+    log(f"site   {directions.site}" + (f" ({INERT_NOTE})" if inert else ""))
+    log(f"wrote  {out}/ (sweep.csv, sweep.html/png, table3.csv, table3.md)")
+    return table, scores
+
+
+def needle_set(model, model_name: str, *, lengths: Sequence[int], depths: Sequence[float], filler=None) -> list[Example]:
+    """Needle prompts for the retrieval test: in the toy vocabulary for the toy model."""
+    from .data.needle import needle_examples
+
+    if model_name == "toy":
+        from .toy.task import toy_needle_examples
+
+        if filler is not None:
+            raise ValueError("a filler file does not apply to the toy model: its haystack is made of toy facts")
+        return toy_needle_examples(model.tokenizer, lengths=lengths, depths=depths)
+    return needle_examples(model.tokenizer, lengths=lengths, depths=depths, filler=filler)
+
+
+def retrieval_run(
+    model,
+    examples: Sequence[Example],
+    out: str | Path,
+    *,
+    max_new_tokens: int = 50,
+    batch_size: int = 4,
+    meta: dict | None = None,
+    log: Log = print,
+) -> dict:
+    """Retrieval scores from the needle test (SPEC §6): ``retrieval_scores.csv``, ``retrieval_heads.json``."""
+    from .heads import save_heads
+    from .retrieval import retrieval_scores
+
+    start, out = time.time(), Path(out)
+    frame, counts = retrieval_scores(model, examples, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    out.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out / "retrieval_scores.csv", index=False)
+    ranked = [Head(int(r.layer), int(r.head)) for r in frame.itertuples()] if counts["counted"] else []
+    save_heads(ranked, out / "retrieval_heads.json")
+    summary = _summary(out, {
+        "model": model_info(model).to_dict(), **(meta or {}), "max_new_tokens": max_new_tokens, **counts,
+        "retrieval_heads": int((frame.score > 0.1).sum()), "top_heads": [list(h) for h in ranked[:20]],
+        "seconds": round(time.time() - start, 1),
+    })  # fmt: skip
+    log(f"counted {counts['counted']} of {counts['samples']} samples (those whose answer recalls the needle)")
+    if counts["counted"]:
+        log(f"heads with retrieval score > 0.1: {summary['retrieval_heads']} of {len(frame)}")
+        log("top-5  " + _heads_line(ranked))
+    else:
+        log("no response recalled the needle: no retrieval scores (retrieval_scores.csv holds NaN)")
+    log(f"wrote  {out}/ (retrieval_scores.csv, retrieval_heads.json, summary.json) in {summary['seconds']}s")
+    return summary
+
+
+def evaluate_run(
+    model,
+    sets,
+    out: str | Path,
+    *,
+    settings,
+    directions,
+    ranked: Sequence[Head],
+    sink_k: int = 5,
+    batch_size: int = 4,
+    meta: dict | None = None,
+    cache: RowCache | None = None,
+    log: Log = print,
+) -> dict:
+    """The task suite under every setting (Tables 2, 5–13): ``task_scores``, ``category_scores``,
+    ``sink_scores`` (.csv/.md), ``scores_vs_length``, ``answers.csv``, ``summary.json``."""
+    from analyses import task_tables
+
+    from .evaluation import evaluate_tasks
+
+    start, out = time.time(), Path(out)
+    log(f"tasks  {', '.join(dict.fromkeys(s.task.name for s in sets))} at {sorted({s.length for s in sets})} tokens, "
+        f"{sum(len(s.examples) for s in sets)} prompts; settings {', '.join(s.name for s in settings)}")  # fmt: skip
+    task_scores, sink_scores, answers = evaluate_tasks(
+        model, sets, settings=settings, directions=directions, ranked=ranked, sink_k=sink_k, batch_size=batch_size, cache=cache
+    )
+    task_tables.write(task_scores, sink_scores, out, sink_k=sink_k)
+    answers.to_csv(out / "answers.csv", index=False)
+    summary = _summary(out, {
+        "model": model_info(model).to_dict(), **(meta or {}), "settings": [s.name for s in settings], "sink_k": sink_k,
+        "seconds": round(time.time() - start, 1),
+    })  # fmt: skip
+    table = task_tables.wide(task_scores.assign(col=task_scores.task + "@" + task_scores.length.astype(str)), index="setting", columns="col", values="score")
+    log(table.to_string(index=False))
+    log(f"wrote  {out}/ (task_scores, category_scores, sink_scores .csv/.md, scores_vs_length.html/png, answers.csv, summary.json) in {summary['seconds']}s")
+    return summary
