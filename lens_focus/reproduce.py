@@ -1,0 +1,336 @@
+"""Every figure and table of the paper from one call: :func:`reproduce` runs the steps in dependency
+order (contextual scores → heads → compensation → focus directions → sweep → retrieval heads →
+Figure 9 → long-context task evaluation) into one folder and writes ``index.md`` beside them.
+
+Resuming. Each step writes into its own sub-folder and, when it has finished, ``done.json`` with
+the parameters it ran under (its slice of the :class:`Plan`, the model, and the stamps of the
+steps it read from). A step whose ``done.json`` matches is not run again; one that changed is
+redone, and so is every step after it that reads its files. Inside the long steps, every finished
+cell (a compensation or sweep setting, a Table 3 strength, a task under a setting) is kept in
+``cells.jsonl`` as it completes, so an interrupted step resumes at the cell where it stopped.
+The model is loaded only when some step has work to do.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+from tqdm.auto import tqdm
+
+from .cache import RowCache
+from .runs import Log
+
+DONE, PARAMS, CELLS = "done.json", "params.json", "cells.jsonl"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How large every step is. ``positions`` are the relevant document's 1-based positions;
+    ``limit`` counts questions (each gives one long prompt per position, plus gold-only and, for
+    scoring and compensation, negative prompts)."""
+
+    data: str
+    n_docs: int = 20
+    max_new_tokens: int = 8
+    batch_size: int = 8
+    # contextual scores on held-out questions (Figure 2, Table 1, EM by position)
+    score_limit: int = 100
+    score_positions: tuple[int, ...] = (1, 5, 10, 15, 20)
+    # heads ranked on training questions: the heads every intervention uses
+    heads_limit: int = 40
+    heads_positions: tuple[int, ...] = (1, 10, 20)
+    # interventions on held-out questions (Figure 3, Figure 4, Table 3)
+    limit: int = 24
+    positions: tuple[int, ...] = (1, 10, 20)
+    taus: tuple[float, ...] = (0.1, 0.3, 1.5)
+    compensation_ks: tuple[int | str, ...] = (1, 5, 20)
+    random_tau: float = 0.3
+    directions_limit: int = 24
+    epochs: int = 10
+    alphas: tuple[float, ...] = (-0.2, 0.2, 0.5, 1.0)
+    sweep_ks: tuple[int | str, ...] = (5, 20, "all")
+    table_alphas: tuple[float, ...] = (-0.2, 0.2, 0.5, 1.0)
+    # retrieval heads (Figure 9)
+    needle_lengths: tuple[int, ...] = (1000, 2000)
+    needle_depths: tuple[int | float, ...] = (0, 11, 22, 33, 44, 56, 67, 78, 89, 100)
+    needle_new_tokens: int = 24
+    # long-context tasks (Tables 2, 5-13)
+    tasks: tuple[str, ...] = ("mk_needle", "mk_uuid", "mv", "json_kv")
+    task_lengths: tuple[int, ...] = (1000,)
+    task_n: int = 6
+    settings: tuple[str, ...] = ("baseline", "10_0.2", "20_0.2", "10_-0.2", "20_-0.2")
+    nq: str | None = None
+    kv: str | None = None
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(asdict(self)))
+
+
+TOY_FULL = Plan(
+    data="toy", max_new_tokens=4, batch_size=32, score_limit=100, heads_limit=100, limit=50,
+    taus=(0.1, 0.3, 0.6, 1.5, 1000.0), compensation_ks=(1, 5, 10, 20, "all"), directions_limit=50,
+    alphas=(-1.0, -0.5, -0.3, -0.2, -0.1, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0), sweep_ks=(1, 5, 10, 20, "all"),
+    table_alphas=(-0.2, 0.2, 0.4, 0.5, 1.0), needle_lengths=(80, 160, 300), needle_new_tokens=4,
+    tasks=("toy_needle", "toy_qa"), task_lengths=(80, 160), task_n=20,
+)  # fmt: skip
+TOY_QUICK = replace(
+    TOY_FULL, score_limit=20, score_positions=(1, 10, 20), heads_limit=20, limit=10, positions=(1, 20), taus=(0.1, 1.5),
+    compensation_ks=(1, 5), directions_limit=10, alphas=(-0.2, 0.3, 1.0), sweep_ks=(5, 20), table_alphas=(0.3,),
+    needle_lengths=(80, 160), needle_depths=(0, 50, 100), task_lengths=(80,), task_n=5, settings=("baseline", "20_0.2"),
+)  # fmt: skip
+REAL_FULL = Plan(data="facts")
+REAL_QUICK = replace(
+    REAL_FULL, score_limit=12, score_positions=(1, 10, 20), heads_limit=8, limit=6, positions=(1, 20), taus=(0.1,),
+    compensation_ks=(20,), directions_limit=6, alphas=(0.3,), sweep_ks=(20,), table_alphas=(0.3,),
+    needle_lengths=(500,), needle_depths=(0, 50, 100), task_lengths=(500,), task_n=3, settings=("baseline", "20_0.2"),
+)  # fmt: skip
+
+
+def plan_for(model_name: str, *, quick: bool = False, **overrides) -> Plan:
+    """The plan of a model: the toy's (its own data, tasks and lengths), or a real model's (the
+    ``facts`` task, needle and task prompts of 1-2k tokens), full or ``quick``; ``overrides``
+    replace fields (``data=...``, ``nq=...``), ``None`` values left out."""
+    toy = model_name == "toy"
+    plan = (TOY_QUICK if quick else TOY_FULL) if toy else (REAL_QUICK if quick else REAL_FULL)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if "nq" in given and not toy and "nq" not in plan.tasks:
+        given.setdefault("tasks", (*plan.tasks, "nq"))
+    return replace(plan, **given)
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    title: str
+    needs: tuple[str, ...]
+    fields: tuple[str, ...]
+    run: Callable[["Run"], None]
+    uses_model: bool = True
+
+
+class Run:
+    """The state one :func:`reproduce` call shares between steps: the plan, the folder, the model
+    (loaded on first use), and a log that prints above the progress bar."""
+
+    def __init__(self, model_name: str, out: Path, plan: Plan, *, device=None, attention: str = "auto", log: Log | None = None):
+        self.model_name, self.out, self.plan = model_name, out, plan
+        self.device, self.attention = device, attention
+        self.log = log or tqdm.write
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            from .model import load_model, model_info
+
+            self._model = load_model(self.model_name, device=self.device, attention=self.attention)
+            self.log(f"model  {model_info(self._model)}; {self._model.lens_attention} attention")
+        return self._model
+
+    def dir(self, step: str) -> Path:
+        return self.out / step
+
+    def cache(self, step: str) -> RowCache:
+        return RowCache(self.dir(step) / CELLS)
+
+    def examples(self, *, split: str, limit: int, positions: Sequence[int], variants: Sequence[str]):
+        from .data import load_examples
+
+        p = self.plan
+        return load_examples(p.data, n_docs=p.n_docs, gold_positions=positions, split=split, seed=p.seed, limit=limit, variants=variants)
+
+    def answer_kw(self) -> dict:
+        return {"max_new_tokens": self.plan.max_new_tokens, "stop": "line", "batch_size": self.plan.batch_size}
+
+    def ranked(self):
+        from .heads import load_heads
+        from .model import model_info
+
+        info = model_info(self.model)
+        return load_heads(self.dir("heads") / "heads.json", n_layers=info.n_layers, n_heads=info.n_heads)
+
+    def directions(self):
+        from .directions import FocusDirections
+
+        return FocusDirections.load(self.dir("directions") / "directions.safetensors", model=self.model)
+
+
+def _score(r: Run) -> None:
+    from .runs import score_run
+
+    p = r.plan
+    ex = r.examples(split="test", limit=p.score_limit, positions=p.score_positions, variants=("long", "gold", "negative"))
+    score_run(r.model, ex, r.dir("score"), meta={"data": p.data, "split": "test", "limit": p.score_limit}, log=r.log, **r.answer_kw())
+
+
+def _heads(r: Run) -> None:
+    from .runs import score_run
+
+    p = r.plan
+    ex = r.examples(split="train", limit=p.heads_limit, positions=p.heads_positions, variants=("long", "gold"))
+    score_run(r.model, ex, r.dir("heads"), meta={"data": p.data, "split": "train", "limit": p.heads_limit}, log=r.log, **r.answer_kw())
+
+
+def _compensation(r: Run) -> None:
+    from .runs import compensate_run
+
+    p = r.plan
+    ex = r.examples(split="test", limit=p.limit, positions=p.positions, variants=("long", "gold", "negative"))
+    compensate_run(r.model, ex, r.ranked(), r.dir("compensation"), taus=p.taus, ks=p.compensation_ks, random_tau=p.random_tau,
+                   seed=p.seed, cache=r.cache("compensation"), log=r.log, **r.answer_kw())  # fmt: skip
+
+
+def _directions(r: Run) -> None:
+    from .runs import directions_run
+
+    p = r.plan
+    ex = r.examples(split="train", limit=p.directions_limit, positions=p.positions, variants=("long", "gold"))
+    meta = {"data": p.data, "n_docs": p.n_docs, "split": "train", "limit": p.directions_limit, "data_seed": p.seed}
+    directions_run(r.model, ex, r.dir("directions") / "directions.safetensors", epochs=p.epochs, seed=p.seed, meta=meta, log=r.log, **r.answer_kw())
+
+
+def _sweep(r: Run) -> None:
+    from .runs import sweep_run
+
+    p = r.plan
+    ex = r.examples(split="test", limit=p.limit, positions=p.positions, variants=("long", "gold"))
+    sweep_run(r.model, ex, r.directions(), r.ranked(), r.dir("sweep"), alphas=p.alphas, ks=p.sweep_ks, table_alphas=p.table_alphas,
+              cache=r.cache("sweep"), log=r.log, **r.answer_kw())  # fmt: skip
+
+
+def _retrieval(r: Run) -> None:
+    from .runs import needle_set, retrieval_run
+
+    p = r.plan
+    ex = needle_set(r.model, r.model_name, lengths=p.needle_lengths, depths=[float(d) for d in p.needle_depths])
+    meta = {"lengths": list(p.needle_lengths), "depths": list(p.needle_depths), "filler": "built-in"}
+    retrieval_run(r.model, ex, r.dir("retrieval_heads"), max_new_tokens=p.needle_new_tokens, batch_size=max(1, p.batch_size // 2), meta=meta, log=r.log)
+
+
+def _figure9(r: Run) -> None:
+    import pandas as pd
+
+    from analyses import figure9
+
+    retrieval = pd.read_csv(r.dir("retrieval_heads") / "retrieval_scores.csv")
+    why = ("no needle was recalled, so no head has a retrieval score" if retrieval.score.isna().all()
+           else "no head has a positive retrieval score, so the retrieval ranking is arbitrary" if retrieval.score.max() <= 0 else None)  # fmt: skip
+    if why:
+        r.log(f"figure9: {why}; skipped")
+        (r.dir("figure9") / "figure9.json").write_text(json.dumps({"skipped": why}) + "\n")
+        return
+    scores = pd.read_csv(r.dir("score") / "scores.csv")
+    figure9.write(scores, retrieval, r.dir("figure9"), k=min(20, max(1, len(retrieval) // 4)))
+    r.log(f"wrote  {r.dir('figure9')}/ (figure9.csv, figure9.json, figure9.html/png)")
+
+
+def _tasks(r: Run) -> None:
+    from .evaluation import group_by_length, parse_settings
+    from .runs import evaluate_run
+    from .tasks import TASKS, build_task
+
+    p = r.plan
+    sets = []
+    for name in p.tasks:
+        built = build_task(name, r.model.tokenizer, lengths=p.task_lengths, n=p.task_n, seed=p.seed, nq=p.nq, kv=p.kv)
+        sets += group_by_length(TASKS[name], built)
+    meta = {"tasks": list(p.tasks), "lengths": list(p.task_lengths), "n": p.task_n, "seed": p.seed, "nq": p.nq, "kv": p.kv or "generated"}
+    evaluate_run(r.model, sets, r.dir("evaluation"), settings=parse_settings(list(p.settings)), directions=r.directions(), ranked=r.ranked(),
+                 batch_size=max(1, p.batch_size // 2), meta=meta, cache=r.cache("evaluation"), log=r.log)  # fmt: skip
+
+
+_ANSWER = ("data", "n_docs", "max_new_tokens", "batch_size", "seed")
+STEPS: tuple[Step, ...] = (
+    Step("score", "contextual scores on held-out questions", (), (*_ANSWER, "score_limit", "score_positions"), _score),
+    Step("heads", "heads ranked on training questions", (), (*_ANSWER, "heads_limit", "heads_positions"), _heads),
+    Step("compensation", "split-softmax compensation", ("heads",), (*_ANSWER, "limit", "positions", "taus", "compensation_ks", "random_tau"), _compensation),
+    Step("directions", "focus directions", (), (*_ANSWER, "directions_limit", "positions", "epochs"), _directions),
+    Step("sweep", "focus strength and head count", ("heads", "directions"), (*_ANSWER, "limit", "positions", "alphas", "sweep_ks", "table_alphas"), _sweep),
+    Step("retrieval_heads", "retrieval heads from the needle test", (), ("needle_lengths", "needle_depths", "needle_new_tokens", "batch_size"), _retrieval),
+    Step("figure9", "contextual vs retrieval heads", ("score", "retrieval_heads"), (), _figure9, uses_model=False),
+    Step("evaluation", "long-context tasks", ("heads", "directions"), ("tasks", "task_lengths", "task_n", "settings", "nq", "kv", "seed", "batch_size"), _tasks),
+)  # fmt: skip
+"""The steps in the order they run; ``needs`` are the steps whose files a step reads."""
+
+
+def _stamp(params: dict) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def step_params(step: Step, model_name: str, plan: Plan, stamps: dict[str, str]) -> dict:
+    """What a step's results depend on: the model, its fields of the plan, its inputs' stamps."""
+    p = plan.to_dict()
+    return {"step": step.name, "model": model_name, **{f: p[f] for f in step.fields}, "inputs": {n: stamps[n] for n in step.needs}}
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def reproduce(
+    model_name: str,
+    out: str | Path,
+    *,
+    plan: Plan | None = None,
+    quick: bool = False,
+    steps: Sequence[str] | None = None,
+    device: str | None = None,
+    attention: str = "auto",
+    log: Log | None = None,
+    progress: bool = True,
+) -> dict[str, str]:
+    """Run every step not yet done (or only ``steps``, with what they need) into ``out`` and write
+    ``out/index.md``. Returns each step's status: ``done`` (already there), ``ran``, or ``skipped``
+    (not asked for). Deterministic under the plan's seed."""
+    from analyses.index import write_index
+
+    out = Path(out)
+    plan = plan or plan_for(model_name, quick=quick)
+    known = {s.name: s for s in STEPS}
+    wanted = set(known) if steps is None else set(steps)
+    if wanted - set(known):
+        raise ValueError(f"unknown steps {sorted(wanted - set(known))}; the steps are {', '.join(known)}")
+    for s in reversed(STEPS):  # what a wanted step reads is wanted too
+        if s.name in wanted:
+            wanted |= set(s.needs)
+    run = Run(model_name, out, plan, device=device, attention=attention, log=log)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "plan.json").write_text(json.dumps({"model": model_name, "quick": quick, **plan.to_dict()}, indent=2) + "\n")
+    stamps: dict[str, str] = {}
+    status: dict[str, str] = {}
+    bar = tqdm(STEPS, desc="reproduce", unit="step", disable=not progress)
+    for step in bar:
+        params = step_params(step, model_name, plan, stamps)
+        stamps[step.name] = _stamp(params)
+        if step.name not in wanted:
+            status[step.name] = "skipped"
+            continue
+        folder = run.dir(step.name)
+        done = _read(folder / DONE)
+        if done is not None and done.get("params") == params:
+            status[step.name] = "done"
+            continue
+        bar.set_postfix_str(step.name)
+        run.log(f"── {step.name}: {step.title}")
+        if _read(folder / PARAMS) != params and folder.exists():
+            shutil.rmtree(folder)  # made under other parameters: its cells do not apply
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / PARAMS).write_text(json.dumps(params, indent=2) + "\n")
+        start = time.time()
+        step.run(run)
+        seconds = round(time.time() - start, 1)
+        (folder / DONE).write_text(json.dumps({"params": params, "seconds": seconds}, indent=2) + "\n")
+        status[step.name] = "ran"
+        run.log(f"   {step.name} done in {seconds} s")
+    index = write_index(out, model_name=model_name, plan=plan)
+    run.log(f"wrote  {index}")
+    return status

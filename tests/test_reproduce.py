@@ -1,0 +1,171 @@
+"""``lens-focus reproduce``: every step in order, the index beside the paper, and resuming."""
+import json
+import re
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from lens_focus.cache import RowCache
+from lens_focus.cli import app
+from lens_focus.reproduce import STEPS, TOY_QUICK, plan_for, reproduce
+
+# Smaller than --quick: every step runs, each for seconds.
+TINY = replace(
+    TOY_QUICK, score_limit=6, heads_limit=6, limit=4, directions_limit=4, epochs=3, taus=(0.1,), compensation_ks=(5,),
+    alphas=(0.3,), sweep_ks=(5,), table_alphas=(0.3,), needle_lengths=(80,), needle_depths=(0, 100), task_n=3,
+)  # fmt: skip
+
+
+def test_row_cache_resumes_from_its_file(tmp_path):
+    path = tmp_path / "cells.jsonl"
+    calls = []
+
+    def compute(x):
+        calls.append(x)
+        return {"em": x / 10, "cell": (x, "a")}
+
+    first = RowCache(path)
+    values = [first(["cell", x], lambda x=x: compute(x)) for x in range(3)]
+    assert calls == [0, 1, 2] and values[1] == {"em": 0.1, "cell": [1, "a"]}  # stored as JSON reads it back
+
+    again = RowCache(path)
+    assert len(again) == 3 and ["cell", 2] in again and ["cell", 3] not in again
+    assert [again(["cell", x], lambda x=x: compute(x)) for x in range(4)] == [*values, {"em": 0.3, "cell": [3, "a"]}]
+    assert calls == [0, 1, 2, 3] and again.hits == 3
+
+    path.write_text(path.read_text() + '{"key": ["cell", 4], "val')  # a write cut short
+    assert len(RowCache(path)) == 4
+    path.write_text('not json\n' + path.read_text())
+    with pytest.raises(ValueError, match="line 1: not a cache entry"):
+        RowCache(path)
+
+    memory = RowCache()
+    assert memory("k", lambda: 1) == 1 and memory("k", lambda: 2) == 1 and memory.path is None
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("repro") / "toy"
+    status = reproduce("toy", out, plan=TINY, progress=False, log=lambda s: None)
+    return out, status
+
+
+def _index_sections(out):
+    return dict(re.findall(r"## (.+?)\n(.*?)(?=\n## |\Z)", (out / "index.md").read_text(), flags=re.S))
+
+
+def test_every_step_writes_its_artefacts_and_the_index_links_them(run):
+    out, status = run
+    assert status == {s.name: "ran" for s in STEPS}
+    for rel in ("score/scores.csv", "score/head_locations.png", "score/em_by_position.png", "score/table1.md", "heads/heads.json",
+                "compensation/compensation.csv", "compensation/compensation.png", "directions/directions.safetensors",
+                "sweep/sweep.csv", "sweep/table3.md", "retrieval_heads/retrieval_scores.csv", "figure9/figure9.json",
+                "evaluation/task_scores.csv", "evaluation/sink_scores.md", "plan.json"):  # fmt: skip
+        assert (out / rel).exists(), rel
+    index = (out / "index.md").read_text()
+    assert "Not run yet" not in index and "(missing)" not in index
+    for link in re.findall(r"\]\(([^)]+)\)", index):
+        assert (out / link).exists(), link
+    assert json.loads((out / "plan.json").read_text())["score_limit"] == TINY.score_limit
+
+
+def test_index_numbers_are_read_from_the_step_files(run):
+    out, _ = run
+    sections = _index_sections(out)
+    em = pd.read_csv(out / "score/em.csv")
+    long = em[(em.variant == "long") & (em.gold_position.astype(str) == "all")].iloc[0]
+    assert f"| EM, long prompts | {long.em:.3f} (n = {int(long.n)}) | 0.594 |" in sections["Contextual heads (Figure 2, Table 1, EM by position)"]
+    top5 = json.loads((out / "score/summary.json").read_text())["top_heads"][:5]
+    assert " ".join(f"({l},{h})" for l, h in top5) in sections["Contextual heads (Figure 2, Table 1, EM by position)"]
+
+    comp = pd.read_csv(out / "compensation/compensation.csv")
+    best = comp[comp.method == "contextual"].em.max()
+    base = comp[comp.method == "baseline"].em.iloc[0]
+    assert re.search(rf"\| best EM under compensation \| {best:.3f} at top-\d+, τ = [\d.]+ \(baseline {base:.3f}", sections["Attention compensation (Figure 3)"])
+
+    t3 = pd.read_csv(out / "sweep/table3.csv")
+    d = t3[t3.alpha == 0.3].groupby("span").delta.mean()
+    assert f"R {d['relevant']:+.3f}, IR max {d['irrelevant_max']:+.3f}, sink {d['sink']:+.3f}" in sections["Focus directions (Figure 4, Table 3)"]
+
+    sink = pd.read_csv(out / "evaluation/sink_scores.csv")
+    std = sink[sink.task == "STD"].iloc[0]
+    assert f"{100 * std.sink:.1f} points at {int(std.length)} tokens" in sections["Long-context tasks (Table 2 shape, Tables 12–13)"]
+
+
+def test_a_second_run_redoes_nothing_and_loads_no_model(run, monkeypatch):
+    out, _ = run
+
+    def no_model(*a, **k):
+        raise AssertionError("a finished run loaded the model again")
+
+    monkeypatch.setattr("lens_focus.model.load_model", no_model)
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.csv")}
+    assert set(reproduce("toy", out, plan=TINY, progress=False, log=lambda s: None).values()) == {"done"}
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.csv")} == before
+
+
+def test_a_changed_plan_redoes_the_changed_step_and_those_that_read_it(run, tmp_path, monkeypatch):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(run[0], out)
+    status = reproduce("toy", out, plan=replace(TINY, alphas=(0.5,)), progress=False, log=lambda s: None)
+    assert [s for s, v in status.items() if v == "ran"] == ["sweep"]
+    assert set(pd.read_csv(out / "sweep/sweep.csv").alpha) == {0.0, 0.5}
+
+    ran = []  # which steps a change upstream redoes (recorded, not run: the steps themselves are tested above)
+    steps = tuple(replace(s, run=lambda r, name=s.name: ran.append(name)) for s in STEPS)
+    monkeypatch.setattr("lens_focus.reproduce.STEPS", steps)
+    monkeypatch.setattr("analyses.index.write_index", lambda out, **k: out / "index.md")
+    status = reproduce("toy", out, plan=replace(TINY, alphas=(0.5,), heads_limit=5), progress=False, log=lambda s: None)
+    assert ran == [s for s, v in status.items() if v == "ran"] == ["heads", "compensation", "sweep", "evaluation"]
+    ran.clear()
+    status = reproduce("toy", out, plan=replace(TINY, alphas=(0.5,), heads_limit=5, needle_depths=(50,)), progress=False, log=lambda s: None)
+    assert ran == ["retrieval_heads", "figure9"]
+
+
+def test_an_interrupted_step_resumes_at_its_cells_and_gives_the_same_result(run, tmp_path, monkeypatch):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(run[0], out)
+    for step in ("compensation", "sweep"):
+        (out / step / "done.json").unlink()
+        cells = (out / step / "cells.jsonl").read_text().splitlines()
+        assert len(cells) >= 2
+        (out / step / "cells.jsonl").write_text("\n".join(cells[:1]) + "\n" + cells[1][: len(cells[1]) // 2])  # cut mid-write
+    expected = {s: pd.read_csv(run[0] / s / f"{s}.csv") for s in ("compensation", "sweep")}
+    computed = []
+    real_call = RowCache.__call__
+
+    def spy(self, key, compute):
+        return real_call(self, key, lambda: computed.append(key) or compute())
+
+    monkeypatch.setattr(RowCache, "__call__", spy)
+    status = reproduce("toy", out, plan=TINY, progress=False, log=lambda s: None)
+    assert [s for s, v in status.items() if v == "ran"] == ["compensation", "sweep"]
+    for s, frame in expected.items():
+        pd.testing.assert_frame_equal(pd.read_csv(out / s / f"{s}.csv"), frame)
+        n = len((run[0] / s / "cells.jsonl").read_text().splitlines())
+        assert len((out / s / "cells.jsonl").read_text().splitlines()) == n
+    assert len(computed) == sum(len((run[0] / s / "cells.jsonl").read_text().splitlines()) - 1 for s in expected)
+
+
+def test_plan_for_and_bad_steps(tmp_path):
+    assert plan_for("toy").data == "toy" and plan_for("smollm2").data == "facts"
+    assert plan_for("toy", quick=True).score_limit < plan_for("toy").score_limit
+    assert plan_for("smollm2", nq="x.jsonl.gz").tasks[-1] == "nq" and plan_for("smollm2", seed=None).seed == 0
+    with pytest.raises(ValueError, match=r"unknown steps \['scores'\]"):
+        reproduce("toy", tmp_path, plan=TINY, steps=["scores"], progress=False)
+
+
+def test_cli_runs_chosen_steps_with_what_they_read(tmp_path):
+    result = CliRunner().invoke(app, ["reproduce", "--model", "toy", "--quick", "--steps", "directions", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "directions ran" in result.output and "score skipped" in result.output and "sweep skipped" in result.output
+    assert (tmp_path / "directions/directions.safetensors").exists() and not (tmp_path / "score").exists()
+    assert "Not run yet (step `score`)" in (tmp_path / "index.md").read_text()
+    bad = CliRunner().invoke(app, ["reproduce", "--model", "toy", "--steps", "nope", "--out", str(tmp_path)])
+    assert bad.exit_code != 0 and "unknown steps ['nope']" in bad.output
