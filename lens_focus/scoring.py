@@ -203,6 +203,37 @@ def score_grid(scores: pd.DataFrame, *, condition: str = "long", span: str = "re
     return sel.pivot(index="layer", columns="head", values="score").to_numpy()
 
 
+def head_pattern(
+    model, seq: LabeledSequence, layer: int, head: int, *, rows: RowsKind = "generation", intervention: Intervention | None = None
+) -> Float[np.ndarray, "rows k_pos"]:
+    """One head's attention rows on one sequence: ``W[i, :]`` for the scored rows ``i`` of
+    ``seq.rows(rows)`` against every position of ``seq`` (float32, each row sums to 1 over the
+    keys it can see). Summing a row over a span's positions and averaging over rows gives that
+    span's contextual score (Eq. 1). On either attention path; under ``intervention`` the
+    pattern of the patched model."""
+    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
+    if not (0 <= layer < n_layers and 0 <= head < n_heads):
+        raise ValueError(f"no head ({layer}, {head}) in a model of {n_layers} layers × {n_heads} heads")
+    wanted = torch.tensor(list(seq.rows(rows)))
+    if not len(wanted):
+        raise ValueError(f"example {seq.example.id}: no rows to show (empty response)")
+    out = np.zeros((len(wanted), len(seq)), dtype=np.float32)
+
+    def keep(at, positions, pattern):
+        if at == layer:
+            for p, row in zip(positions.tolist(), pattern[0, head].cpu().numpy()):
+                out[p - wanted[0].item(), : row.shape[-1]] = row
+
+    def rows_of(first, n):
+        return torch.arange(n)[(torch.arange(n) + first >= wanted[0]) & (torch.arange(n) + first <= wanted[-1])]
+
+    hooks, fast = pattern_rows(model, rows_of, keep)
+    active = intervention(Placement([seq], [0])) if intervention else nullcontext()
+    with torch.no_grad(), active, hooked(model, hooks, **fast):
+        chunked_forward(model, torch.tensor([seq.input_ids], device=next(model.parameters()).device))
+    return out
+
+
 def last_rows(model, store: dict):
     """For :func:`~lens_focus.generate.generate_batches` ``prefill``: while a
     :class:`~lens_focus.generate.PromptBatch` is read, keep each layer's attention row of the last

@@ -162,3 +162,29 @@ def test_the_kept_prompt_row_does_not_hold_the_whole_pattern(llama, path):
     row = store[0]
     torch.testing.assert_close(row, full[0][:, :, -1, :], rtol=0, atol=1e-6)
     assert row.untyped_storage().nbytes() == batch * heads * t * 4
+
+
+@pytest.mark.parametrize("path", ["eager", "fast"])
+def test_head_pattern_equals_hf_attentions_and_sums_to_the_scores(path, tiny_dirs, models, sequences):
+    from transformers import AutoModelForCausalLM
+
+    from analyses import attention_view
+    from lens_focus.scoring import head_pattern
+
+    hf = AutoModelForCausalLM.from_pretrained(tiny_dirs["llama"], attn_implementation="eager").eval()
+    model, seq = models["llama"], sequences["llama"][1]
+    with torch.no_grad():
+        att = hf(torch.tensor([seq.input_ids]), output_attentions=True).attentions
+    with attention_path(model, path):
+        for layer, head in [(0, 0), (1, 3)]:
+            for rows in ("generation", "response"):
+                ours = head_pattern(model, seq, layer, head, rows=rows)
+                np.testing.assert_allclose(ours, att[layer][0, head][list(seq.rows(rows))].numpy(), atol=1e-5)
+        view = attention_view.compute(model, seq, 1, 3)
+        scores = next(span_sums(model, [seq], progress=False))
+    totals = view.groupby("part").attention.sum()
+    for part in ("sink", "relevant", "question"):  # parts that no earlier part overlaps
+        assert totals[part] == pytest.approx(scores[part][1, 3], abs=1e-5)
+    assert view.attention.sum() == pytest.approx(1.0, abs=1e-5) and len(view) == len(seq)
+    with pytest.raises(ValueError, match=rf"no head \({model.cfg.n_layers}, 0\)"):
+        head_pattern(model, seq, model.cfg.n_layers, 0)
