@@ -365,6 +365,7 @@ def reproduce(
     nq: Annotated[Optional[Path], typer.Option("--nq", help="NQ file: adds the nq task to the task step")] = None,
     kv: Annotated[Optional[Path], typer.Option("--kv", help="lost-in-the-middle key-value file for json_kv (default: generated)")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed")] = None,
+    plan_file: Annotated[Optional[Path], typer.Option("--plan", help="JSON object of plan fields to change, e.g. {\"task_lengths\": [4000, 8000]} (the fields: OUT/plan.json)")] = None,
     device: DeviceOpt = None,
     attention: AttentionOpt = "auto",
 ) -> None:
@@ -374,7 +375,11 @@ def reproduce(
 
     def go():
         chosen = [s.strip() for s in steps.split(",") if s.strip()] if steps else None
-        plan = plan_for(model, quick=quick, data=data, nq=str(nq) if nq else None, kv=str(kv) if kv else None, seed=seed)
+        fields = json.loads(plan_file.read_text()) if plan_file else {}
+        if not isinstance(fields, dict):
+            raise ValueError(f"{plan_file}: a plan is a JSON object of fields, got {type(fields).__name__}")
+        given = {"data": data, "nq": str(nq) if nq else None, "kv": str(kv) if kv else None, "seed": seed}
+        plan = plan_for(model, quick=quick, **{**fields, **{k: v for k, v in given.items() if v is not None}})
         typer.echo(f"plan   {'quick' if quick else 'full'} run of {model} on {plan.data}; steps {', '.join(s.name for s in STEPS)}")
         status = run(model, out, plan=plan, quick=quick, steps=chosen, device=device, attention=attention)
         typer.echo("steps  " + ", ".join(f"{k} {v}" for k, v in status.items()))

@@ -95,10 +95,13 @@ REAL_QUICK = replace(
 def plan_for(model_name: str, *, quick: bool = False, **overrides) -> Plan:
     """The plan of a model: the toy's (its own data, tasks and lengths), or a real model's (the
     ``facts`` task, needle and task prompts of 1-2k tokens), full or ``quick``; ``overrides``
-    replace fields (``data=...``, ``nq=...``), ``None`` values left out."""
+    replace fields (``data=...``, ``nq=...``, lists as tuples), ``None`` values left out."""
     toy = model_name == "toy"
     plan = (TOY_QUICK if quick else TOY_FULL) if toy else (REAL_QUICK if quick else REAL_FULL)
-    given = {k: v for k, v in overrides.items() if v is not None}
+    known = set(plan.to_dict())
+    if set(overrides) - known:
+        raise ValueError(f"unknown plan fields {sorted(set(overrides) - known)}; the fields are {', '.join(sorted(known))}")
+    given = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v is not None}
     if "nq" in given and not toy and "nq" not in plan.tasks:
         given.setdefault("tasks", (*plan.tasks, "nq"))
     return replace(plan, **given)

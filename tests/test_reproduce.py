@@ -162,10 +162,19 @@ def test_plan_for_and_bad_steps(tmp_path):
 
 
 def test_cli_runs_chosen_steps_with_what_they_read(tmp_path):
-    result = CliRunner().invoke(app, ["reproduce", "--model", "toy", "--quick", "--steps", "directions", "--out", str(tmp_path)])
+    plan = tmp_path / "plan.json"
+    plan.write_text('{"directions_limit": 4, "epochs": 2, "positions": [1, 20]}')
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["reproduce", "--model", "toy", "--quick", "--steps", "directions", "--plan", str(plan), "--out", str(out)])
     assert result.exit_code == 0, result.output
+    written = json.loads((out / "plan.json").read_text())
+    assert (written["directions_limit"], written["epochs"], written["quick"]) == (4, 2, True)
+    tmp_path = out
     assert "directions ran" in result.output and "score skipped" in result.output and "sweep skipped" in result.output
     assert (tmp_path / "directions/directions.safetensors").exists() and not (tmp_path / "score").exists()
     assert "Not run yet (step `score`)" in (tmp_path / "index.md").read_text()
     bad = CliRunner().invoke(app, ["reproduce", "--model", "toy", "--steps", "nope", "--out", str(tmp_path)])
     assert bad.exit_code != 0 and "unknown steps ['nope']" in bad.output
+    plan.write_text('{"epoch": 2}')
+    bad = CliRunner().invoke(app, ["reproduce", "--model", "toy", "--plan", str(plan), "--out", str(tmp_path)])
+    assert bad.exit_code != 0 and "unknown plan fields ['epoch']" in bad.output
