@@ -51,12 +51,13 @@ def _score_section(out: Path) -> tuple[str, list[dict]]:
     summary = json.loads((out / "score/summary.json").read_text())
     n_total = summary["model"]["n_layers"] * summary["model"]["n_heads"]
     spars = ", ".join(f"{r['n_heads']} ({100 * r['fraction']:.1f}%) > {r['threshold']:g}" for r in summary["sparsity"])
-    top20 = summary["top_heads"]
-    layers = sorted(int(l) for l, _ in top20)
+    k = min(20, n_total // 4)  # a quarter of a small model's heads at most
+    top = summary["top_heads"][:k]
+    layers = sorted(int(l) for l, _ in top)
     rows = [
         _row("heads by relevant score (long prompts)", f"{spars} of {n_total} heads", PAPER["sparsity"]),
-        _row("where the top 20 sit", f"layers {layers[0]}–{layers[-1]} of 0–{summary['model']['n_layers'] - 1}, median {int(np.median(layers))}", PAPER["locations"]),
-        _row("top 5", _heads(top20[:5]), PAPER["top5"]),
+        _row(f"where the top {k} sit", f"layers {layers[0]}–{layers[-1]} of 0–{summary['model']['n_layers'] - 1}, median {int(np.median(layers))}", PAPER["locations"]),
+        _row("top 5", _heads(top[:5]), PAPER["top5"]),
     ]  # fmt: skip
     t1 = pd.read_csv(out / "score/table1.csv")
     checks = [
