@@ -49,10 +49,10 @@ def test_attention_compensation_notebook():
     _, got, figures = _run("02_attention_compensation")
     assert figures == 1 and got["methods"] == ["baseline", "contextual", "gold", "negative", "random"]
     assert got["after"] > got["before"]  # τ = 0.1 raises every row's share of the relevant document
-    assert got["n"] == 60  # 20 questions × 3 positions
+    assert got["n"] == 24  # 8 questions × 3 positions
 
 
 def test_focus_directions_notebook():
     _, got, figures = _run("03_focus_directions")
     assert figures == 1 and got["dk_change"] < 1e-5  # post-rotary d_K is inert
-    assert got["alphas"] == [-0.2, 0.0, 0.3, 1.0] and len(got["base"]) == 1 and got["t3_heads"] == 5
+    assert got["alphas"] == [0.0, 0.3, 1.0] and len(got["base"]) == 1 and got["t3_heads"] == 5
