@@ -30,3 +30,16 @@ def test_quickstart_runs(tmp_path, monkeypatch, capsys):
     exec(compile(tasks, "README tasks", "exec"), scope)
     assert set(scope["task_scores"].setting) == {"baseline", "10_0.2"} and (scope["task_scores"].n == 4).all()
     assert scope["sink_scores"].sink.between(0, 1).all() and len(scope["answers"]) == 2 * 2 * 4
+
+
+def test_readme_lists_the_reproduce_steps_in_order_and_every_command():
+    from typer.main import get_command
+
+    from lens_focus.cli import app
+    from lens_focus.reproduce import STEPS
+
+    section = README[README.index("## Regenerate every figure") : README.index("## Notebooks")]
+    assert re.findall(r"^\| `([a-z_0-9]+)` \| ", section, flags=re.M) == [s.name for s in STEPS]
+    reference = README[README.index("## Command-line reference"):]
+    for name in get_command(app).commands:
+        assert f"| `{name}" in reference, f"command {name} missing from the command-line reference"
