@@ -38,7 +38,10 @@ class RowCache:
                     self.rows[_key(entry["key"])] = entry["value"]
                 except (ValueError, KeyError, TypeError):
                     if i == len(lines) - 1:
-                        break  # a last line cut short by an interruption: recompute that cell
+                        # A last line cut short by an interruption: drop it (the next entry then starts
+                        # on a line of its own) and recompute that cell.
+                        self.path.write_text("".join(line + "\n" for line in lines[:-1]))
+                        break
                     raise ValueError(f"{self.path}, line {i + 1}: not a cache entry") from None
 
     def __len__(self) -> int:

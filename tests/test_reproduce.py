@@ -36,7 +36,9 @@ def test_row_cache_resumes_from_its_file(tmp_path):
     assert calls == [0, 1, 2, 3] and again.hits == 3
 
     path.write_text(path.read_text() + '{"key": ["cell", 4], "val')  # a write cut short
-    assert len(RowCache(path)) == 4
+    resumed = RowCache(path)
+    assert len(resumed) == 4 and resumed(["cell", 4], lambda: compute(4)) == {"em": 0.4, "cell": [4, "a"]}
+    assert len(RowCache(path)) == 5  # the new entry did not join the cut line
     path.write_text('not json\n' + path.read_text())
     with pytest.raises(ValueError, match="line 1: not a cache entry"):
         RowCache(path)
@@ -149,7 +151,7 @@ def test_an_interrupted_step_resumes_at_its_cells_and_gives_the_same_result(run,
     for s, frame in expected.items():
         pd.testing.assert_frame_equal(pd.read_csv(out / s / f"{s}.csv"), frame)
         n = len((run[0] / s / "cells.jsonl").read_text().splitlines())
-        assert len((out / s / "cells.jsonl").read_text().splitlines()) == n
+        assert len((out / s / "cells.jsonl").read_text().splitlines()) == n == len(RowCache(out / s / "cells.jsonl"))
     assert len(computed) == sum(len((run[0] / s / "cells.jsonl").read_text().splitlines()) - 1 for s in expected)
 
 
