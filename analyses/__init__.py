@@ -7,6 +7,12 @@ from pathlib import Path
 import pandas as pd
 
 
+def top_k(n_heads: int, k: int = 20) -> int:
+    """How many top heads a comparison takes: the paper's ``k`` (20), at most a quarter of a small
+    model's heads (at least one)."""
+    return min(k, max(1, n_heads // 4))
+
+
 def markdown_table(df: pd.DataFrame, *, floatfmt: str = ".3f") -> str:
     """A GitHub-flavoured Markdown table of ``df`` (floats formatted with ``floatfmt``)."""
 

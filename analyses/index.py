@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from . import markdown_table
+from . import markdown_table, top_k
 
 PAPER = {
     "sparsity": "2 (0.3%) > 0.2, 37 (5.5%) > 0.1, 113 (16.8%) > 0.05 of 672 heads",
@@ -51,7 +51,7 @@ def _score_section(out: Path) -> tuple[str, list[dict]]:
     summary = json.loads((out / "score/summary.json").read_text())
     n_total = summary["model"]["n_layers"] * summary["model"]["n_heads"]
     spars = ", ".join(f"{r['n_heads']} ({100 * r['fraction']:.1f}%) > {r['threshold']:g}" for r in summary["sparsity"])
-    k = min(20, n_total // 4)  # a quarter of a small model's heads at most
+    k = top_k(n_total)
     top = summary["top_heads"][:k]
     layers = sorted(int(l) for l, _ in top)
     rows = [

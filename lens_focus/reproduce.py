@@ -219,7 +219,7 @@ def _retrieval(r: Run) -> None:
 def _figure9(r: Run) -> None:
     import pandas as pd
 
-    from analyses import figure9
+    from analyses import figure9, top_k
 
     retrieval = pd.read_csv(r.dir("retrieval_heads") / "retrieval_scores.csv")
     why = ("no needle was recalled, so no head has a retrieval score" if retrieval.score.isna().all()
@@ -229,7 +229,7 @@ def _figure9(r: Run) -> None:
         (r.dir("figure9") / "figure9.json").write_text(json.dumps({"skipped": why}) + "\n")
         return
     scores = pd.read_csv(r.dir("score") / "scores.csv")
-    k = min(20, max(1, len(retrieval) // 4), int((retrieval.score > 0).sum()))  # heads tied at 0 have no order
+    k = min(top_k(len(retrieval)), int((retrieval.score > 0).sum()))  # heads tied at 0 have no order
     figure9.write(scores, retrieval, r.dir("figure9"), k=k)
     r.log(f"wrote  {r.dir('figure9')}/ (figure9.csv, figure9.json, figure9.html/png)")
 

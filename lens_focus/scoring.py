@@ -214,7 +214,7 @@ def head_pattern(
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     if not (0 <= layer < n_layers and 0 <= head < n_heads):
         raise ValueError(f"no head ({layer}, {head}) in a model of {n_layers} layers × {n_heads} heads")
-    wanted = torch.tensor(list(seq.rows(rows)))
+    wanted = seq.rows(rows)
     if not len(wanted):
         raise ValueError(f"example {seq.example.id}: no rows to show (empty response)")
     out = np.zeros((len(wanted), len(seq)), dtype=np.float32)
@@ -222,10 +222,11 @@ def head_pattern(
     def keep(at, positions, pattern):
         if at == layer:
             for p, row in zip(positions.tolist(), pattern[0, head].cpu().numpy()):
-                out[p - wanted[0].item(), : row.shape[-1]] = row
+                out[p - wanted.start, : row.shape[-1]] = row
 
     def rows_of(first, n):
-        return torch.arange(n)[(torch.arange(n) + first >= wanted[0]) & (torch.arange(n) + first <= wanted[-1])]
+        positions = torch.arange(first, first + n)
+        return ((positions >= wanted.start) & (positions < wanted.stop)).nonzero().flatten()
 
     hooks, fast = pattern_rows(model, rows_of, keep)
     active = intervention(Placement([seq], [0])) if intervention else nullcontext()

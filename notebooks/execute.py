@@ -23,7 +23,7 @@ def execute(path: str | Path, model: str, *, timeout: int = 3600, append: str | 
     ``nbclient.exceptions.CellExecutionError`` naming it."""
     nb = nbformat.read(path, as_version=4)
     first = next(c for c in nb.cells if c.cell_type == "code")
-    source, n = re.subn(r'^MODEL = "[^"]*"', f"MODEL = {model!r}".replace("'", '"'), first.source, count=1, flags=re.M)
+    source, n = re.subn(r'^MODEL = "[^"]*"', f'MODEL = "{model}"', first.source, count=1, flags=re.M)
     if not n:
         raise ValueError(f"{path}: the first code cell sets no MODEL")
     first.source = source
