@@ -1,7 +1,7 @@
 """Let the model answer every example, grade the answers, and label prompt + answer for scoring.
 
 The scored sequence of an example is its prompt followed by the model's own greedy answer to that
-prompt (SPEC §2). Examples whose answer is empty, or cannot be separated from the prompt after
+prompt (docs/method.md §2). Examples whose answer is empty, or cannot be separated from the prompt after
 tokenization, are kept with a ``skipped`` reason and counted, never dropped silently.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from .generate import StopAt, generate_batches
 from .interventions import Intervention, Placement
 from .labels import Example, LabeledSequence, LabelError, RowsKind, label
 from .metrics import best_subspan_em
-from .scoring import last_rows, score_after_generation
+from .scoring import last_rows, score_after_generation, second_pass_reason
 
 
 class ContextLengthError(ValueError):
@@ -33,6 +33,9 @@ class Answered:
     skipped: str | None = None
     scores: dict[str, np.ndarray] | None = field(default=None, repr=False)
     """Contextual scores ``{span: (layer, head)}`` when answered with ``score=...``."""
+    second_pass: str | None = None
+    """Why the scores came from a second teacher-forced pass instead of the generation's own cache
+    (:func:`~lens_focus.scoring.second_pass_reason`); None when they did not."""
 
 
 def label_prompts(model, examples: Sequence[Example], *, n_sink: int = 1, max_new_tokens: int = 0) -> list[LabeledSequence]:
@@ -91,10 +94,10 @@ def answer_examples(
     for batch in batches:
         answered = [_grade(examples[i], gen, n_sink, model.tokenizer) for i, gen in zip(batch.indices, batch.generations)]
         if score:
-            per_seq = score_after_generation(
-                model, batch, [a.sequence for a in answered], store, rows=score, intervention=intervention
-            )
-            answered = [replace(a, scores=sc) for a, sc in zip(answered, per_seq)]
+            seqs = [a.sequence for a in answered]
+            why = [second_pass_reason(batch, b, s) for b, s in enumerate(seqs)]
+            per_seq = score_after_generation(model, batch, seqs, store, rows=score, intervention=intervention)
+            answered = [replace(a, scores=sc, second_pass=w) for a, sc, w in zip(answered, per_seq, why)]
         out.update(zip(batch.indices, answered))
         batch.cache = None
     return [out[i] for i in range(len(examples))]
@@ -129,10 +132,15 @@ def skip_counts(answered: Sequence[Answered]) -> dict[str, int]:
     return dict(Counter(a.skipped.split(":")[0] for a in answered if a.skipped))
 
 
+def second_pass_counts(answered: Sequence[Answered]) -> dict[str, int]:
+    """How many answers were scored in a second teacher-forced pass, by reason."""
+    return dict(Counter(a.second_pass for a in answered if a.second_pass))
+
+
 def gold_response_sequences(
     model, examples, *, n_sink: int = 1, max_new_tokens: int = 100, stop="line", batch_size: int = 8, progress: bool = True
 ) -> tuple[list[LabeledSequence], dict[str, int]]:
-    """Training sequences (SPEC §4): each ``long`` example's prompt followed by the model's greedy
+    """Training sequences (docs/method.md §4): each ``long`` example's prompt followed by the model's greedy
     answer to the ``gold`` prompt of the same question. Returns the sequences and the number of
     long examples skipped, by reason (no gold prompt, empty gold answer, not separable)."""
     gold = [e for e in examples if e.variant == "gold"]

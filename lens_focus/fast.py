@@ -32,6 +32,8 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from .compat import check_cache
+
 Attention = Literal["eager", "fast", "auto"]
 ATTENTIONS = ("eager", "fast", "auto")
 FAST_ARCHITECTURES = ("LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM")
@@ -186,6 +188,7 @@ def set_attention(model, attention: str = "auto") -> str:
     cover falls back to ``eager`` with a warning saying why."""
     if attention not in ATTENTIONS:
         raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
+    check_cache(model)
     reason = fast_unsupported(model)
     if attention == "eager" or reason:
         if attention == "fast":

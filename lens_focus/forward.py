@@ -18,6 +18,7 @@ from typing import Sequence
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from .compat import cache_kwargs, new_cache
 from .fast import attention_of, fast_model
 
 DEFAULT_CHUNK = 1024
@@ -57,16 +58,18 @@ def run(
     logits: bool = True,
 ) -> tuple[Float[Tensor, "batch vocab"] | None, object]:
     """One forward pass on the model's attention path: the last position's logits (None with
-    ``logits=False``) and the key-value cache. ``attention_mask`` covers the cached positions too."""
-    kwargs = {}
+    ``logits=False``) and the key-value cache (``cache``, or a new one), which the pass extends in
+    place. ``attention_mask`` covers the cached positions too."""
+    cache = new_cache(model) if cache is None else cache
+    kwargs = cache_kwargs(model, cache)
     if attention_mask is not None:
         kwargs["attention_mask"] = attention_mask
     if position_ids is not None:
         kwargs["position_ids"] = position_ids
     if attention_of(model) == "fast":
-        out = fast_model(model)(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1, **kwargs)
-        return (out.logits[:, -1] if logits else None), out.past_key_values
-    out, cache = model(ids, past_key_values=cache, return_type="logits_and_cache", **kwargs)
+        out = fast_model(model)(input_ids=ids, logits_to_keep=1, **kwargs)
+        return (out.logits[:, -1] if logits else None), cache
+    out = model(ids, return_type="logits", **kwargs)
     return (out[:, -1] if logits else None), cache
 
 

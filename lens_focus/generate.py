@@ -67,6 +67,8 @@ class PromptBatch:
     """(batch, width) 1 for real prompt tokens, 0 for left padding."""
     cache: object = None
     """The key-value cache after generation (prompt + generated tokens)."""
+    cached: int = 0
+    """Positions the cache holds, counted as they were fed (the cache is never asked)."""
     generations: list[Generation] = field(default_factory=list)
 
     @property
@@ -145,12 +147,14 @@ def _decode(model, batch: PromptBatch, ids, positions, prefill, max_new_tokens: 
     tokenizer, rows, mask = model.tokenizer, batch.prompts, batch.mask
     with torch.no_grad(), prefill(batch) if prefill else nullcontext():
         last, cache = chunked_forward(model, ids, attention_mask=mask, position_ids=positions, chunk=chunk)
+    batch.cached = batch.width
     generated: list[list[int]] = [[] for _ in rows]
     outcome: list[str | None] = [None] * len(rows)
     for step in range(max_new_tokens):
         if step:
             with torch.no_grad():
                 last, cache = run(model, ids, attention_mask=mask, position_ids=positions, cache=cache)
+            batch.cached += 1
         nxt = last.argmax(-1)
         for j, tok in enumerate(nxt.tolist()):
             if outcome[j] is not None:

@@ -1,4 +1,4 @@
-"""Contextual scores (paper Eq. 1, SPEC §2): where each head's attention goes while the model answers.
+"""Contextual scores (paper Eq. 1, docs/method.md §2): where each head's attention goes while the model answers.
 
     S_C(l, h) = 1/|rows| · Σ_{i ∈ rows} Σ_{j ∈ C} W[i, j]
 
@@ -251,6 +251,27 @@ def last_rows(model, store: dict):
     return prefill
 
 
+def second_pass_reason(batch, b: int, seq: LabeledSequence | None) -> str | None:
+    """Why row ``b`` of a generated :class:`~lens_focus.generate.PromptBatch` cannot be scored
+    against the batch's key-value cache (see :func:`score_after_generation`), or None when it can."""
+    if seq is None:
+        return None
+    if list(seq.input_ids[: seq.n_prompt]) != batch.prompts[b]:
+        return "prompt re-tokenized with the response"
+    if not _can_cut_back(batch.cache, batch.cached):
+        return "cache cannot be cut back"
+    return None
+
+
+def _can_cut_back(cache, length: int) -> bool:
+    """Whether ``cache.crop`` can return a cache of ``length`` positions to an earlier length: every
+    layer keeps all its positions (a sliding-window layer drops those beyond its window)."""
+    layers = getattr(cache, "layers", None)
+    if layers is None:
+        return False
+    return all(not getattr(layer, "is_sliding", False) or length < getattr(layer, "sliding_window", 0) for layer in layers)
+
+
 def score_after_generation(
     model,
     batch,
@@ -264,33 +285,36 @@ def score_after_generation(
 
     The teacher-forced pass over ``prompt + response`` is split in two: the prompt part is the
     generation's own prefill (its cache, and its last row kept by :func:`last_rows`), and the
-    response tokens run against that cache. Same numbers as :func:`span_sums`, without reading the
-    prompt twice; the batch's cache is used up. A sequence whose prompt tokens differ from those it
-    was generated from (tokenization across the prompt/response boundary) is scored by
-    :func:`span_sums` instead.
+    response tokens run against that cache, cut back to the prompt. Same numbers as
+    :func:`span_sums`, without reading the prompt twice; the batch's cache is used up. A sequence
+    for which :func:`second_pass_reason` gives a reason (its prompt tokens differ from those it was
+    generated from, or the cache cannot be cut back, as a sliding-window cache past its window) is
+    scored by :func:`span_sums` instead.
 
     Args:
         batch: the :class:`~lens_focus.generate.PromptBatch` the answers came from.
         seqs: per row of the batch, the labeled ``prompt + response`` (None: not scored).
     """
-    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     out: list[dict[str, np.ndarray] | None] = [None] * len(seqs)
-    fused = [b for b, s in enumerate(seqs) if s is not None and list(s.input_ids[: s.n_prompt]) == batch.prompts[b]]
+    fused = []
     for b, s in enumerate(seqs):
-        if s is not None and b not in fused:
+        if s is None:
+            continue
+        if second_pass_reason(batch, b, s) is None:
+            fused.append(b)
+        else:
             out[b] = next(span_sums(model, [s], rows=rows, intervention=intervention, progress=False))
-    if not fused:
-        return out
-    group = [seqs[b] for b in fused]
-    names = sorted({n for s in group for n in s.token_spans})
-    width = batch.width
-    extra = batch.cache.get_seq_length() - width
-    if extra:
-        batch.cache.crop(-extra)  # back to the prompt; the response is fed teacher-forced below
-    device = batch.mask.device
-    n_resp = [s.n_response for s in group]
-    longest = max(n_resp)
-    pad_id = model.tokenizer.pad_token_id or 0
+    if fused:
+        for b, scores in zip(fused, _score_against_cache(model, batch, fused, [seqs[b] for b in fused], last_rows, rows, intervention)):
+            out[b] = scores
+    return out
+
+
+def _response_tensors(batch, fused: list[int], group: Sequence[LabeledSequence], names: list[str], rows: RowsKind, pad_id: int):
+    """The responses of ``group`` (rows ``fused`` of ``batch``) right-padded, their positions, and
+    the span masks and row weights over ``width + longest`` keys (the prompt part left-padded as in
+    the batch, the response part after ``width``)."""
+    width, longest = batch.width, max(s.n_response for s in group)
     ids = torch.full((len(fused), longest), pad_id, dtype=torch.long)
     resp_mask = torch.zeros(len(fused), longest, dtype=torch.long)
     positions = torch.zeros(len(fused), longest, dtype=torch.long)
@@ -299,8 +323,8 @@ def score_after_generation(
     last_w = torch.zeros(len(fused))
     for g, (b, s) in enumerate(zip(fused, group)):
         n, pad = s.n_prompt, batch.pad(b)
-        ids[g, : n_resp[g]] = torch.tensor(s.input_ids[n:])
-        resp_mask[g, : n_resp[g]] = 1
+        ids[g, : s.n_response] = torch.tensor(s.input_ids[n:])
+        resp_mask[g, : s.n_response] = 1
         positions[g] = n + torch.arange(longest)
         scored = s.rows(rows)
         for t in scored:
@@ -309,14 +333,26 @@ def score_after_generation(
             else:
                 row_w[g, t - n] = 1.0 / len(scored)
         for c, name in enumerate(names):
-            for start, end in s.token_spans.get(name, []):  # prompt part left-padded, response after width
+            for start, end in s.token_spans.get(name, []):
                 masks[g, pad + start : pad + min(end, n), c] = 1.0
                 masks[g, width + max(start, n) - n : width + end - n, c] = 1.0
+    return ids, resp_mask, positions, masks, row_w, last_w
+
+
+def _score_against_cache(model, batch, fused, group, last_rows, rows, intervention) -> list[dict[str, np.ndarray]]:
+    """Scores of the rows ``fused`` of ``batch``: the response tokens of ``group`` teacher-forced
+    against the prompt's cache, plus the last prompt row kept from the prefill."""
+    n_layers, n_heads, width = model.cfg.n_layers, model.cfg.n_heads, batch.width
+    names = sorted({n for s in group for n in s.token_spans})
+    ids, resp_mask, positions, masks, row_w, last_w = _response_tensors(batch, fused, group, names, rows, model.tokenizer.pad_token_id or 0)
+    cache, device = batch.cache, batch.mask.device
+    if batch.cached > width:
+        cache.crop(width - batch.cached)  # back to the prompt; the response is fed teacher-forced below
     keep = torch.tensor(fused)
-    if len(fused) < len(seqs):
-        batch.cache.batch_select_indices(keep.to(device))
+    if len(fused) < len(batch.prompts):
+        cache.batch_select_indices(keep.to(device))
     totals = torch.zeros(len(fused), n_layers, n_heads, len(names))
-    for layer in range(n_layers):  # the last prompt row, from the prefill
+    for layer in range(n_layers):
         totals[:, layer] += last_w[:, None, None] * (last_rows[layer][keep] @ masks[:, :width])
 
     def reduce(layer, positions, pattern):
@@ -330,9 +366,8 @@ def score_after_generation(
             ids.to(device),
             attention_mask=torch.cat([batch.mask[keep.to(device)], resp_mask.to(device)], dim=1),
             position_ids=positions.to(device),
-            cache=batch.cache,
+            cache=cache,
             logits=False,
         )
-    for b, scores in zip(fused, _per_sequence(totals, names, group)):
-        out[b] = scores
-    return out
+    batch.cache = None
+    return _per_sequence(totals, names, group)

@@ -57,8 +57,10 @@ def tiny_model(
     n_ctx: int = 8192,
     corpus: Iterable[str] | None = None,
     vocab_size: int = 512,
+    config: dict | None = None,
 ) -> Path:
-    """Build, save and return the directory of a tiny random-weight ``arch`` model."""
+    """Build, save and return the directory of a tiny random-weight ``arch`` model; ``config``
+    sets further fields of its ``transformers`` config (e.g. ``{"sliding_window": 16}``)."""
     import transformers as tf
 
     out = Path(out_dir)
@@ -81,7 +83,7 @@ def tiny_model(
     ids = {k: tokenizer.convert_tokens_to_ids(v) if v else None for k, v in (("bos", bos), ("eos", eos), ("pad", pad))}
     common = dict(vocab_size=len(tokenizer), bos_token_id=ids["bos"], eos_token_id=ids["eos"], pad_token_id=ids["pad"])
     if arch == "gpt2":
-        config = tf.GPT2Config(n_embd=d_model, n_layer=n_layers, n_head=n_heads, n_positions=n_ctx, **common)
+        cfg = tf.GPT2Config(n_embd=d_model, n_layer=n_layers, n_head=n_heads, n_positions=n_ctx, **common, **(config or {}))
         cls = tf.GPT2LMHeadModel
     else:
         config_cls, cls = {
@@ -89,7 +91,7 @@ def tiny_model(
             "qwen2": (tf.Qwen2Config, tf.Qwen2ForCausalLM),
             "mistral": (tf.MistralConfig, tf.MistralForCausalLM),
         }[arch]
-        config = config_cls(
+        cfg = config_cls(
             hidden_size=d_model,
             intermediate_size=2 * d_model,
             num_hidden_layers=n_layers,
@@ -98,9 +100,10 @@ def tiny_model(
             max_position_embeddings=n_ctx,
             tie_word_embeddings=False,
             **common,
+            **(config or {}),
         )
     torch.manual_seed(seed)
-    model = cls(config)
+    model = cls(cfg)
     model.save_pretrained(out)
     return out
 

@@ -29,12 +29,18 @@ class FakeTokenizer:
         return "".join("\n" if i == 9 else "" if i == 0 else chr(ord("a") + i) for i in ids)
 
 
+class FakeHF:
+    config = None  # a plain DynamicCache
+
+    def forward(self, input_ids, cache=None): ...
+
+
 class ScriptedModel:
     """Emits a fixed token sequence, whatever the input."""
 
     def __init__(self, script):
         self.script, self.step, self.tokenizer = script, 0, FakeTokenizer()
-        self.original_model = None
+        self.original_model = FakeHF()
         self.p = torch.nn.Parameter(torch.zeros(1))
         self.cfg = type("cfg", (), {"n_heads": 1})()
 
@@ -45,7 +51,7 @@ class ScriptedModel:
         logits = torch.zeros(ids.shape[0], ids.shape[1], 12)
         logits[:, -1, self.script[min(self.step, len(self.script) - 1)]] = 1
         self.step += 1
-        return logits, None
+        return logits
 
 
 def test_stops_at_line_break_after_text_and_at_eos():

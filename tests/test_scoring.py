@@ -188,3 +188,47 @@ def test_head_pattern_equals_hf_attentions_and_sums_to_the_scores(path, tiny_dir
     assert view.attention.sum() == pytest.approx(1.0, abs=1e-5) and len(view) == len(seq)
     with pytest.raises(ValueError, match=rf"no head \({model.cfg.n_layers}, 0\)"):
         head_pattern(model, seq, model.cfg.n_layers, 0)
+
+
+@pytest.fixture(scope="module")
+def sliding(tmp_path_factory):
+    from lens_focus import load_model
+    from lens_focus.tiny import tiny_model
+
+    path = tiny_model("mistral", tmp_path_factory.mktemp("sliding"), seed=3, config={"sliding_window": 16})
+    return path, load_model(str(path), device="cpu")
+
+
+@pytest.mark.parametrize("path", ["eager", "fast"])
+def test_a_sliding_window_cache_is_scored_in_a_second_pass_and_counted(path, sliding, nq_path):
+    """A cache past its sliding window cannot be cut back to the prompt: those answers are scored
+    teacher-forced from scratch, say so, and still equal a plain HF forward with attentions."""
+    from transformers import AutoModelForCausalLM
+
+    from lens_focus import answer_examples
+    from lens_focus.answers import second_pass_counts
+
+    where, model = sliding
+    exs = load_examples(nq_path, limit=1, n_docs=2, gold_positions=[1, 2])
+    with attention_path(model, path):
+        answered = answer_examples(model, exs, max_new_tokens=4, stop="eos", batch_size=3, score="generation", progress=False)
+    scored = [a for a in answered if a.sequence is not None]
+    assert scored and all(len(a.sequence) > 16 for a in scored)  # every prompt is longer than the window
+    assert second_pass_counts(answered) == {"cache cannot be cut back": len(scored)}
+    hf = AutoModelForCausalLM.from_pretrained(where, attn_implementation="eager").eval()
+    for a in scored:
+        ref = naive_scores(hf, a.sequence, "generation")
+        for name in ref:
+            np.testing.assert_allclose(a.scores[name], ref[name], rtol=0, atol=1e-5, err_msg=f"{path} {a.example.id} {name}")
+        # the window is honoured: the first key is out of reach of the scored rows
+        assert a.sequence.rows("generation").start > 16 and np.allclose(ref["sink"], 0)
+
+
+def test_answers_within_reach_of_the_cache_are_not_scored_twice(llama, nq_path):
+    from lens_focus import answer_examples
+    from lens_focus.answers import second_pass_counts
+
+    exs = load_examples(nq_path, limit=1, n_docs=2, gold_positions=[1])
+    answered = answer_examples(llama, exs, max_new_tokens=4, stop="eos", score="generation", progress=False)
+    assert any(a.sequence is not None for a in answered)
+    assert second_pass_counts(answered) == {} and all(a.second_pass is None for a in answered)
