@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 from tqdm.auto import tqdm
 
 from .cache import RowCache
+from .provenance import versions
 from .runs import Log
 
 DONE, PARAMS, CELLS = "done.json", "params.json", "cells.jsonl"
@@ -335,6 +336,6 @@ def reproduce(
         (folder / DONE).write_text(json.dumps({"params": params, "seconds": seconds}, indent=2) + "\n")
         status[step.name] = "ran"
         run.log(f"   {step.name} done in {seconds} s")
-    index = write_index(out, model_name=model_name, plan=plan)
+    index = write_index(out, model_name=model_name, plan=plan, versions=versions())
     run.log(f"wrote  {index}")
     return status

@@ -18,11 +18,15 @@ from .cache import RowCache
 from .heads import Head
 from .labels import Example
 from .model import model_info
+from .provenance import versions
 
 Log = Callable[[str], None]
 
 
 def _summary(out: Path, summary: dict) -> dict:
+    """Write ``out/summary.json``: ``summary`` and the versions it ran under."""
+    summary = {**summary, "versions": versions()}
+    out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -49,7 +53,7 @@ def score_run(
     ``em_by_position``, ``head_locations`` (Figure 2), ``table1`` and ``summary.json``."""
     from analyses import em_positions, head_locations, table1
 
-    from .answers import answer_examples, conditions, skip_counts
+    from .answers import answer_examples, conditions, second_pass_counts, skip_counts
     from .heads import rank_heads, save_heads
     from .scoring import aggregate_scores
 
@@ -86,7 +90,7 @@ def score_run(
     summary = _summary(out, {
         "model": info.to_dict(), "data": meta or {}, "rows": rows, "n_sink": n_sink, "stop": stop,
         "variants": sorted({e.variant for e in examples}), "max_new_tokens": max_new_tokens,
-        "examples": len(answered), "scored": len(kept), "skipped": skipped,
+        "examples": len(answered), "scored": len(kept), "skipped": skipped, "second_pass": second_pass_counts(answered),
         "skipped_ids": {a.example.id: a.skipped for a in answered if a.skipped},
         "em": {v: float(g.em.mean()) for v, g in em.groupby("variant")},
         "sparsity": spars.to_dict(orient="records"), "top_heads": [list(h) for h in ranked[:20]],
@@ -119,10 +123,15 @@ def compensate_run(
 
     from .experiments import compensation_experiment
 
+    start = time.time()
     table = compensation_experiment(model, examples, ranked, taus=taus, ks=ks, random_tau=random_tau, seed=seed, cache=cache, **answer_kw)
     fig3.write(table, out)
+    _summary(Path(out), {
+        "model": model_info(model).to_dict(), "prompts": len(examples), "taus": list(taus), "ks": [str(k) for k in ks],
+        "random_tau": random_tau, "seed": seed, **answer_kw, "seconds": round(time.time() - start, 1),
+    })  # fmt: skip
     log(table.to_string(index=False))
-    log(f"wrote  {out}/ (compensation.csv, compensation.html/png)")
+    log(f"wrote  {out}/ (compensation.csv, compensation.html/png, summary.json)")
     return table
 
 
@@ -139,7 +148,8 @@ def directions_run(
     log: Log = print,
     **answer_kw,
 ):
-    """Train focus directions on long prompts + gold responses (SPEC §4) and save them to ``out``."""
+    """Train focus directions on long prompts + gold responses (docs/method.md §4) and save them to ``out``
+    (its metadata records the versions it was trained under)."""
     from .answers import gold_response_sequences
     from .directions import SITES, train_directions
 
@@ -149,7 +159,7 @@ def directions_run(
     if not seqs:
         raise ValueError(f"no training sequence (skipped: {skipped})")
     log(f"train  {len(seqs)} sequences (long prompt + gold response); skipped {sum(skipped.values())} {skipped or ''}".rstrip())
-    d = train_directions(model, seqs, site=site, epochs=epochs, lr=lr, seed=seed, meta={**(meta or {}), "skipped": skipped})
+    d = train_directions(model, seqs, site=site, epochs=epochs, lr=lr, seed=seed, meta={**(meta or {}), "skipped": skipped, "versions": versions()})
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     d.save(out)
     m = d.meta
@@ -182,14 +192,20 @@ def sweep_run(
     from .directions import INERT_NOTE
     from .experiments import focus_scores, sweep_experiment
 
+    start = time.time()
     table = sweep_experiment(model, examples, directions, ranked, alphas=alphas, ks=ks, cache=cache, **answer_kw)
     fig4.write(table, out)
     scores = focus_scores(model, examples, directions, ranked[:table_k], alphas=table_alphas, cache=cache, **answer_kw)
     inert = directions.site == "post_rotary"
     table3.write(scores, out, note=f"Directions at site {directions.site}" + (f"; {INERT_NOTE}." if inert else "."))
+    _summary(Path(out), {
+        "model": model_info(model).to_dict(), "prompts": len(examples), "site": directions.site, "alphas": list(alphas),
+        "ks": [str(k) for k in ks], "table_alphas": list(table_alphas), "table_k": table_k, **answer_kw,
+        "seconds": round(time.time() - start, 1),
+    })  # fmt: skip
     log(table.pivot(index="alpha", columns="k", values="em").to_string())
     log(f"site   {directions.site}" + (f" ({INERT_NOTE})" if inert else ""))
-    log(f"wrote  {out}/ (sweep.csv, sweep.html/png, table3.csv, table3.md)")
+    log(f"wrote  {out}/ (sweep.csv, sweep.html/png, table3.csv, table3.md, summary.json)")
     return table, scores
 
 
@@ -216,7 +232,7 @@ def retrieval_run(
     meta: dict | None = None,
     log: Log = print,
 ) -> dict:
-    """Retrieval scores from the needle test (SPEC §6): ``retrieval_scores.csv``, ``retrieval_heads.json``."""
+    """Retrieval scores from the needle test (docs/method.md §6): ``retrieval_scores.csv``, ``retrieval_heads.json``."""
     from .heads import save_heads
     from .retrieval import retrieval_scores
 
