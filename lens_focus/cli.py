@@ -1,4 +1,4 @@
-"""The ``lens-focus`` command line."""
+"""The lens-focus command line."""
 from __future__ import annotations
 
 import json
@@ -10,20 +10,23 @@ from typing import Annotated, Optional
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Contextual heads and focus directions on TransformerLens.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
+    help="Contextual heads and focus directions on TransformerLens (arXiv:2503.23306; docs/method.md).",
+)  # fmt: skip
 
 ModelOpt = Annotated[str, typer.Option("--model", help="hub name, local save_pretrained directory, .gguf file, or an alias: toy, smollm2 (see `lens-focus models`)")]
 DataOpt = Annotated[str, typer.Option("--data", help="data file (.jsonl or .jsonl.gz), or a built-in task: facts (English facts about people) or toy")]
 TaskOpt = Annotated[Optional[str], typer.Option("--task", help="nq or kv (default: inferred from the file)")]
-NDocsOpt = Annotated[int, typer.Option("--n-docs", help="documents (or key-value pairs) per long prompt")]
+NDocsOpt = Annotated[int, typer.Option("--n-docs", min=1, help="documents (or key-value pairs) per long prompt")]
 PositionsOpt = Annotated[str, typer.Option("--gold-positions", help="1-based positions of the relevant document")]
 SplitOpt = Annotated[str, typer.Option("--split", help="test, train or all (seeded 50/50 split of questions)")]
-LimitOpt = Annotated[Optional[int], typer.Option("--limit", help="number of questions")]
-SeedOpt = Annotated[int, typer.Option("--seed")]
-NewTokensOpt = Annotated[int, typer.Option("--max-new-tokens")]
+LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="number of questions (default: all of the split)")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="seed of the data: the train/test split, the distractors and their order")]
+NewTokensOpt = Annotated[int, typer.Option("--max-new-tokens", min=1, help="most tokens generated per answer")]
 StopOpt = Annotated[str, typer.Option("--stop", help="line: answer ends at the first line break; eos: whole response")]
-BatchOpt = Annotated[int, typer.Option("--batch-size")]
-DeviceOpt = Annotated[Optional[str], typer.Option("--device")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="most prompts per forward pass (fewer when long prompts would not fit the memory budget)")]
+DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")]
 AttentionOpt = Annotated[str, typer.Option("--attention", help="fast (SDPA; scores from post-rotary queries and keys), eager (the bridge's attention), or auto: fast where it applies")]
 
 
@@ -52,11 +55,22 @@ class DataOptions:
         )  # fmt: skip
 
 
-def _positions(text: str) -> tuple[int, ...]:
+def _positions(text: str, *, name: str = "--gold-positions", low: int = 1, high: int | None = None) -> tuple[int, ...]:
     try:
-        return tuple(int(p) for p in text.split(",") if p.strip())
+        values = tuple(int(p) for p in text.split(",") if p.strip())
     except ValueError:
-        raise typer.BadParameter(f"expected comma-separated integers, got {text!r}") from None
+        raise typer.BadParameter(f"{name}: expected comma-separated integers, got {text!r}") from None
+    bad = [v for v in values if v < low or (high is not None and v > high)]
+    if not values or bad:
+        span = f"{low}..{high}" if high is not None else f">= {low}"
+        raise typer.BadParameter(f"{name}: every value must be in {span}, got {text!r}")
+    return values
+
+
+def _positive(value: float) -> float:
+    if not value > 0:
+        raise typer.BadParameter(f"must be > 0, got {value}")
+    return value
 
 
 def _fail(message: str) -> None:
@@ -98,15 +112,15 @@ def score(
     max_new_tokens: NewTokensOpt = 100,
     stop: StopOpt = "line",
     rows: Annotated[str, typer.Option("--rows", help="generation (rows that produce the answer) or response")] = "generation",
-    n_sink: Annotated[int, typer.Option("--n-sink", help="leading tokens that form the sink")] = 1,
+    n_sink: Annotated[int, typer.Option("--n-sink", min=1, help="leading tokens that form the sink")] = 1,
     variants: Annotated[str, typer.Option("--variants", help="prompts to answer and score: long (always), gold, negative")] = "long,gold",
     batch_size: BatchOpt = 8,
     device: DeviceOpt = None,
     attention: AttentionOpt = "auto",
-    out: Annotated[Path, typer.Option("--out")] = Path("runs/score"),
+    out: Annotated[Path, typer.Option("--out", help="folder to write the results into")] = Path("runs/score"),
 ) -> None:
     """Score every head by where its attention goes while the model answers (paper §2.2, Table 1, Figure 2)."""
-    opts = DataOptions(data, task, n_docs, _positions(gold_positions), split, limit, seed)
+    opts = DataOptions(data, task, n_docs, _positions(gold_positions, high=n_docs), split, limit, seed)
     chosen = tuple(v.strip() for v in variants.split(",") if v.strip())
     _run(lambda: _score(model, opts, max_new_tokens, stop, rows, n_sink, chosen, batch_size, Runtime(device, attention), out))
 
@@ -128,22 +142,31 @@ FloatsOpt = Annotated[Optional[str], typer.Option(help="comma-separated values (
 KsOpt = Annotated[Optional[str], typer.Option("--ks", help="comma-separated head counts, 'all' allowed (default: the paper's)")]
 
 
-def _floats(text: str | None, default) -> tuple[float, ...]:
+def _floats(text: str | None, default, *, name: str, low: float | None = None, high: float | None = None, open_low: bool = False) -> tuple[float, ...]:
+    """Comma-separated numbers (``default`` when not given), each within ``[low, high]`` (``(low, high]`` with ``open_low``)."""
     if text is None:
         return tuple(float(v) for v in default)
     try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
+        values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise typer.BadParameter(f"expected comma-separated numbers, got {text!r}") from None
+        raise typer.BadParameter(f"{name}: expected comma-separated numbers, got {text!r}") from None
+    too_low = low is not None and any(v < low or (open_low and v == low) for v in values)
+    if not values or too_low or (high is not None and any(v > high for v in values)):
+        span = f"{'>' if open_low else '>='} {low}" if high is None else f"{low}..{high}"
+        raise typer.BadParameter(f"{name}: every value must be {span}, got {text!r}")
+    return values
 
 
 def _ks(text: str | None, default) -> tuple:
     if text is None:
         return tuple(default)
     try:
-        return tuple(v.strip() if v.strip() == "all" else int(v) for v in text.split(",") if v.strip())
+        values = tuple(v.strip() if v.strip() == "all" else int(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise typer.BadParameter(f"expected comma-separated integers or 'all', got {text!r}") from None
+        raise typer.BadParameter(f"--ks: expected comma-separated integers or 'all', got {text!r}") from None
+    if not values or any(v != "all" and v < 1 for v in values):
+        raise typer.BadParameter(f"--ks: head counts must be >= 1 (or 'all'), got {text!r}")
+    return values
 
 
 @app.command()
@@ -153,7 +176,7 @@ def compensate(
     heads: HeadsOpt = ...,
     taus: Annotated[Optional[str], typer.Option("--taus", help="exponents τ (default 0.1,0.3,0.6,1.5,1000)")] = None,
     ks: KsOpt = None,
-    random_tau: Annotated[float, typer.Option("--random-tau", help="τ of the random-heads control")] = 0.3,
+    random_tau: Annotated[float, typer.Option("--random-tau", callback=_positive, help="τ of the random-heads control (> 0)")] = 0.3,
     task: TaskOpt = None,
     n_docs: NDocsOpt = 20,
     gold_positions: PositionsOpt = "1,5,10,15,20",
@@ -165,13 +188,13 @@ def compensate(
     batch_size: BatchOpt = 8,
     device: DeviceOpt = None,
     attention: AttentionOpt = "auto",
-    out: Annotated[Path, typer.Option("--out")] = Path("runs/compensate"),
+    out: Annotated[Path, typer.Option("--out", help="folder to write the results into")] = Path("runs/compensate"),
 ) -> None:
     """EM under split-softmax compensation on the top-k contextual heads over τ and k (paper Figure 3)."""
     from .experiments import COMPENSATION_KS, TAUS
 
-    opts = DataOptions(data, task, n_docs, _positions(gold_positions), split, limit, seed)
-    grid = (_floats(taus, TAUS), _ks(ks, COMPENSATION_KS))
+    opts = DataOptions(data, task, n_docs, _positions(gold_positions, high=n_docs), split, limit, seed)
+    grid = (_floats(taus, TAUS, name="--taus", low=0.0, open_low=True), _ks(ks, COMPENSATION_KS))
     _run(lambda: _compensate(model, opts, heads, *grid, random_tau, max_new_tokens, stop, batch_size, Runtime(device, attention), out))
 
 
@@ -190,8 +213,8 @@ def train_directions_cmd(
     model: ModelOpt = "toy",
     data: DataOpt = ...,
     site: Annotated[str, typer.Option("--site", help="post_rotary (reference placement; d_K inert) or pre_rotary")] = "post_rotary",
-    epochs: Annotated[int, typer.Option("--epochs")] = 10,
-    lr: Annotated[float, typer.Option("--lr")] = 1e-3,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="passes over the training sequences")] = 10,
+    lr: Annotated[float, typer.Option("--lr", callback=_positive, help="AdamW learning rate (> 0)")] = 1e-3,
     task: TaskOpt = None,
     n_docs: NDocsOpt = 20,
     gold_positions: PositionsOpt = "1,5,10,15,20",
@@ -203,10 +226,10 @@ def train_directions_cmd(
     batch_size: BatchOpt = 8,
     device: DeviceOpt = None,
     attention: AttentionOpt = "auto",
-    out: Annotated[Path, typer.Option("--out")] = Path("runs/directions.safetensors"),
+    out: Annotated[Path, typer.Option("--out", help="safetensors file to write the directions into")] = Path("runs/directions.safetensors"),
 ) -> None:
-    """Train focus directions for every head from cached queries and keys (paper §3, SPEC §4)."""
-    opts = DataOptions(data, task, n_docs, _positions(gold_positions), split, limit, seed)
+    """Train focus directions for every head from cached queries and keys (paper §3; docs/method.md §4)."""
+    opts = DataOptions(data, task, n_docs, _positions(gold_positions, high=n_docs), split, limit, seed)
     _run(lambda: _train_directions(model, opts, site, epochs, lr, max_new_tokens, stop, batch_size, Runtime(device, attention), out))
 
 
@@ -231,7 +254,7 @@ def sweep(
     alphas: Annotated[Optional[str], typer.Option("--alphas", help="strengths α (default: the paper's 13)")] = None,
     ks: KsOpt = None,
     table_alphas: Annotated[Optional[str], typer.Option("--table-alphas", help="α of Table 3 (default -0.2,0.2,0.4,0.5,1)")] = None,
-    table_k: Annotated[int, typer.Option("--table-k", help="top heads in Table 3")] = 5,
+    table_k: Annotated[int, typer.Option("--table-k", min=1, help="top heads in Table 3")] = 5,
     task: TaskOpt = None,
     n_docs: NDocsOpt = 20,
     gold_positions: PositionsOpt = "1,5,10,15,20",
@@ -243,13 +266,13 @@ def sweep(
     batch_size: BatchOpt = 8,
     device: DeviceOpt = None,
     attention: AttentionOpt = "auto",
-    out: Annotated[Path, typer.Option("--out")] = Path("runs/sweep"),
+    out: Annotated[Path, typer.Option("--out", help="folder to write the results into")] = Path("runs/sweep"),
 ) -> None:
     """EM over focus strength α and head count k (paper Figure 4) and the top heads' scores under α (Table 3)."""
     from .experiments import ALPHAS, SWEEP_KS, TABLE3_ALPHAS
 
-    opts = DataOptions(data, task, n_docs, _positions(gold_positions), split, limit, seed)
-    grid = (_floats(alphas, ALPHAS), _ks(ks, SWEEP_KS), _floats(table_alphas, TABLE3_ALPHAS))
+    opts = DataOptions(data, task, n_docs, _positions(gold_positions, high=n_docs), split, limit, seed)
+    grid = (_floats(alphas, ALPHAS, name="--alphas"), _ks(ks, SWEEP_KS), _floats(table_alphas, TABLE3_ALPHAS, name="--table-alphas"))
     _run(lambda: _sweep(model, opts, directions, heads, *grid, table_k, max_new_tokens, stop, batch_size, Runtime(device, attention), out))
 
 
@@ -275,22 +298,23 @@ def retrieval(
     batch_size: BatchOpt = 4,
     device: DeviceOpt = None,
     attention: AttentionOpt = "auto",
-    out: Annotated[Path, typer.Option("--out")] = Path("runs/retrieval"),
+    out: Annotated[Path, typer.Option("--out", help="folder to write the results into")] = Path("runs/retrieval"),
 ) -> None:
     """Rank heads by retrieval score on a needle-in-a-haystack test (Wu et al. 2024; paper §5, Figure 9).
-    With ``--model toy`` the needles, filler and question are in the toy vocabulary."""
-    _run(lambda: _retrieval(model, filler, _positions(lengths), depths, max_new_tokens, batch_size, Runtime(device, attention), out))
-
-
-def _retrieval(model_name, filler, lengths, depths, max_new_tokens, batch_size, runtime: Runtime, out: Path) -> None:
+    With --model toy the needles, filler and question are in the toy vocabulary."""
     from .data.needle import DEFAULT_DEPTHS
+
+    chosen = _floats(depths, DEFAULT_DEPTHS, name="--depths", low=0.0, high=100.0)
+    _run(lambda: _retrieval(model, filler, _positions(lengths, name="--lengths"), chosen, max_new_tokens, batch_size, Runtime(device, attention), out))
+
+
+def _retrieval(model_name, filler, lengths, chosen, max_new_tokens, batch_size, runtime: Runtime, out: Path) -> None:
     from .model import load_model, model_info
     from .runs import needle_set, retrieval_run
 
     if model_name == "toy" and filler is not None:
         raise ValueError("--filler does not apply to the toy model: its haystack is made of toy facts")
     lm = load_model(model_name, device=runtime.device, attention=runtime.attention)
-    chosen = _floats(depths, DEFAULT_DEPTHS)
     examples = needle_set(lm, model_name, lengths=lengths, depths=chosen, filler=filler)
     typer.echo(f"model  {model_info(lm)}; {lm.lens_attention} attention")
     typer.echo(f"data   {len(examples)} needle prompts: lengths {list(lengths)}, depths {list(chosen)}, filler {filler or 'built-in'}"
@@ -307,16 +331,16 @@ def evaluate(
     tasks: Annotated[Optional[str], typer.Option("--tasks", help="comma-separated task names (default: toy_needle,toy_qa for the toy; mk_needle,mk_uuid,mv,json_kv, and nq with --nq)")] = None,
     lengths: Annotated[Optional[str], typer.Option("--lengths", help="context lengths in tokens (default: 80,160 for the toy; 1000,2000)")] = None,
     settings: Annotated[str, typer.Option("--settings", help="baseline and <k>_<alpha>: α·d on the top-k heads")] = ",".join(("baseline", "10_0.2", "20_0.2", "10_-0.2", "20_-0.2")),
-    n: Annotated[int, typer.Option("--n", help="prompts per task and length")] = 10,
+    n: Annotated[int, typer.Option("--n", min=1, help="prompts per task and length")] = 10,
     nq: Annotated[Optional[Path], typer.Option("--nq", help="NQ file for the nq task (lost-in-the-middle oracle or 20-document file)")] = None,
     kv: Annotated[Optional[Path], typer.Option("--kv", help="lost-in-the-middle key-value file for json_kv (default: generated UUID pairs)")] = None,
     helmet: Annotated[Optional[list[Path]], typer.Option("--helmet", help="a HELMET data file to evaluate as one more task (repeatable)")] = None,
-    sink_k: Annotated[int, typer.Option("--sink-k", help="top heads whose sink score the sink table averages")] = 5,
+    sink_k: Annotated[int, typer.Option("--sink-k", min=1, help="top heads whose sink score the sink table averages")] = 5,
     seed: Annotated[int, typer.Option("--seed", help="draws the prompts; nq and json_kv from --kv take other held-out questions per seed")] = 0,
     batch_size: BatchOpt = 4,
     device: DeviceOpt = None,
     attention: AttentionOpt = "auto",
-    out: Annotated[Path, typer.Option("--out")] = Path("runs/evaluate"),
+    out: Annotated[Path, typer.Option("--out", help="folder to write the results into")] = Path("runs/evaluate"),
 ) -> None:
     """Focus directions on long-context tasks: scores per task, category and setting, and the top heads' sink score per task (paper Tables 2, 5-13)."""
     _run(lambda: _evaluate(model, directions, heads, tasks, lengths, settings, n, nq, kv, helmet or [], sink_k, seed, batch_size, Runtime(device, attention), out))
@@ -335,7 +359,7 @@ def _evaluate(model_name, directions_path, heads_path, tasks, lengths, settings,
     unknown = [t for t in names if t not in TASKS]
     if unknown:
         raise ValueError(f"unknown tasks {unknown}; choose from {sorted(TASKS)}")
-    lens = _positions(lengths) if lengths else ((80, 160) if model_name == "toy" else (1000, 2000))
+    lens = _positions(lengths, name="--lengths") if lengths else ((80, 160) if model_name == "toy" else (1000, 2000))
     lm = load_model(model_name, device=runtime.device, attention=runtime.attention)
     info = model_info(lm)
     ranked = load_heads(heads_path, n_layers=info.n_layers, n_heads=info.n_heads)
@@ -364,7 +388,7 @@ def reproduce(
     steps: Annotated[Optional[str], typer.Option("--steps", help="comma-separated steps to run (with the steps they read); default all")] = None,
     nq: Annotated[Optional[Path], typer.Option("--nq", help="NQ file: adds the nq task to the task step")] = None,
     kv: Annotated[Optional[Path], typer.Option("--kv", help="lost-in-the-middle key-value file for json_kv (default: generated)")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="seed of every step's data (default: the plan's, 0)")] = None,
     plan_file: Annotated[Optional[Path], typer.Option("--plan", help="JSON object of plan fields to change, e.g. {\"task_lengths\": [4000, 8000]} (the fields: OUT/plan.json)")] = None,
     device: DeviceOpt = None,
     attention: AttentionOpt = "auto",
@@ -417,7 +441,7 @@ def tiny_model_cmd(
     arch: Annotated[str, typer.Argument(help="llama, qwen2, mistral or gpt2")],
     out: Annotated[Path, typer.Argument(help="directory to save the model in")],
     corpus: Annotated[Optional[Path], typer.Option("--corpus", help="jsonl(.gz) data whose text trains the tokenizer")] = None,
-    vocab_size: Annotated[int, typer.Option("--vocab-size")] = 512,
+    vocab_size: Annotated[int, typer.Option("--vocab-size", min=300, help="tokens in the byte-level BPE vocabulary (at least the 256 bytes and the specials)")] = 512,
     seed: SeedOpt = 0,
 ) -> None:
     """Build and save a tiny random-weight model (for smoke runs and demos without a network)."""
@@ -430,7 +454,7 @@ def tiny_model_cmd(
     typer.echo(f"saved a tiny {arch} model to {path}")
 
 
-toy_app = typer.Typer(no_args_is_help=True, help="The embedded toy model: train it, report how it behaves.")
+toy_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="The embedded toy model: train it, report how it behaves.")
 app.add_typer(toy_app, name="toy")
 
 
@@ -438,8 +462,8 @@ app.add_typer(toy_app, name="toy")
 def toy_train(
     seed: SeedOpt = 0,
     out: Annotated[Optional[Path], typer.Option("--out", help="default: the package's shipped checkpoint directory")] = None,
-    steps: Annotated[Optional[int], typer.Option("--steps", help="override the recipe's step count (smoke runs)")] = None,
-    report_n: Annotated[int, typer.Option("--report-n", help="held-out questions for the model card's report")] = 500,
+    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="override the recipe's step count (smoke runs)")] = None,
+    report_n: Annotated[int, typer.Option("--report-n", min=1, help="held-out questions for the model card's report")] = 500,
 ) -> None:
     """Train the toy model from scratch with the shipped recipe and write its model card."""
     from .aliases import TOY_DIR
@@ -462,7 +486,7 @@ def toy_train(
 @toy_app.command("report")
 def toy_report_cmd(
     model: ModelOpt = "toy",
-    n: Annotated[int, typer.Option("--n", help="held-out questions")] = 500,
+    n: Annotated[int, typer.Option("--n", min=1, help="held-out questions")] = 500,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Accuracy with and without distractors, the sink, and the contextual heads of the toy model."""

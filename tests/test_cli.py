@@ -134,7 +134,7 @@ def test_retrieval_command(tiny_dirs, tmp_path):
     assert summary["counted"] == 0 and frame.score.isna().all() and json.loads((out / "retrieval_heads.json").read_text()) == []
     assert "no response recalled the needle" in result.output
     bad = runner.invoke(app, ["retrieval", "--model", str(tiny_dirs["llama"]), "--depths", "150", "--out", str(out)])
-    assert bad.exit_code == 2 and "depths must be percentages" in bad.output
+    assert bad.exit_code == 2 and "--depths: every value must be 0.0..100.0" in bad.output
 
 
 def test_retrieval_on_the_toy_uses_toy_vocabulary_needles(tmp_path):
@@ -153,3 +153,80 @@ def test_retrieval_on_the_toy_uses_toy_vocabulary_needles(tmp_path):
         assert b - a == 1 and toy.tokenizer.decode(seq.input_ids[a:b]).strip() == ex.answers[0] in VALUES
     bad = runner.invoke(app, ["retrieval", "--model", "toy", "--filler", str(tmp_path / "x.txt"), "--out", str(out)])
     assert bad.exit_code == 2 and "--filler does not apply to the toy model" in bad.output
+
+
+@pytest.fixture()
+def no_model_load(monkeypatch):
+    """Any attempt to load a model fails the test: bad input must stop before that."""
+    import lens_focus.model
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was loaded before the bad input was found")
+
+    monkeypatch.setattr(lens_focus.model, "load_model", refuse)
+
+
+HEADS_ARGS = ["--heads", "heads.json"]
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["score", "--data", "toy", "--max-new-tokens", "0"], "--max-new-tokens"),
+        (["score", "--data", "toy", "--max-new-tokens", "-1"], "--max-new-tokens"),
+        (["score", "--data", "toy", "--limit", "0"], "--limit"),
+        (["score", "--data", "toy", "--n-docs", "0"], "--n-docs"),
+        (["score", "--data", "toy", "--batch-size", "0"], "--batch-size"),
+        (["score", "--data", "toy", "--n-sink", "0"], "--n-sink"),
+        (["score", "--data", "toy", "--n-docs", "10", "--gold-positions", "1,11"], "--gold-positions"),
+        (["score", "--data", "toy", "--gold-positions", "0"], "--gold-positions"),
+        (["train-directions", "--data", "toy", "--epochs", "0"], "--epochs"),
+        (["train-directions", "--data", "toy", "--lr", "0"], "--lr"),
+        (["compensate", "--data", "toy", *HEADS_ARGS, "--taus", "0.1,0"], "--taus"),
+        (["compensate", "--data", "toy", *HEADS_ARGS, "--taus", "-1"], "--taus"),
+        (["compensate", "--data", "toy", *HEADS_ARGS, "--ks", "5,0"], "--ks"),
+        (["compensate", "--data", "toy", *HEADS_ARGS, "--random-tau", "0"], "--random-tau"),
+        (["sweep", "--data", "toy", "--directions", "d.safetensors", *HEADS_ARGS, "--ks", "-3"], "--ks"),
+        (["retrieval", "--model", "toy", "--lengths", "0,80"], "--lengths"),
+        (["retrieval", "--model", "toy", "--depths", "50,120"], "--depths"),
+        (["evaluate", *HEADS_ARGS, "--n", "0"], "--n"),
+    ],
+)
+def test_numbers_out_of_range_stop_before_the_model_loads(args, says, no_model_load):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert says in result.output and "AssertionError" not in result.output
+
+
+def test_an_empty_data_file_is_named_as_empty(tmp_path, no_model_load):
+    for name, content in (("empty.jsonl", b""), ("blank.jsonl", b"\n\n  \n")):
+        path = tmp_path / name
+        path.write_bytes(content)
+        result = runner.invoke(app, ["score", "--data", str(path)])
+        assert result.exit_code == 2 and f"{name}: the file is empty" in result.output, result.output
+    gz = tmp_path / "empty.jsonl.gz"
+    import gzip
+
+    with gzip.open(gz, "wb"):
+        pass
+    result = runner.invoke(app, ["score", "--data", str(gz)])
+    assert result.exit_code == 2 and "empty.jsonl.gz: the file is empty" in result.output
+    broken = tmp_path / "broken.jsonl.gz"
+    broken.write_bytes(b"not gzip at all")
+    result = runner.invoke(app, ["score", "--data", str(broken)])
+    assert result.exit_code == 2 and "broken.jsonl.gz: not a readable gzipped JSON-lines file" in result.output
+
+
+def test_help_is_plain_text_and_describes_every_option():
+    for command in ("score", "compensate", "train-directions", "sweep", "retrieval", "evaluate", "reproduce", "models"):
+        result = runner.invoke(app, [command, "--help"])
+        assert result.exit_code == 0
+        text = result.output
+        assert "``" not in text and "SPEC" not in text and "╭" not in text, command
+        options = [line.split()[0] for line in text.splitlines() if line.strip().startswith("--")]
+        assert options, command
+        for line in text.splitlines():
+            parts = line.split()
+            if line.startswith("  --") and parts[0] != "--help":
+                described = len(parts) > 2 or (len(parts) == 2 and not parts[1].startswith("<"))
+                assert described, f"{command}: {line.strip()} has no description"

@@ -117,9 +117,44 @@ def test_bad_gguf_inputs_fail_clearly(tmp_path, cache):
         load_model(str(tmp_path / "missing.gguf"))
     junk = tmp_path / "junk.gguf"
     junk.write_bytes(b"not a gguf file at all" * 10)
-    with pytest.raises(ValueError, match="could not read this GGUF file"):
+    with pytest.raises(ValueError, match="not a complete GGUF file"):
         gguf.dequantized_dir(junk, progress=False)
-    assert not any(cache.rglob(gguf.MARKER))
+    assert not cache.exists() or not any(cache.rglob("*"))
+
+
+@pytest.mark.parametrize("cut", [0.001, 0.02, 0.5, 0.999])
+def test_a_truncated_gguf_is_refused_in_one_line_and_leaves_no_cache_entry(cut, tiny_gguf, tmp_path, cache):
+    from typer.testing import CliRunner
+
+    from lens_focus.cli import app
+
+    whole = tiny_gguf[1].read_bytes()
+    short = tmp_path / "short.gguf"
+    short.write_bytes(whole[: max(8, int(len(whole) * cut))])
+    with pytest.raises(ValueError, match=r"short.gguf: (not a complete|truncated) GGUF file"):
+        gguf.dequantized_dir(short, progress=False)
+    done = CliRunner().invoke(app, ["score", "--model", str(short), "--data", "facts", "--limit", "1", "--out", str(tmp_path / "o")])
+    assert done.exit_code == 2 and done.output.strip().count("\n") == 0, done.output
+    assert "GGUF file" in done.output
+    assert not cache.exists() or not any(cache.rglob("*"))
+
+
+def test_a_gguf_of_an_architecture_transformers_cannot_read_is_refused(tmp_path, cache):
+    import gguf as gguf_package
+    import numpy as np
+
+    path = tmp_path / "foreign.gguf"
+    w = gguf_package.GGUFWriter(str(path), "lens-focus-unknown-arch")
+    w.add_block_count(1)
+    w.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    gguf.check_gguf(path)  # a whole GGUF file ...
+    with pytest.raises(ValueError, match="foreign.gguf: transformers could not read this GGUF file"):
+        gguf.dequantized_dir(path, progress=False)  # ... of something transformers does not read
+    assert not cache.exists() or not any(cache.rglob(gguf.MARKER))
 
 
 def _fake_model(tmp_path):

@@ -145,7 +145,7 @@ def test_helmet_bad_records_are_named(tmp_path):
         helmet_examples(missing)
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    with pytest.raises(DataError, match="no records"):
+    with pytest.raises(DataError, match="empty.jsonl: the file is empty"):
         helmet_examples(empty)
 
 

@@ -20,22 +20,30 @@ class DataError(ValueError):
 
 
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
-    """Yield ``(line_number, object)`` from a ``.jsonl`` or ``.jsonl.gz`` file (1-based lines)."""
+    """Yield ``(line_number, object)`` from a ``.jsonl`` or ``.jsonl.gz`` file (1-based lines).
+    A file with no object, or one that cannot be read as (gzipped) text, is a :class:`DataError`."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"data file not found: {path}")
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: malformed JSON ({e.msg})") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            yield lineno, obj
+    seen = False
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            for lineno, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{path}:{lineno}: malformed JSON ({e.msg})") from None
+                if not isinstance(obj, dict):
+                    raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+                seen = True
+                yield lineno, obj
+    except (OSError, EOFError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not a readable {'gzipped ' if opener is gzip.open else ''}JSON-lines file ({e})") from None
+    if not seen:
+        raise DataError(f"{path}: the file is empty (no JSON object in it)")
 
 
 def require(obj: dict, key: str, kind: type, where: str):
