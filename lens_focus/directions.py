@@ -1,4 +1,4 @@
-"""Focus directions (SPEC §4): per-head query and key vectors that move attention to the
+"""Focus directions (docs/method.md §4): per-head query and key vectors that move attention to the
 relevant document, trained from cached queries and keys, saved to and loaded from safetensors.
 
 Training sequences are long prompts followed by the *gold response* (the model's greedy answer to
@@ -243,7 +243,7 @@ def train_directions(
     meta: dict | None = None,
     progress: bool = True,
 ) -> FocusDirections:
-    """Train ``d_Q``, ``d_K`` for every head (SPEC §4): loss ``−S_C`` averaged over heads and
+    """Train ``d_Q``, ``d_K`` for every head (docs/method.md §4): loss ``−S_C`` averaged over heads and
     rows, one sequence per step (shuffled per epoch under ``seed``), AdamW, init ``N(0, init_std²)``.
 
     Args:

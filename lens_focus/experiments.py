@@ -24,7 +24,7 @@ from .labels import Example
 from .model import model_info
 
 TAUS = (0.1, 0.3, 0.6, 1.5, 1000.0)
-"""SPEC §3: the paper's exponents."""
+"""docs/method.md §3: the paper's exponents."""
 COMPENSATION_KS = (1, 5, 10, 20, 30, 50, 100, 150, 200, 300, 400, 500, 600)
 ALPHAS = (-1.0, -0.5, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
 SWEEP_KS: tuple[int | str, ...] = (1, 5, 10, 20, 30, 50, "all")

@@ -1,7 +1,7 @@
 """Interventions on attention, each a context manager over the model's hook points.
 
-- :func:`split_softmax`: split-softmax compensation on ``hook_pattern`` (SPEC §3, paper Eq. 2–3).
-- :func:`focus`: focus directions added to queries and keys (SPEC §4, paper Eq. 5); the
+- :func:`split_softmax`: split-softmax compensation on ``hook_pattern`` (docs/method.md §3, paper Eq. 2–3).
+- :func:`focus`: focus directions added to queries and keys (docs/method.md §4, paper Eq. 5); the
   directions themselves live in :mod:`lens_focus.directions`.
 
 Both register through :func:`lens_focus.hooks.add_hooks` and remove exactly their own hooks on
@@ -61,7 +61,7 @@ def split_softmax_pattern(
     rows: Bool[Tensor, "batch q_pos"],
     tau: float,
 ) -> Float[Tensor, "batch head q_pos k_pos"]:
-    """SPEC §3 on the chosen ``rows``: with ``π`` the row's mass on ``span``, weights inside the
+    """docs/method.md §3 on the chosen ``rows``: with ``π`` the row's mass on ``span``, weights inside the
     span are scaled by ``π^τ / π`` and the others by ``(1 − π^τ) / (1 − π)``; rows with ``π = 0``
     or ``π = 1``, and rows not chosen, are returned unchanged."""
     if not tau > 0:
@@ -202,10 +202,10 @@ def _add_key_term(scores, *, hook, heads: list[int], vec: Tensor, alpha: float, 
 
 
 def add_focus(model, directions, heads: Sequence[Head], *, alpha: float) -> HookHandle:
-    """Register focus directions ``alpha * d`` on ``heads`` (SPEC §4, Eq. 5); returns the handle.
+    """Register focus directions ``alpha * d`` on ``heads`` (docs/method.md §4, Eq. 5); returns the handle.
 
     ``post_rotary``: ``d_Q`` on ``hook_rot_q``; ``d_K`` (per query head) as its exact effect on
-    the scores, a constant per row, which leaves every pattern unchanged (SPEC §4: post-rotary
+    the scores, a constant per row, which leaves every pattern unchanged (docs/method.md §4: post-rotary
     ``d_K`` is inert). ``pre_rotary``: ``d_Q`` on ``hook_q`` and ``d_K`` on ``hook_k`` of the
     key-value head each chosen query head reads (``h // group size``); under grouped-query
     attention that key vector is also seen by the other query heads of its group.

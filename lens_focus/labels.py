@@ -1,4 +1,4 @@
-"""Prompts with named parts, rendered for a model and labeled at the token level (SPEC §1).
+"""Prompts with named parts, rendered for a model and labeled at the token level (docs/method.md §1).
 
 An :class:`Example` is the user message as a list of :class:`Segment` s, some named (``instruction``,
 ``doc_1`` … ``doc_N``, ``question``), plus which document is relevant. :func:`label` renders it

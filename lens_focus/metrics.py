@@ -1,4 +1,4 @@
-"""Answer metrics (SPEC §5)."""
+"""Answer metrics (docs/method.md §5)."""
 from __future__ import annotations
 
 import re

@@ -1,4 +1,4 @@
-"""Retrieval scores (SPEC §6, after Wu et al. 2024): which heads copy the needle's answer while the
+"""Retrieval scores (docs/method.md §6, after Wu et al. 2024): which heads copy the needle's answer while the
 model answers a needle-in-a-haystack question.
 
 At decoding step ``t`` the model emits token ``w_t`` from the attention row of the position before

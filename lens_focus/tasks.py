@@ -1,4 +1,4 @@
-"""The long-context task suite (SPEC §7; paper Tables 2, 5–13): what each task builds, its
+"""The long-context task suite (docs/method.md §7; paper Tables 2, 5–13): what each task builds, its
 category, how it is graded and how long its answers may be. All build offline, at context
 lengths given in tokens of the model's tokenizer.
 

@@ -16,7 +16,7 @@ from lens_focus.scoring import span_sums
 
 
 def naive_split_softmax(pattern, span, rows, tau):
-    """SPEC §3 written out row by row in numpy."""
+    """docs/method.md §3 written out row by row in numpy."""
     out = pattern.copy()
     for b in range(pattern.shape[0]):
         for h in range(pattern.shape[1]):

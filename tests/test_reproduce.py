@@ -71,6 +71,12 @@ def test_every_step_writes_its_artefacts_and_the_index_links_them(run):
     for link in re.findall(r"\]\(([^)]+)\)", index):
         assert (out / link).exists(), link
     assert json.loads((out / "plan.json").read_text())["score_limit"] == TINY.score_limit
+    # the versions it ran under, in the index and in every step's summary
+    import transformers
+
+    assert f"transformers {transformers.__version__}" in index and "ran under" not in index
+    for summary in ("score", "heads", "compensation", "sweep", "retrieval_heads", "evaluation"):
+        assert json.loads((out / summary / "summary.json").read_text())["versions"]["transformers"] == transformers.__version__
 
 
 def test_index_numbers_are_read_from_the_step_files(run):

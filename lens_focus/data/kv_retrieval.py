@@ -3,7 +3,7 @@
 Each key-value pair is a "document"; the relevant one is the gold pair. ``n_docs`` pairs are kept
 (the gold pair and the first ``n_docs - 1`` others in file order) and the gold pair is moved to
 each requested position. :func:`json_kv_examples` builds the ``json_kv`` task of the evaluation
-suite (SPEC §7) from the same file or from generated UUIDs, its length set by the number of pairs.
+suite (docs/method.md §7) from the same file or from generated UUIDs, its length set by the number of pairs.
 """
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def kv_examples(
 def json_kv_examples(
     tokenizer, *, lengths: Sequence[int] = (1000,), n: int = 10, seed: int = 0, path: str | Path | None = None, split: Split = "test"
 ) -> list[Example]:
-    """The ``json_kv`` task (SPEC §7): ``n`` prompts per length, each a JSON object of as many
+    """The ``json_kv`` task (docs/method.md §7): ``n`` prompts per length, each a JSON object of as many
     key-value pairs as fill about ``length`` tokens, asking for one key's value; the reply
     starts ``Corresponding value:``. Pairs come from a lost-in-the-middle key-value ``path``
     (records ``seed·n … seed·n + n - 1`` of the ``split``, split as with seed 0, so that seeds

@@ -4,7 +4,7 @@ Accepts the oracle file (one gold document per question; distractors are then ot
 gold documents, seeded, never containing an answer) and the 20-document files (their own
 retrieved distractors, ``isgold`` marking the gold one). :func:`nq_examples` renders prompts as
 the lost-in-the-middle study did; :func:`rag_examples` builds the ``nq`` task of the evaluation
-suite as HELMET renders RAG (SPEC §7), its length set by the number of passages.
+suite as HELMET renders RAG (docs/method.md §7), its length set by the number of passages.
 """
 from __future__ import annotations
 
@@ -135,7 +135,7 @@ RAG_INSTRUCTION = "Use the documents below to answer the question. Give a short 
 def rag_examples(
     path: str | Path, tokenizer, *, lengths: Sequence[int] = (1000,), n: int = 10, seed: int = 0, split: Split = "test", split_seed: int = 0
 ) -> list[Example]:
-    """The ``nq`` task (SPEC §7): per length, ``n`` questions of ``split`` (split with
+    """The ``nq`` task (docs/method.md §7): per length, ``n`` questions of ``split`` (split with
     ``split_seed``, as the other commands split with their ``--seed``; seed ``s`` takes the
     questions ``s·n … s·n + n - 1`` of it, so seeds never share a question and stay held out from
     directions trained on the ``train`` split),

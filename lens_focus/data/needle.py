@@ -1,4 +1,4 @@
-"""Needle in a haystack (SPEC §6): a needle sentence that holds an answer, inserted into filler
+"""Needle in a haystack (docs/method.md §6): a needle sentence that holds an answer, inserted into filler
 text at chosen depths of a context of chosen length, with exact spans.
 
 The context is cut from the filler at a sentence end so that filler and needle make about

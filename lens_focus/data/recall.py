@@ -1,4 +1,4 @@
-"""Synthetic recall tasks in the manner of RULER as HELMET runs them (SPEC §7), built offline
+"""Synthetic recall tasks in the manner of RULER as HELMET runs them (docs/method.md §7), built offline
 for any tokenizer:
 
 - ``mk_needle`` (multi-key needle): the whole context is needles, ``One of the special magic
