@@ -21,15 +21,24 @@ def _version(package: str) -> str | None:
         return None
 
 
+CODE = ("lens_focus", "analyses", "pyproject.toml")
+"""The paths of a checkout whose changes make a run's code differ from its commit."""
+
+
 def git_commit(path: str | Path = Path(__file__).parent) -> str | None:
     """The commit of the git checkout holding ``path`` (lens_focus' own by default), with
-    ``+dirty`` when tracked files differ from it; None outside a checkout or without git."""
+    ``+dirty`` when the code (:data:`CODE`) differs from it; None outside a checkout or without
+    git. Output folders such as ``figures/`` may change without making a run dirty."""
     try:
-        run = functools.partial(subprocess.run, cwd=path, capture_output=True, text=True, timeout=10)
-        head = run(["git", "rev-parse", "HEAD"])
+        run = functools.partial(subprocess.run, capture_output=True, text=True, timeout=10)
+        top = run(["git", "rev-parse", "--show-toplevel"], cwd=path)
+        if top.returncode != 0:
+            return None
+        root = top.stdout.strip()
+        head = run(["git", "rev-parse", "HEAD"], cwd=root)
         if head.returncode != 0:
             return None
-        dirty = run(["git", "status", "--porcelain", "--untracked-files=no"]).stdout.strip()
+        dirty = run(["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE], cwd=root).stdout.strip()
         return head.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
