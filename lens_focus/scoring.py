@@ -258,14 +258,15 @@ def second_pass_reason(batch, b: int, seq: LabeledSequence | None) -> str | None
         return None
     if list(seq.input_ids[: seq.n_prompt]) != batch.prompts[b]:
         return "prompt re-tokenized with the response"
-    if not _can_cut_back(batch.cache, batch.cached):
-        return "cache cannot be cut back"
+    if not _keeps_every_position(batch.cache, batch.cached):
+        return "sliding-window cache past its window"
     return None
 
 
-def _can_cut_back(cache, length: int) -> bool:
-    """Whether ``cache.crop`` can return a cache of ``length`` positions to an earlier length: every
-    layer keeps all its positions (a sliding-window layer drops those beyond its window)."""
+def _keeps_every_position(cache, length: int) -> bool:
+    """Whether every layer of ``cache``, holding ``length`` positions, still keeps all of them: then
+    ``crop`` can cut it back to the prompt and its keys line up with absolute positions. A
+    sliding-window layer past its window has dropped the oldest ones."""
     layers = getattr(cache, "layers", None)
     if layers is None:
         return False
@@ -288,8 +289,8 @@ def score_after_generation(
     response tokens run against that cache, cut back to the prompt. Same numbers as
     :func:`span_sums`, without reading the prompt twice; the batch's cache is used up. A sequence
     for which :func:`second_pass_reason` gives a reason (its prompt tokens differ from those it was
-    generated from, or the cache cannot be cut back, as a sliding-window cache past its window) is
-    scored by :func:`span_sums` instead.
+    generated from, or a sliding-window layer of the cache is past its window and has dropped
+    positions) is scored by :func:`span_sums` instead.
 
     Args:
         batch: the :class:`~lens_focus.generate.PromptBatch` the answers came from.

@@ -201,7 +201,7 @@ def sliding(tmp_path_factory):
 
 @pytest.mark.parametrize("path", ["eager", "fast"])
 def test_a_sliding_window_cache_is_scored_in_a_second_pass_and_counted(path, sliding, nq_path):
-    """A cache past its sliding window cannot be cut back to the prompt: those answers are scored
+    """A cache past its sliding window has dropped positions and cannot be cut back: those answers are scored
     teacher-forced from scratch, say so, and still equal a plain HF forward with attentions."""
     from transformers import AutoModelForCausalLM
 
@@ -214,7 +214,7 @@ def test_a_sliding_window_cache_is_scored_in_a_second_pass_and_counted(path, sli
         answered = answer_examples(model, exs, max_new_tokens=4, stop="eos", batch_size=3, score="generation", progress=False)
     scored = [a for a in answered if a.sequence is not None]
     assert scored and all(len(a.sequence) > 16 for a in scored)  # every prompt is longer than the window
-    assert second_pass_counts(answered) == {"cache cannot be cut back": len(scored)}
+    assert second_pass_counts(answered) == {"sliding-window cache past its window": len(scored)}
     hf = AutoModelForCausalLM.from_pretrained(where, attn_implementation="eager").eval()
     for a in scored:
         ref = naive_scores(hf, a.sequence, "generation")
