@@ -97,6 +97,8 @@ def score_run(
         "seconds": round(time.time() - start, 1),
     })  # fmt: skip
     log(f"scored {len(kept)} sequences; skipped {sum(skipped.values())} {skipped if skipped else ''}".rstrip())
+    if summary["second_pass"]:
+        log(f"note   {sum(summary['second_pass'].values())} scored in a second teacher-forced pass: {summary['second_pass']}")
     log("EM     " + ", ".join(f"{k} {v:.3f}" for k, v in summary["em"].items()))
     log(head_locations.sparsity_line(spars))
     log("top-5  " + _heads_line(ranked))
