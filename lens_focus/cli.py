@@ -503,7 +503,9 @@ def toy_report_cmd(
 
 def main() -> None:  # pragma: no cover
     from .forward import keep_freed_memory
+    from .provenance import versions
 
+    versions()  # the versions and commit this process runs, read at start: files may change during a long run
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     keep_freed_memory()
     app()
