@@ -10,8 +10,12 @@ README = (REPO / "README.md").read_text()
 
 def test_readme_opens_with_the_two_commands():
     blocks = re.findall(r"^    (pip install .+)$", README, flags=re.M)
-    assert len(blocks) == 2 and "lens-focus score" in blocks[0] and blocks[1].endswith("python -m pytest")
+    assert len(blocks) == 3 and "lens-focus score" in blocks[0] and blocks[1].endswith("python -m pytest")
     assert "python -m pytest" in (REPO / ".ci" / "run").read_text()
+    # the third installs from the lock file, which pins what pyproject.toml allows
+    assert blocks[2].endswith("-c requirements.lock")
+    lock = dict(line.split("==") for line in (REPO / "requirements.lock").read_text().splitlines() if "==" in line and not line.startswith("#"))
+    assert lock["torch"] == "2.13.0" and lock["transformers"].startswith(("5.23.", "5.24.")) and lock["transformer-lens"].startswith("4.3.")
 
 
 def test_quickstart_runs(tmp_path, monkeypatch, capsys):
