@@ -87,6 +87,7 @@ def _run(fn):
 
 
 def _setup(model_name: str, opts: DataOptions, runtime: Runtime, variants):
+    from .fast import attention_of
     from .model import load_model, model_info
 
     examples = opts.load(variants)
@@ -94,7 +95,7 @@ def _setup(model_name: str, opts: DataOptions, runtime: Runtime, variants):
         raise ValueError(f"{opts.data}: no examples (check --limit and --split)")
     lm = load_model(model_name, device=runtime.device, attention=runtime.attention)
     info = model_info(lm)
-    typer.echo(f"model  {info}; {lm.lens_attention} attention")
+    typer.echo(f"model  {info}; {attention_of(lm)} attention")
     typer.echo(f"data   {opts.data}: {len(examples)} prompts from {len({e.question_id for e in examples})} questions ({opts.split} split)")
     return lm, info, examples
 
@@ -309,6 +310,7 @@ def retrieval(
 
 
 def _retrieval(model_name, filler, lengths, chosen, max_new_tokens, batch_size, runtime: Runtime, out: Path) -> None:
+    from .fast import attention_of
     from .model import load_model, model_info
     from .runs import needle_set, retrieval_run
 
@@ -316,7 +318,7 @@ def _retrieval(model_name, filler, lengths, chosen, max_new_tokens, batch_size, 
         raise ValueError("--filler does not apply to the toy model: its haystack is made of toy facts")
     lm = load_model(model_name, device=runtime.device, attention=runtime.attention)
     examples = needle_set(lm, model_name, lengths=lengths, depths=chosen, filler=filler)
-    typer.echo(f"model  {model_info(lm)}; {lm.lens_attention} attention")
+    typer.echo(f"model  {model_info(lm)}; {attention_of(lm)} attention")
     typer.echo(f"data   {len(examples)} needle prompts: lengths {list(lengths)}, depths {list(chosen)}, filler {filler or 'built-in'}"
                + (" (toy vocabulary)" if model_name == "toy" else ""))  # fmt: skip
     meta = {"lengths": list(lengths), "depths": list(chosen), "filler": str(filler or "built-in")}
@@ -350,6 +352,7 @@ def _evaluate(model_name, directions_path, heads_path, tasks, lengths, settings,
     from .directions import FocusDirections
     from .evaluation import group_by_length, parse_settings
     from .heads import load_heads
+    from .fast import attention_of
     from .model import load_model, model_info
     from .runs import evaluate_run
     from .tasks import TASKS, build_task, default_tasks, helmet_task
@@ -370,7 +373,7 @@ def _evaluate(model_name, directions_path, heads_path, tasks, lengths, settings,
     for path in helmet:
         task, examples = helmet_task(path, limit=n)
         sets += group_by_length(task, examples, lm.tokenizer)
-    typer.echo(f"model  {info}; {lm.lens_attention} attention")
+    typer.echo(f"model  {info}; {attention_of(lm)} attention")
     meta = {
         "tasks": names, "helmet": [str(p) for p in helmet], "lengths": list(lens), "n": n, "seed": seed,
         "directions": str(directions_path) if directions_path else None, "heads": str(heads_path),

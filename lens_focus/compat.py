@@ -32,6 +32,7 @@ PROBE = 4
 """Tokens the check reads, in one pass and in two."""
 
 _CHECKED: "weakref.WeakKeyDictionary[torch.nn.Module, str]" = weakref.WeakKeyDictionary()
+"""Per model, the outcome of :func:`check_cache` (kept beside the model, not on it)."""
 
 
 @functools.lru_cache(maxsize=None)

@@ -131,10 +131,11 @@ class Run:
     @property
     def model(self):
         if self._model is None:
+            from .fast import attention_of
             from .model import load_model, model_info
 
             self._model = load_model(self.model_name, device=self.device, attention=self.attention)
-            self.log(f"model  {model_info(self._model)}; {self._model.lens_attention} attention")
+            self.log(f"model  {model_info(self._model)}; {attention_of(self._model)} attention")
         return self._model
 
     def dir(self, step: str) -> Path:
