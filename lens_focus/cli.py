@@ -10,6 +10,11 @@ from typing import Annotated, Optional
 
 import typer
 
+from .defaults import (
+    ALPHAS, COMPENSATION_KS, GOLD_POSITIONS, N_DOCS, NEEDLE_DEPTHS, RANDOM_TAU, SETTINGS, SINK_K, SWEEP_KS, TABLE3_ALPHAS,
+    TABLE3_K, TAUS, csv,
+)
+
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
     help="Contextual heads and focus directions on TransformerLens (arXiv:2503.23306; docs/method.md).",
@@ -105,8 +110,8 @@ def score(
     model: ModelOpt = "toy",
     data: DataOpt = ...,
     task: TaskOpt = None,
-    n_docs: NDocsOpt = 20,
-    gold_positions: PositionsOpt = "1,5,10,15,20",
+    n_docs: NDocsOpt = N_DOCS,
+    gold_positions: PositionsOpt = csv(GOLD_POSITIONS),
     split: SplitOpt = "test",
     limit: LimitOpt = None,
     seed: SeedOpt = 0,
@@ -140,7 +145,7 @@ def _score(model_name, opts: DataOptions, max_new_tokens, stop, rows, n_sink, va
 
 HeadsOpt = Annotated[Path, typer.Option("--heads", help="heads.json from `lens-focus score` (heads ranked by relevant score)")]
 FloatsOpt = Annotated[Optional[str], typer.Option(help="comma-separated values (default: the paper's)")]
-KsOpt = Annotated[Optional[str], typer.Option("--ks", help="comma-separated head counts, 'all' allowed (default: the paper's)")]
+KsOpt = Annotated[Optional[str], typer.Option("--ks", help="comma-separated head counts, 'all' allowed (default: the paper's grid)")]
 
 
 def _floats(text: str | None, default, *, name: str, low: float | None = None, high: float | None = None, open_low: bool = False) -> tuple[float, ...]:
@@ -175,12 +180,12 @@ def compensate(
     model: ModelOpt = "toy",
     data: DataOpt = ...,
     heads: HeadsOpt = ...,
-    taus: Annotated[Optional[str], typer.Option("--taus", help="exponents τ (default 0.1,0.3,0.6,1.5,1000)")] = None,
+    taus: Annotated[Optional[str], typer.Option("--taus", help=f"exponents τ > 0 (default {csv(TAUS)})")] = None,
     ks: KsOpt = None,
-    random_tau: Annotated[float, typer.Option("--random-tau", callback=_positive, help="τ of the random-heads control (> 0)")] = 0.3,
+    random_tau: Annotated[float, typer.Option("--random-tau", callback=_positive, help="τ of the random-heads control (> 0)")] = RANDOM_TAU,
     task: TaskOpt = None,
-    n_docs: NDocsOpt = 20,
-    gold_positions: PositionsOpt = "1,5,10,15,20",
+    n_docs: NDocsOpt = N_DOCS,
+    gold_positions: PositionsOpt = csv(GOLD_POSITIONS),
     split: SplitOpt = "test",
     limit: LimitOpt = None,
     seed: SeedOpt = 0,
@@ -192,8 +197,6 @@ def compensate(
     out: Annotated[Path, typer.Option("--out", help="folder to write the results into")] = Path("runs/compensate"),
 ) -> None:
     """EM under split-softmax compensation on the top-k contextual heads over τ and k (paper Figure 3)."""
-    from .experiments import COMPENSATION_KS, TAUS
-
     opts = DataOptions(data, task, n_docs, _positions(gold_positions, high=n_docs), split, limit, seed)
     grid = (_floats(taus, TAUS, name="--taus", low=0.0, open_low=True), _ks(ks, COMPENSATION_KS))
     _run(lambda: _compensate(model, opts, heads, *grid, random_tau, max_new_tokens, stop, batch_size, Runtime(device, attention), out))
@@ -217,8 +220,8 @@ def train_directions_cmd(
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="passes over the training sequences")] = 10,
     lr: Annotated[float, typer.Option("--lr", callback=_positive, help="AdamW learning rate (> 0)")] = 1e-3,
     task: TaskOpt = None,
-    n_docs: NDocsOpt = 20,
-    gold_positions: PositionsOpt = "1,5,10,15,20",
+    n_docs: NDocsOpt = N_DOCS,
+    gold_positions: PositionsOpt = csv(GOLD_POSITIONS),
     split: Annotated[str, typer.Option("--split", help="train by default: directions are evaluated on test")] = "train",
     limit: LimitOpt = None,
     seed: SeedOpt = 0,
@@ -252,13 +255,13 @@ def sweep(
     data: DataOpt = ...,
     directions: Annotated[Path, typer.Option("--directions", help="a file from `lens-focus train-directions`")] = ...,
     heads: HeadsOpt = ...,
-    alphas: Annotated[Optional[str], typer.Option("--alphas", help="strengths α (default: the paper's 13)")] = None,
+    alphas: Annotated[Optional[str], typer.Option("--alphas", help=f"strengths α (default {csv(ALPHAS)})")] = None,
     ks: KsOpt = None,
-    table_alphas: Annotated[Optional[str], typer.Option("--table-alphas", help="α of Table 3 (default -0.2,0.2,0.4,0.5,1)")] = None,
-    table_k: Annotated[int, typer.Option("--table-k", min=1, help="top heads in Table 3")] = 5,
+    table_alphas: Annotated[Optional[str], typer.Option("--table-alphas", help=f"α of Table 3 (default {csv(TABLE3_ALPHAS)})")] = None,
+    table_k: Annotated[int, typer.Option("--table-k", min=1, help="top heads in Table 3")] = TABLE3_K,
     task: TaskOpt = None,
-    n_docs: NDocsOpt = 20,
-    gold_positions: PositionsOpt = "1,5,10,15,20",
+    n_docs: NDocsOpt = N_DOCS,
+    gold_positions: PositionsOpt = csv(GOLD_POSITIONS),
     split: SplitOpt = "test",
     limit: LimitOpt = None,
     seed: SeedOpt = 0,
@@ -270,8 +273,6 @@ def sweep(
     out: Annotated[Path, typer.Option("--out", help="folder to write the results into")] = Path("runs/sweep"),
 ) -> None:
     """EM over focus strength α and head count k (paper Figure 4) and the top heads' scores under α (Table 3)."""
-    from .experiments import ALPHAS, SWEEP_KS, TABLE3_ALPHAS
-
     opts = DataOptions(data, task, n_docs, _positions(gold_positions, high=n_docs), split, limit, seed)
     grid = (_floats(alphas, ALPHAS, name="--alphas"), _ks(ks, SWEEP_KS), _floats(table_alphas, TABLE3_ALPHAS, name="--table-alphas"))
     _run(lambda: _sweep(model, opts, directions, heads, *grid, table_k, max_new_tokens, stop, batch_size, Runtime(device, attention), out))
@@ -293,8 +294,8 @@ def _sweep(model_name, opts, directions_path, heads_path, alphas, ks, table_alph
 def retrieval(
     model: ModelOpt = "smollm2",
     filler: Annotated[Optional[Path], typer.Option("--filler", help="text file to cut the haystack from (default: built-in English filler)")] = None,
-    lengths: Annotated[str, typer.Option("--lengths", help="context lengths in tokens")] = "1000,2000,4000",
-    depths: Annotated[Optional[str], typer.Option("--depths", help="needle depths in percent (default: 0, 11, ..., 100)")] = None,
+    lengths: Annotated[Optional[str], typer.Option("--lengths", help="context lengths in tokens (default: 80,160,300 for a toy-vocabulary model; 1000,2000,4000 within the context)")] = None,
+    depths: Annotated[Optional[str], typer.Option("--depths", help=f"needle depths in percent (default {csv(NEEDLE_DEPTHS)})")] = None,
     max_new_tokens: NewTokensOpt = 50,
     batch_size: BatchOpt = 4,
     device: DeviceOpt = None,
@@ -302,25 +303,27 @@ def retrieval(
     out: Annotated[Path, typer.Option("--out", help="folder to write the results into")] = Path("runs/retrieval"),
 ) -> None:
     """Rank heads by retrieval score on a needle-in-a-haystack test (Wu et al. 2024; paper §5, Figure 9).
-    With --model toy the needles, filler and question are in the toy vocabulary."""
-    from .data.needle import DEFAULT_DEPTHS
-
-    chosen = _floats(depths, DEFAULT_DEPTHS, name="--depths", low=0.0, high=100.0)
-    _run(lambda: _retrieval(model, filler, _positions(lengths, name="--lengths"), chosen, max_new_tokens, batch_size, Runtime(device, attention), out))
+    For a toy-vocabulary model the needles, filler and question are in the toy vocabulary."""
+    chosen = _floats(depths, NEEDLE_DEPTHS, name="--depths", low=0.0, high=100.0)
+    lens = _positions(lengths, name="--lengths") if lengths else None
+    _run(lambda: _retrieval(model, filler, lens, chosen, max_new_tokens, batch_size, Runtime(device, attention), out))
 
 
 def _retrieval(model_name, filler, lengths, chosen, max_new_tokens, batch_size, runtime: Runtime, out: Path) -> None:
     from .fast import attention_of
     from .model import load_model, model_info
-    from .runs import needle_set, retrieval_run
+    from .profile import profile_of_checkpoint
+    from .runs import retrieval_run
 
-    if model_name == "toy" and filler is not None:
-        raise ValueError("--filler does not apply to the toy model: its haystack is made of toy facts")
+    profile = profile_of_checkpoint(model_name)
+    if profile.toy_vocabulary and filler is not None:
+        raise ValueError("--filler does not apply to a toy-vocabulary model: its haystack is made of toy facts")
+    lengths = lengths or profile.needle_lengths
     lm = load_model(model_name, device=runtime.device, attention=runtime.attention)
-    examples = needle_set(lm, model_name, lengths=lengths, depths=chosen, filler=filler)
+    examples = profile.needles(lm.tokenizer, lengths=lengths, depths=chosen, filler=filler)
     typer.echo(f"model  {model_info(lm)}; {attention_of(lm)} attention")
     typer.echo(f"data   {len(examples)} needle prompts: lengths {list(lengths)}, depths {list(chosen)}, filler {filler or 'built-in'}"
-               + (" (toy vocabulary)" if model_name == "toy" else ""))  # fmt: skip
+               + (" (toy vocabulary)" if profile.toy_vocabulary else ""))  # fmt: skip
     meta = {"lengths": list(lengths), "depths": list(chosen), "filler": str(filler or "built-in")}
     retrieval_run(lm, examples, out, max_new_tokens=max_new_tokens, batch_size=batch_size, meta=meta, log=typer.echo)
 
@@ -330,14 +333,14 @@ def evaluate(
     model: ModelOpt = "toy",
     directions: Annotated[Optional[Path], typer.Option("--directions", help="a file from `lens-focus train-directions` (needed by every setting but the baseline)")] = None,
     heads: HeadsOpt = ...,
-    tasks: Annotated[Optional[str], typer.Option("--tasks", help="comma-separated task names (default: toy_needle,toy_qa for the toy; mk_needle,mk_uuid,mv,json_kv, and nq with --nq)")] = None,
-    lengths: Annotated[Optional[str], typer.Option("--lengths", help="context lengths in tokens (default: 80,160 for the toy; 1000,2000)")] = None,
-    settings: Annotated[str, typer.Option("--settings", help="baseline and <k>_<alpha>: α·d on the top-k heads")] = ",".join(("baseline", "10_0.2", "20_0.2", "10_-0.2", "20_-0.2")),
+    tasks: Annotated[Optional[str], typer.Option("--tasks", help="comma-separated task names (default: toy_needle,toy_qa for a toy-vocabulary model; mk_needle,mk_uuid,mv,json_kv, and nq with --nq)")] = None,
+    lengths: Annotated[Optional[str], typer.Option("--lengths", help="context lengths in tokens (default: 80,160 for a toy-vocabulary model; 1000,2000)")] = None,
+    settings: Annotated[str, typer.Option("--settings", help="baseline and <k>_<alpha>: α·d on the top-k heads")] = csv(SETTINGS),
     n: Annotated[int, typer.Option("--n", min=1, help="prompts per task and length")] = 10,
     nq: Annotated[Optional[Path], typer.Option("--nq", help="NQ file for the nq task (lost-in-the-middle oracle or 20-document file)")] = None,
     kv: Annotated[Optional[Path], typer.Option("--kv", help="lost-in-the-middle key-value file for json_kv (default: generated UUID pairs)")] = None,
     helmet: Annotated[Optional[list[Path]], typer.Option("--helmet", help="a HELMET data file to evaluate as one more task (repeatable)")] = None,
-    sink_k: Annotated[int, typer.Option("--sink-k", min=1, help="top heads whose sink score the sink table averages")] = 5,
+    sink_k: Annotated[int, typer.Option("--sink-k", min=1, help="top heads whose sink score the sink table averages")] = SINK_K,
     seed: Annotated[int, typer.Option("--seed", help="draws the prompts; nq and json_kv from --kv take other held-out questions per seed")] = 0,
     batch_size: BatchOpt = 4,
     device: DeviceOpt = None,
@@ -354,15 +357,17 @@ def _evaluate(model_name, directions_path, heads_path, tasks, lengths, settings,
     from .heads import load_heads
     from .fast import attention_of
     from .model import load_model, model_info
+    from .profile import profile_of_checkpoint
     from .runs import evaluate_run
-    from .tasks import TASKS, build_task, default_tasks, helmet_task
+    from .tasks import TASKS, build_task, helmet_task
 
     chosen = parse_settings(settings)
-    names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else default_tasks(model_name, nq=nq)
+    profile = profile_of_checkpoint(model_name)
+    names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else profile.tasks(nq=nq)
     unknown = [t for t in names if t not in TASKS]
     if unknown:
         raise ValueError(f"unknown tasks {unknown}; choose from {sorted(TASKS)}")
-    lens = _positions(lengths, name="--lengths") if lengths else ((80, 160) if model_name == "toy" else (1000, 2000))
+    lens = _positions(lengths, name="--lengths") if lengths else profile.task_lengths
     lm = load_model(model_name, device=runtime.device, attention=runtime.attention)
     info = model_info(lm)
     ranked = load_heads(heads_path, n_layers=info.n_layers, n_heads=info.n_heads)
@@ -397,6 +402,7 @@ def reproduce(
     attention: AttentionOpt = "auto",
 ) -> None:
     """Every figure and table in dependency order, resumable, with OUT/index.md beside the paper's numbers."""
+    from .profile import profile_of_checkpoint
     from .reproduce import STEPS, plan_for
     from .reproduce import reproduce as run
 
@@ -406,7 +412,7 @@ def reproduce(
         if not isinstance(fields, dict):
             raise ValueError(f"{plan_file}: a plan is a JSON object of fields, got {type(fields).__name__}")
         given = {"data": data, "nq": str(nq) if nq else None, "kv": str(kv) if kv else None, "seed": seed}
-        plan = plan_for(model, quick=quick, **{**fields, **{k: v for k, v in given.items() if v is not None}})
+        plan = plan_for(profile_of_checkpoint(model), quick=quick, **{**fields, **{k: v for k, v in given.items() if v is not None}})
         typer.echo(f"plan   {'quick' if quick else 'full'} run of {model} on {plan.data}; steps {', '.join(s.name for s in STEPS)}")
         status = run(model, out, plan=plan, quick=quick, steps=chosen, device=device, attention=attention)
         typer.echo("steps  " + ", ".join(f"{k} {v}" for k, v in status.items()))

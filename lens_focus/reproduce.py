@@ -23,6 +23,8 @@ from typing import Callable, Sequence
 from tqdm.auto import tqdm
 
 from .cache import RowCache
+from .defaults import GOLD_POSITIONS, N_DOCS, NEEDLE_DEPTHS, RANDOM_TAU, SETTINGS, TABLE3_ALPHAS, TAUS
+from .profile import Profile, profile_of_checkpoint
 from .provenance import versions
 from .runs import Log
 
@@ -36,12 +38,12 @@ class Plan:
     scoring and compensation, negative prompts)."""
 
     data: str
-    n_docs: int = 20
+    n_docs: int = N_DOCS
     max_new_tokens: int = 8
     batch_size: int = 8
     # contextual scores on held-out questions (Figure 2, Table 1, EM by position)
     score_limit: int = 100
-    score_positions: tuple[int, ...] = (1, 5, 10, 15, 20)
+    score_positions: tuple[int, ...] = GOLD_POSITIONS
     # heads ranked on training questions: the heads every intervention uses
     heads_limit: int = 40
     heads_positions: tuple[int, ...] = (1, 10, 20)
@@ -50,7 +52,7 @@ class Plan:
     positions: tuple[int, ...] = (1, 10, 20)
     taus: tuple[float, ...] = (0.1, 0.3, 1.5)
     compensation_ks: tuple[int | str, ...] = (1, 5, 20)
-    random_tau: float = 0.3
+    random_tau: float = RANDOM_TAU
     directions_limit: int = 24
     epochs: int = 10
     alphas: tuple[float, ...] = (-0.2, 0.2, 0.5, 1.0)
@@ -58,13 +60,13 @@ class Plan:
     table_alphas: tuple[float, ...] = (-0.2, 0.2, 0.5, 1.0)
     # retrieval heads (Figure 9)
     needle_lengths: tuple[int, ...] = (1000, 2000)
-    needle_depths: tuple[int | float, ...] = (0, 11, 22, 33, 44, 56, 67, 78, 89, 100)
+    needle_depths: tuple[int | float, ...] = NEEDLE_DEPTHS
     needle_new_tokens: int = 24
     # long-context tasks (Tables 2, 5-13)
     tasks: tuple[str, ...] = ("mk_needle", "mk_uuid", "mv", "json_kv")
     task_lengths: tuple[int, ...] = (1000,)
     task_n: int = 6
-    settings: tuple[str, ...] = ("baseline", "10_0.2", "20_0.2", "10_-0.2", "20_-0.2")
+    settings: tuple[str, ...] = SETTINGS
     nq: str | None = None
     kv: str | None = None
     seed: int = 0
@@ -75,9 +77,9 @@ class Plan:
 
 TOY_FULL = Plan(
     data="toy", max_new_tokens=4, batch_size=32, score_limit=100, heads_limit=100, limit=50,
-    taus=(0.1, 0.3, 0.6, 1.5, 1000.0), compensation_ks=(1, 5, 10, 20, "all"), directions_limit=50,
+    taus=TAUS, compensation_ks=(1, 5, 10, 20, "all"), directions_limit=50,
     alphas=(-0.5, -0.2, 0.1, 0.2, 0.3, 0.5, 1.0), sweep_ks=(1, 5, 10, 20, "all"),
-    table_alphas=(-0.2, 0.2, 0.4, 0.5, 1.0), needle_lengths=(80, 160, 300), needle_new_tokens=4,
+    table_alphas=TABLE3_ALPHAS, needle_lengths=(80, 160, 300), needle_new_tokens=4,
     tasks=("toy_needle", "toy_qa"), task_lengths=(80, 160), task_n=20,
 )  # fmt: skip
 TOY_QUICK = replace(
@@ -93,11 +95,12 @@ REAL_QUICK = replace(
 )  # fmt: skip
 
 
-def plan_for(model_name: str, *, quick: bool = False, **overrides) -> Plan:
-    """The plan of a model: the toy's (its own data, tasks and lengths), or a real model's (the
-    ``facts`` task, needle and task prompts of 1-2k tokens), full or ``quick``; ``overrides``
-    replace fields (``data=...``, ``nq=...``, lists as tuples), ``None`` values left out."""
-    toy = model_name == "toy"
+def plan_for(profile: Profile, *, quick: bool = False, **overrides) -> Plan:
+    """The plan for a model of ``profile`` (:mod:`lens_focus.profile`): a toy-vocabulary model's
+    (its own data, tasks and lengths), or a real model's (the ``facts`` task, needle and task
+    prompts of 1-2k tokens), full or ``quick``; ``overrides`` replace fields (``data=...``,
+    ``nq=...``, lists as tuples), ``None`` values left out."""
+    toy = profile.toy_vocabulary
     plan = (TOY_QUICK if quick else TOY_FULL) if toy else (REAL_QUICK if quick else REAL_FULL)
     known = set(plan.to_dict())
     if set(overrides) - known:
@@ -210,10 +213,11 @@ def _sweep(r: Run) -> None:
 
 
 def _retrieval(r: Run) -> None:
-    from .runs import needle_set, retrieval_run
+    from .profile import profile_of
+    from .runs import retrieval_run
 
     p = r.plan
-    ex = needle_set(r.model, r.model_name, lengths=p.needle_lengths, depths=[float(d) for d in p.needle_depths])
+    ex = profile_of(r.model).needles(r.model.tokenizer, lengths=p.needle_lengths, depths=[float(d) for d in p.needle_depths])
     meta = {"lengths": list(p.needle_lengths), "depths": list(p.needle_depths), "filler": "built-in"}
     retrieval_run(r.model, ex, r.dir("retrieval_heads"), max_new_tokens=p.needle_new_tokens, batch_size=max(1, p.batch_size // 2), meta=meta, log=r.log)
 
@@ -300,7 +304,7 @@ def reproduce(
     from analyses.index import write_index
 
     out = Path(out)
-    plan = plan or plan_for(model_name, quick=quick)
+    plan = plan or plan_for(profile_of_checkpoint(model_name), quick=quick)
     known = {s.name: s for s in STEPS}
     wanted = set(known) if steps is None else set(steps)
     if wanted - set(known):

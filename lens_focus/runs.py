@@ -211,19 +211,6 @@ def sweep_run(
     return table, scores
 
 
-def needle_set(model, model_name: str, *, lengths: Sequence[int], depths: Sequence[float], filler=None) -> list[Example]:
-    """Needle prompts for the retrieval test: in the toy vocabulary for the toy model."""
-    from .data.needle import needle_examples
-
-    if model_name == "toy":
-        from .toy.task import toy_needle_examples
-
-        if filler is not None:
-            raise ValueError("a filler file does not apply to the toy model: its haystack is made of toy facts")
-        return toy_needle_examples(model.tokenizer, lengths=lengths, depths=depths)
-    return needle_examples(model.tokenizer, lengths=lengths, depths=depths, filler=filler)
-
-
 def retrieval_run(
     model,
     examples: Sequence[Example],

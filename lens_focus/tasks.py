@@ -63,17 +63,6 @@ TASKS: dict[str, Task] = {
         Task("toy_qa", "rag", "em", 1, stop="eos"),
     )
 }
-REAL_TASKS = ("mk_needle", "mk_uuid", "mv", "json_kv", "nq")
-TOY_TASKS = ("toy_needle", "toy_qa")
-
-
-def default_tasks(model_name: str, *, nq: str | Path | None = None) -> list[str]:
-    """The toy's tasks for the toy; otherwise the recall tasks, and ``nq`` when its file is given."""
-    if model_name == "toy":
-        return list(TOY_TASKS)
-    return [t for t in REAL_TASKS if t != "nq" or nq is not None]
-
-
 def build_task(
     name: str,
     tokenizer,

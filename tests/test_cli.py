@@ -152,7 +152,7 @@ def test_retrieval_on_the_toy_uses_toy_vocabulary_needles(tmp_path):
         (a, b), = seq.token_spans["answer"]
         assert b - a == 1 and toy.tokenizer.decode(seq.input_ids[a:b]).strip() == ex.answers[0] in VALUES
     bad = runner.invoke(app, ["retrieval", "--model", "toy", "--filler", str(tmp_path / "x.txt"), "--out", str(out)])
-    assert bad.exit_code == 2 and "--filler does not apply to the toy model" in bad.output
+    assert bad.exit_code == 2 and "--filler does not apply to a toy-vocabulary model" in bad.output
 
 
 @pytest.fixture()

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from lens_focus.cache import RowCache
 from lens_focus.cli import app
+from lens_focus.profile import Profile
 from lens_focus.reproduce import STEPS, TOY_QUICK, plan_for, reproduce
 
 # Smaller than --quick: every step runs, each for seconds.
@@ -162,9 +163,10 @@ def test_an_interrupted_step_resumes_at_its_cells_and_gives_the_same_result(run,
 
 
 def test_plan_for_and_bad_steps(tmp_path):
-    assert plan_for("toy").data == "toy" and plan_for("smollm2").data == "facts"
-    assert plan_for("toy", quick=True).score_limit < plan_for("toy").score_limit
-    assert plan_for("smollm2", nq="x.jsonl.gz").tasks[-1] == "nq" and plan_for("smollm2", seed=None).seed == 0
+    toy, natural = Profile(True, 1024), Profile(False, 8192, chat=True)
+    assert plan_for(toy).data == "toy" and plan_for(natural).data == "facts"
+    assert plan_for(toy, quick=True).score_limit < plan_for(toy).score_limit
+    assert plan_for(natural, nq="x.jsonl.gz").tasks[-1] == "nq" and plan_for(natural, seed=None).seed == 0
     with pytest.raises(ValueError, match=r"unknown steps \['scores'\]"):
         reproduce("toy", tmp_path, plan=TINY, steps=["scores"], progress=False)
 

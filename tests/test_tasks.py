@@ -7,7 +7,8 @@ from lens_focus import label
 from lens_focus.data import DataError
 from lens_focus.data.helmet import helmet_examples
 from lens_focus.metrics import best_subspan_em, substring_recall
-from lens_focus.tasks import TASKS, build_task, default_tasks, helmet_task
+from lens_focus.profile import Profile
+from lens_focus.tasks import TASKS, build_task, helmet_task
 
 
 def context_tokens(seq) -> int:
@@ -81,8 +82,9 @@ def test_toy_tasks_use_toy_vocabulary():
             assert len(toy.tokenizer(ex.answers[0], add_special_tokens=False).input_ids) == 1
             assert ex.answers[0] in relevant_texts(seq)[0]
             assert abs(context_tokens(seq) - ex.meta["length"]) <= 0.25 * ex.meta["length"]
-    assert default_tasks("toy") == ["toy_needle", "toy_qa"]
-    assert "nq" not in default_tasks("smollm2") and "nq" in default_tasks("smollm2", nq="x.jsonl")
+    toy, natural = Profile(True, 1024), Profile(False, 8192, chat=True)
+    assert toy.tasks() == ["toy_needle", "toy_qa"] and toy.tasks(nq="x.jsonl") == ["toy_needle", "toy_qa"]
+    assert "nq" not in natural.tasks() and "nq" in natural.tasks(nq="x.jsonl")
 
 
 def test_bad_task_requests_are_named(llama):

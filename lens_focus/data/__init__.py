@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Sequence
 
+from ..defaults import GOLD_POSITIONS, N_DOCS
 from ..labels import Example, Variant
-from .base import DEFAULT_GOLD_POSITIONS, DataError, Split, assemble, check_positions, read_jsonl, require, split_indices
+from .base import DataError, Split, assemble, check_positions, read_jsonl, require, split_indices
 
 __all__ = ["load_examples", "DataError", "Split", "Task", "assemble", "check_positions", "read_jsonl", "require", "split_indices"]
 Task = Literal["nq", "kv"]
@@ -20,8 +21,8 @@ def load_examples(
     data: str | Path,
     *,
     task: Task | None = None,
-    n_docs: int = 20,
-    gold_positions: Sequence[int] = DEFAULT_GOLD_POSITIONS,
+    n_docs: int = N_DOCS,
+    gold_positions: Sequence[int] = GOLD_POSITIONS,
     split: Split = "test",
     seed: int = 0,
     limit: int | None = None,

@@ -12,7 +12,6 @@ from typing import Iterator, Literal, Sequence
 from ..labels import Example, Segment, Variant
 
 Split = Literal["train", "test", "all"]
-DEFAULT_GOLD_POSITIONS = (1, 5, 10, 15, 20)
 
 
 class DataError(ValueError):

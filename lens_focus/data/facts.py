@@ -24,6 +24,7 @@ import random
 from dataclasses import dataclass
 from typing import Sequence
 
+from ..defaults import GOLD_POSITIONS, N_DOCS
 from ..labels import Example, Segment, Variant
 from .base import Split, assemble, check_positions
 
@@ -135,8 +136,8 @@ def sentence(fact: Fact, rng: random.Random) -> str:
 
 def facts_examples(
     *,
-    n_docs: int = 20,
-    gold_positions: Sequence[int] = (1, 5, 10, 15, 20),
+    n_docs: int = N_DOCS,
+    gold_positions: Sequence[int] = GOLD_POSITIONS,
     split: Split = "test",
     seed: int = 0,
     limit: int | None = None,

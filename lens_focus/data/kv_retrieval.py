@@ -12,6 +12,7 @@ import random
 from pathlib import Path
 from typing import Sequence
 
+from ..defaults import GOLD_POSITIONS, N_DOCS
 from ..labels import Example, Segment, Variant
 from .base import DataError, Split, assemble, check_positions, place_relevant, random_uuid, read_jsonl, require, split_indices
 
@@ -41,8 +42,8 @@ def _records(path: str | Path) -> list[tuple[int, str, str, list[tuple[str, str]
 def kv_examples(
     path: str | Path,
     *,
-    n_docs: int = 20,
-    gold_positions: Sequence[int] = (1, 5, 10, 15, 20),
+    n_docs: int = N_DOCS,
+    gold_positions: Sequence[int] = GOLD_POSITIONS,
     split: Split = "test",
     seed: int = 0,
     limit: int | None = None,

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-POSITIONS = (1, 5, 10, 15, 20)
+from ..defaults import GOLD_POSITIONS as POSITIONS
 
 
 @dataclass

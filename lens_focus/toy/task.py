@@ -24,6 +24,7 @@ from itertools import product
 from typing import Sequence
 
 from ..data.base import Split, assemble, check_positions, spread
+from ..defaults import GOLD_POSITIONS, N_DOCS, NEEDLE_DEPTHS
 from ..labels import Example, Segment, Variant
 
 _ONSETS = "b d f g k l m n p r s t v z".split()
@@ -131,8 +132,8 @@ def build(
 
 def toy_examples(
     *,
-    n_docs: int = 20,
-    gold_positions: Sequence[int] = (1, 5, 10, 15, 20),
+    n_docs: int = N_DOCS,
+    gold_positions: Sequence[int] = GOLD_POSITIONS,
     split: Split = "test",
     seed: int = 0,
     limit: int | None = None,
@@ -164,7 +165,7 @@ def toy_needle_examples(tokenizer, *, lengths: Sequence[int] = (300,), depths: S
     made-up facts in the toy's document form (``doc 3 : color kalo mizuri .``, numbered 1 … 40 and
     round again), the needle one more fact no other states, the question its cloze
     (``question : pet bida``) and the answer its value."""
-    from ..data.needle import DEFAULT_DEPTHS, Needle, needle_examples
+    from ..data.needle import Needle, needle_examples
 
     rng = random.Random(seed)
     needles: list[Needle] = []
@@ -180,7 +181,7 @@ def toy_needle_examples(tokenizer, *, lengths: Sequence[int] = (300,), depths: S
         if (entity, attribute) not in taken:
             facts.append(document(len(facts) % MAX_DOCS + 1, (entity, attribute, rng.choice(VALUES))))
     return needle_examples(
-        tokenizer, lengths=lengths, depths=DEFAULT_DEPTHS if depths is None else depths, needles=needles,
+        tokenizer, lengths=lengths, depths=NEEDLE_DEPTHS if depths is None else depths, needles=needles,
         filler_text=" ".join(facts), instruction=INSTRUCTION + "\n", question_format="\nquestion : {}",
     )  # fmt: skip
 
