@@ -36,6 +36,9 @@ from torch import Tensor
 
 from .compat import check_cache
 
+# transformers, transformer_lens and gguf are imported inside the functions that use them: together they take
+# over 10 s to import (python -X importtime), which `import lens_focus` and `lens-focus --help` should not pay.
+
 Attention = Literal["eager", "fast", "auto"]
 ATTENTIONS = ("eager", "fast", "auto")
 FAST_ARCHITECTURES = ("LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM")

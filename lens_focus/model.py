@@ -15,6 +15,9 @@ import torch
 from .aliases import resolve
 from .fast import set_attention
 
+# transformers, transformer_lens and gguf are imported inside the functions that use them: together they take
+# over 10 s to import (python -X importtime), which `import lens_focus` and `lens-focus --help` should not pay.
+
 NAMES: "weakref.WeakKeyDictionary[torch.nn.Module, str]" = weakref.WeakKeyDictionary()
 """The name each model was loaded by (what :class:`ModelInfo` reports), kept beside the model."""
 

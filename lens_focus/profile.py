@@ -17,10 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from .data.needle import needle_examples
 from .labels import Example
 from .model import locate_model
-from .toy.task import toy_needle_examples, vocabulary
+from .sources import Request, build
+from .toy.task import vocabulary
+
+# transformers, transformer_lens and gguf are imported inside the functions that use them: together they take
+# over 10 s to import (python -X importtime), which `import lens_focus` and `lens-focus --help` should not pay.
 
 TOY_TASKS = ("toy_needle", "toy_qa")
 NATURAL_TASKS = ("mk_needle", "mk_uuid", "mv", "json_kv", "nq")
@@ -63,8 +66,8 @@ class Profile:
         if self.toy_vocabulary:
             if filler is not None:
                 raise ValueError("a filler file does not apply to a toy-vocabulary model: its haystack is made of toy facts")
-            return toy_needle_examples(tokenizer, lengths=lengths, depths=depths)
-        return needle_examples(tokenizer, lengths=lengths, depths=depths, filler=filler)
+        name = "toy_haystack" if self.toy_vocabulary else "haystack"
+        return build(name, Request(path=filler, tokenizer=tokenizer, lengths=lengths, depths=depths))
 
 
 def has_toy_vocabulary(tokenizer) -> bool:

@@ -5,9 +5,9 @@ from typer.testing import CliRunner
 
 from lens_focus import load_model
 from lens_focus.aliases import TOY_DIR
-from lens_focus.cli import app
+from lens_focus.commands.cli import app
 from lens_focus.profile import Profile, profile_of, profile_of_checkpoint
-from lens_focus.reproduce import TOY_FULL, plan_for
+from lens_focus.commands.reproduce import TOY_FULL, plan_for
 
 
 def test_the_toy_is_recognised_by_its_vocabulary_wherever_it_is_loaded_from(tmp_path):

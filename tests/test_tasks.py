@@ -64,7 +64,7 @@ def test_json_kv_from_the_lost_in_the_middle_file(llama, kv_path):
         key, value = keys[int(ex.meta["source"].rsplit(":", 1)[1])]
         assert ex.answers == (value,) and json.dumps(key) in ex.text
         assert relevant_texts(label(ex, llama.tokenizer)) == [f"{json.dumps(key)}: {json.dumps(value)}"]
-    with pytest.raises(DataError, match="kv-retrieval-75_keys.jsonl.gz:\\d+.*short of a context of 20000"):
+    with pytest.raises(DataError, match=f"{kv_path.name}:\\d+.*short of a context of 20000"):
         build_task("json_kv", llama.tokenizer, lengths=[20000], n=1, kv=kv_path)
 
 

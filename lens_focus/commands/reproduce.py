@@ -22,11 +22,21 @@ from typing import Callable, Sequence
 
 from tqdm.auto import tqdm
 
-from .cache import RowCache
-from .defaults import GOLD_POSITIONS, N_DOCS, NEEDLE_DEPTHS, RANDOM_TAU, SETTINGS, TABLE3_ALPHAS, TAUS
-from .profile import Profile, profile_of_checkpoint
-from .provenance import versions
-from .runs import Log
+from analyses import figure9, top_k
+from analyses.index import write_index
+
+from ..cache import RowCache
+from ..sources import load_examples
+from ..defaults import GOLD_POSITIONS, N_DOCS, NEEDLE_DEPTHS, RANDOM_TAU, SETTINGS, TABLE3_ALPHAS, TAUS
+from ..directions import FocusDirections
+from ..evaluation import group_by_length, parse_settings
+from ..fast import attention_of
+from ..heads import load_heads
+from ..model import load_model, model_info
+from ..profile import Profile, profile_of, profile_of_checkpoint
+from ..provenance import versions
+from ..tasks import TASKS, build_task
+from .runs import Log, compensate_run, directions_run, evaluate_run, retrieval_run, score_run, sweep_run
 
 DONE, PARAMS, CELLS = "done.json", "params.json", "cells.jsonl"
 
@@ -36,7 +46,6 @@ class Plan:
     """How large every step is. ``positions`` are the relevant document's 1-based positions;
     ``limit`` counts questions (each gives one long prompt per position, plus gold-only and, for
     scoring and compensation, negative prompts)."""
-
     data: str
     n_docs: int = N_DOCS
     max_new_tokens: int = 8
@@ -124,7 +133,6 @@ class Step:
 class Run:
     """The state one :func:`reproduce` call shares between steps: the plan, the folder, the model
     (loaded on first use), and a log that prints above the progress bar."""
-
     def __init__(self, model_name: str, out: Path, plan: Plan, *, device=None, attention: str = "auto", log: Log | None = None):
         self.model_name, self.out, self.plan = model_name, out, plan
         self.device, self.attention = device, attention
@@ -134,9 +142,6 @@ class Run:
     @property
     def model(self):
         if self._model is None:
-            from .fast import attention_of
-            from .model import load_model, model_info
-
             self._model = load_model(self.model_name, device=self.device, attention=self.attention)
             self.log(f"model  {model_info(self._model)}; {attention_of(self._model)} attention")
         return self._model
@@ -148,8 +153,6 @@ class Run:
         return RowCache(self.dir(step) / CELLS)
 
     def examples(self, *, split: str, limit: int, positions: Sequence[int], variants: Sequence[str]):
-        from .data import load_examples
-
         p = self.plan
         return load_examples(p.data, n_docs=p.n_docs, gold_positions=positions, split=split, seed=p.seed, limit=limit, variants=variants)
 
@@ -157,37 +160,26 @@ class Run:
         return {"max_new_tokens": self.plan.max_new_tokens, "stop": "line", "batch_size": self.plan.batch_size}
 
     def ranked(self):
-        from .heads import load_heads
-        from .model import model_info
-
         info = model_info(self.model)
         return load_heads(self.dir("heads") / "heads.json", n_layers=info.n_layers, n_heads=info.n_heads)
 
     def directions(self):
-        from .directions import FocusDirections
-
         return FocusDirections.load(self.dir("directions") / "directions.safetensors", model=self.model)
 
 
 def _score(r: Run) -> None:
-    from .runs import score_run
-
     p = r.plan
     ex = r.examples(split="test", limit=p.score_limit, positions=p.score_positions, variants=("long", "gold", "negative"))
     score_run(r.model, ex, r.dir("score"), meta={"data": p.data, "split": "test", "limit": p.score_limit}, log=r.log, **r.answer_kw())
 
 
 def _heads(r: Run) -> None:
-    from .runs import score_run
-
     p = r.plan
     ex = r.examples(split="train", limit=p.heads_limit, positions=p.heads_positions, variants=("long", "gold"))
     score_run(r.model, ex, r.dir("heads"), meta={"data": p.data, "split": "train", "limit": p.heads_limit}, log=r.log, **r.answer_kw())
 
 
 def _compensation(r: Run) -> None:
-    from .runs import compensate_run
-
     p = r.plan
     ex = r.examples(split="test", limit=p.limit, positions=p.positions, variants=("long", "gold", "negative"))
     compensate_run(r.model, ex, r.ranked(), r.dir("compensation"), taus=p.taus, ks=p.compensation_ks, random_tau=p.random_tau,
@@ -195,8 +187,6 @@ def _compensation(r: Run) -> None:
 
 
 def _directions(r: Run) -> None:
-    from .runs import directions_run
-
     p = r.plan
     ex = r.examples(split="train", limit=p.directions_limit, positions=p.positions, variants=("long", "gold"))
     meta = {"data": p.data, "n_docs": p.n_docs, "split": "train", "limit": p.directions_limit, "data_seed": p.seed}
@@ -204,8 +194,6 @@ def _directions(r: Run) -> None:
 
 
 def _sweep(r: Run) -> None:
-    from .runs import sweep_run
-
     p = r.plan
     ex = r.examples(split="test", limit=p.limit, positions=p.positions, variants=("long", "gold"))
     sweep_run(r.model, ex, r.directions(), r.ranked(), r.dir("sweep"), alphas=p.alphas, ks=p.sweep_ks, table_alphas=p.table_alphas,
@@ -213,9 +201,6 @@ def _sweep(r: Run) -> None:
 
 
 def _retrieval(r: Run) -> None:
-    from .profile import profile_of
-    from .runs import retrieval_run
-
     p = r.plan
     ex = profile_of(r.model).needles(r.model.tokenizer, lengths=p.needle_lengths, depths=[float(d) for d in p.needle_depths])
     meta = {"lengths": list(p.needle_lengths), "depths": list(p.needle_depths), "filler": "built-in"}
@@ -225,7 +210,6 @@ def _retrieval(r: Run) -> None:
 def _figure9(r: Run) -> None:
     import pandas as pd
 
-    from analyses import figure9, top_k
 
     retrieval = pd.read_csv(r.dir("retrieval_heads") / "retrieval_scores.csv")
     why = ("no needle was recalled, so no head has a retrieval score" if retrieval.score.isna().all()
@@ -241,10 +225,6 @@ def _figure9(r: Run) -> None:
 
 
 def _tasks(r: Run) -> None:
-    from .evaluation import group_by_length, parse_settings
-    from .runs import evaluate_run
-    from .tasks import TASKS, build_task
-
     p = r.plan
     sets = []
     for name in p.tasks:
@@ -301,8 +281,6 @@ def reproduce(
     """Run every step not yet done (or only ``steps``, with what they need) into ``out`` and write
     ``out/index.md``. Returns each step's status: ``done`` (already there), ``ran``, or ``skipped``
     (not asked for). Deterministic under the plan's seed."""
-    from analyses.index import write_index
-
     out = Path(out)
     plan = plan or plan_for(profile_of_checkpoint(model_name), quick=quick)
     known = {s.name: s for s in STEPS}
