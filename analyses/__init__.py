@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from lens_focus.plots import write_figure
+
 
 def top_k(n_heads: int, k: int = 20) -> int:
     """How many top heads a comparison takes: the paper's ``k`` (20), at most a quarter of a small
@@ -46,8 +48,6 @@ def require_columns(table: pd.DataFrame, columns, what: str) -> None:
 
 def write_with_figure(table: pd.DataFrame, fig, out_dir: str | Path, stem: str) -> list[Path]:
     """``stem.csv`` from ``table`` and ``stem.html`` (+ ``.png``) from ``fig`` in ``out_dir``."""
-    from lens_focus.plots import write_figure
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / f"{stem}.csv", index=False)

@@ -14,6 +14,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from lens_focus.directions import FocusDirections
+
 from . import markdown_table, top_k
 
 PAPER = {
@@ -128,8 +130,6 @@ def _directions_meta(out: Path) -> dict:
     path = out / "directions/directions.safetensors"
     if not path.exists():
         return {}
-    from lens_focus.directions import FocusDirections
-
     d = FocusDirections.load(path)
     return {**d.meta, "site": d.site}
 

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from lens_focus.evaluation import SINK_COLUMNS, TASK_COLUMNS
+from lens_focus.plots import write_figure
 
 from . import markdown_table, require_columns
 
@@ -76,8 +77,6 @@ def figure(task_scores: pd.DataFrame, *, title: str = "Task scores against conte
 def write(task_scores: pd.DataFrame, sink_scores: pd.DataFrame, out_dir: str | Path, *, sink_k: int = 5, note: str = "") -> list[Path]:
     """``task_scores``, ``category_scores`` and ``sink_scores`` as CSV (tidy) and Markdown (the
     paper's table shapes, one block per length), and ``scores_vs_length.html`` (+ ``.png``)."""
-    from lens_focus.plots import write_figure
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     categories = category_scores(task_scores)

@@ -18,7 +18,7 @@ from pathlib import Path
 NQ = Path(__file__).resolve().parents[2] / "shared" / "data" / "lost_in_the_middle" / "nq-open-oracle.jsonl.gz"
 CHILD = """
 import resource, sys
-from lens_focus.cli import app
+from lens_focus.commands.cli import app
 try:
     app(sys.argv[1:], standalone_mode=False)
 finally:

@@ -5,7 +5,7 @@
     ...
 """
 from .answers import Answered, answer_examples, conditions, gold_response_sequences
-from .data import load_examples
+from .sources import load_examples
 from .directions import FocusDirections, train_directions
 from .evaluation import evaluate_tasks, group_by_length, parse_settings
 from .fast import attention_path, fast_model, set_attention

@@ -76,6 +76,8 @@ def answer_examples(
     :class:`~lens_focus.interventions.Placement`) is active while each batch is read, decoded
     and scored.
     """
+    if score not in (None, "generation", "response"):
+        raise ValueError(f"score must be None, 'generation' or 'response', got {score!r}")
     prompts = label_prompts(model, examples, n_sink=n_sink, max_new_tokens=max_new_tokens)
     out: dict[int, Answered] = {}
     store: dict = {}

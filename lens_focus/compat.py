@@ -28,10 +28,14 @@ import torch
 
 from .provenance import versions
 
+# transformers, transformer_lens and gguf are imported inside the functions that use them: together they take
+# over 10 s to import (python -X importtime), which `import lens_focus` and `lens-focus --help` should not pay.
+
 PROBE = 4
 """Tokens the check reads, in one pass and in two."""
 
 _CHECKED: "weakref.WeakKeyDictionary[torch.nn.Module, str]" = weakref.WeakKeyDictionary()
+"""Per model, the outcome of :func:`check_cache` (kept beside the model, not on it)."""
 
 
 @functools.lru_cache(maxsize=None)

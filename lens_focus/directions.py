@@ -23,6 +23,8 @@ from typing import Literal, Sequence
 import numpy as np
 import torch
 from jaxtyping import Float
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -60,8 +62,6 @@ class FocusDirections:
             raise ValueError(f"q and k must be (layer, head, d_head) alike, got {tuple(self.q.shape)} and {tuple(self.k.shape)}")
 
     def save(self, path: str | Path) -> Path:
-        from safetensors.torch import save_file
-
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {"site": self.site, "lens_focus": json.dumps(self.meta)}
@@ -72,8 +72,6 @@ class FocusDirections:
     def load(cls, path: str | Path, *, model=None, strict: bool = True) -> "FocusDirections":
         """Read a directions file; with ``model``, check that it was made for that model (see
         :func:`check_directions`)."""
-        from safetensors import safe_open
-
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"directions file not found: {path}")

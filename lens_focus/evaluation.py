@@ -16,12 +16,12 @@ from tqdm.auto import tqdm
 
 from .answers import answer_examples, skip_counts
 from .cache import RowCache
+from .defaults import SETTINGS
 from .heads import Head
 from .interventions import focusing
 from .labels import Example, label
 from .tasks import Task
 
-SETTINGS = ("baseline", "10_0.2", "20_0.2", "10_-0.2", "20_-0.2")
 """The paper's five: no intervention, and α = ±0.2 on the top-10 and top-20 heads."""
 TASK_COLUMNS = ["task", "category", "length", "setting", "score", "n"]
 SINK_COLUMNS = ["task", "category", "length", "sink", "relevant", "n", "skipped"]

@@ -18,17 +18,12 @@ from tqdm.auto import tqdm
 
 from .answers import answer_examples
 from .cache import RowCache
+from .defaults import ALPHAS, COMPENSATION_KS, RANDOM_TAU, SWEEP_KS, TABLE3_ALPHAS, TAUS
 from .heads import Head, random_heads
 from .interventions import Intervention, compensation, focusing
 from .labels import Example
 from .model import model_info
 
-TAUS = (0.1, 0.3, 0.6, 1.5, 1000.0)
-"""docs/method.md §3: the paper's exponents."""
-COMPENSATION_KS = (1, 5, 10, 20, 30, 50, 100, 150, 200, 300, 400, 500, 600)
-ALPHAS = (-1.0, -0.5, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
-SWEEP_KS: tuple[int | str, ...] = (1, 5, 10, 20, 30, 50, "all")
-TABLE3_ALPHAS = (-0.2, 0.2, 0.4, 0.5, 1.0)
 COMPENSATION_COLUMNS = ["method", "k", "tau", "em", "n"]
 SWEEP_COLUMNS = ["k", "alpha", "em", "n"]
 TABLE3_COLUMNS = ["alpha", "layer", "head", "span", "score", "delta"]
@@ -73,7 +68,7 @@ def compensation_experiment(
     *,
     taus: Sequence[float] = TAUS,
     ks: Sequence[int | str] = COMPENSATION_KS,
-    random_tau: float = 0.3,
+    random_tau: float = RANDOM_TAU,
     seed: int = 0,
     span: str = "relevant",
     progress: bool = True,

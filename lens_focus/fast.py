@@ -15,13 +15,15 @@ bridge's parameters* (no copy) with a registered attention function that
    any rows on request (contextual scores),
 
 so the extra memory is O(rows × k_pos) per head, never O(k_pos²). Which path a model runs is set
-by :func:`set_attention` (``load_model(..., attention=...)``); :func:`lens_focus.forward.run`
-dispatches on it. Hooks for the fast path are registered with :func:`add_fast_hooks`, which
-returns removers, so interventions register for both paths and whichever runs sees them.
+by :func:`set_attention` (``load_model(..., attention=...)``) and kept beside the model, not on it
+(:func:`state_of`); :func:`lens_focus.forward.run` dispatches on it. Hooks for the fast path are
+registered with :func:`add_fast_hooks`, which returns removers, so interventions register for both
+paths and whichever runs sees them.
 """
 from __future__ import annotations
 
 import copy
+import weakref
 from contextlib import contextmanager
 import warnings
 from dataclasses import dataclass, field
@@ -33,6 +35,9 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from .compat import check_cache
+
+# transformers, transformer_lens and gguf are imported inside the functions that use them: together they take
+# over 10 s to import (python -X importtime), which `import lens_focus` and `lens-focus --help` should not pay.
 
 Attention = Literal["eager", "fast", "auto"]
 ATTENTIONS = ("eager", "fast", "auto")
@@ -128,13 +133,31 @@ class FastHooks:
         return any(any(v.values()) for v in (self.query, self.patch, self.observe, self.pre))
 
 
+@dataclass
+class FastState:
+    """What lens_focus keeps per model for its attention paths: beside the bridge (:func:`state_of`), not on it."""
+
+    attention: str = "eager"
+    """The path the model runs: ``fast`` or ``eager``."""
+    hooks: FastHooks = field(default_factory=FastHooks)
+    twin: object = None
+    """The plain ``transformers`` model of the fast path, built on first use."""
+
+
+_STATES: "weakref.WeakKeyDictionary[torch.nn.Module, FastState]" = weakref.WeakKeyDictionary()
+
+
+def state_of(model) -> FastState:
+    """The :class:`FastState` of ``model``, created on first use and dropped with the model."""
+    state = _STATES.get(model)
+    if state is None:
+        state = _STATES[model] = FastState()
+    return state
+
+
 def fast_hooks(model) -> FastHooks:
     """The fast-path hook registry of a bridge (created on first use; works for any model)."""
-    hooks = getattr(model, "_lens_fast_hooks", None)
-    if hooks is None:
-        hooks = FastHooks()
-        model._lens_fast_hooks = hooks
-    return hooks
+    return state_of(model).hooks
 
 
 def add_fast_hooks(
@@ -190,13 +213,10 @@ def set_attention(model, attention: str = "auto") -> str:
         raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
     check_cache(model)
     reason = fast_unsupported(model)
-    if attention == "eager" or reason:
-        if attention == "fast":
-            warnings.warn(f"fast attention not available, using the bridge's eager attention: {reason}", stacklevel=2)
-        model.lens_attention = "eager"
-    else:
-        model.lens_attention = "fast"
-    return model.lens_attention
+    if attention == "fast" and reason:
+        warnings.warn(f"fast attention not available, using the bridge's eager attention: {reason}", stacklevel=2)
+    state_of(model).attention = "eager" if attention == "eager" or reason else "fast"
+    return state_of(model).attention
 
 
 @contextmanager
@@ -206,12 +226,13 @@ def attention_path(model, attention: Attention) -> Iterator[str]:
     try:
         yield set_attention(model, attention)
     finally:
-        model.lens_attention = before
+        state_of(model).attention = before
 
 
 def attention_of(model) -> str:
     """The attention path ``model`` runs: ``fast`` or ``eager`` (bridges loaded elsewhere: eager)."""
-    return getattr(model, "lens_attention", "eager")
+    state = _STATES.get(model)
+    return state.attention if state is not None else "eager"
 
 
 # --- the fast model ---------------------------------------------------------------------------
@@ -224,9 +245,9 @@ def _hf_name(bridge_name: str) -> str:
 def fast_model(model):
     """The plain ``transformers`` model behind ``model``'s fast path, sharing its parameters
     (built once, kept on the bridge). Raises when the fast path does not cover the model."""
-    twin = getattr(model, "_lens_fast_model", None)
-    if twin is not None:
-        return twin
+    state = state_of(model)
+    if state.twin is not None:
+        return state.twin
     reason = fast_unsupported(model)
     if reason:
         raise ValueError(f"no fast attention path: {reason}")
@@ -260,13 +281,13 @@ def fast_model(model):
     generation.output_attentions = generation.return_dict_in_generate = False
     twin.generation_config = generation
     twin.eval()
-    registry = fast_hooks(model)
+    registry = state.hooks
     for layer, block in enumerate(twin.model.layers):
         attn = block.self_attn
         attn._lens = (layer, registry)
         for proj, name in ((attn.q_proj, "q"), (attn.k_proj, "k")):
             proj.register_forward_hook(partial(_pre_rotary, registry=registry, key=(layer, name)))
-    model._lens_fast_model = twin
+    state.twin = twin
     return twin
 
 

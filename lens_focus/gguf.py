@@ -19,6 +19,9 @@ from pathlib import Path
 
 import torch
 
+# transformers, transformer_lens and gguf are imported inside the functions that use them: together they take
+# over 10 s to import (python -X importtime), which `import lens_focus` and `lens-focus --help` should not pay.
+
 CACHE_ENV = "LENS_FOCUS_CACHE"
 MARKER = "lens_focus_gguf.json"
 """Written last into a finished cache entry: what it was made from."""

@@ -23,8 +23,9 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from .heads import Head
+from .directions import check_directions
 from .fast import AttnCall, Patch
+from .heads import Head
 from .hooks import HookHandle, add_hooks, attn_hook_name
 from .labels import LabeledSequence
 
@@ -214,9 +215,11 @@ def add_focus(model, directions, heads: Sequence[Head], *, alpha: float) -> Hook
     every real row's attention and padded rows feed nothing else, so a padded batch gives each
     row exactly what it gets alone (tested).
     """
-    from .directions import check_directions
+    return _register_focus(model, directions, heads, alpha, check_directions(directions, model, strict=False))
 
-    info = check_directions(directions, model, strict=False)
+
+def _register_focus(model, directions, heads: Sequence[Head], alpha: float, info) -> HookHandle:
+    """:func:`add_focus` for directions already checked against the model (``info``: its :class:`~lens_focus.model.ModelInfo`)."""
     layers = _by_layer(heads, info.n_layers, info.n_heads)
     rotary = info.rotary
     hooks, query, pre = [], {}, {}
@@ -263,8 +266,16 @@ def focus(model, directions, heads: Sequence[Head], *, alpha: float) -> Iterator
 
 
 def focusing(model, directions, heads: Sequence[Head], *, alpha: float) -> Intervention:
-    """:func:`focus` as an :data:`Intervention` (the same at every position of every row)."""
-    from .directions import check_directions
+    """:func:`focus` as an :data:`Intervention` (the same at every position of every row); the
+    directions are checked against the model once, here, not at every batch."""
+    info = check_directions(directions, model, strict=False)
 
-    check_directions(directions, model, strict=False)
-    return lambda placement: focus(model, directions, heads, alpha=alpha)
+    @contextmanager
+    def placed(placement):
+        handle = _register_focus(model, directions, heads, alpha, info)
+        try:
+            yield handle
+        finally:
+            handle.remove()
+
+    return placed

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import weakref
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -13,6 +14,12 @@ import torch
 
 from .aliases import resolve
 from .fast import set_attention
+
+# transformers, transformer_lens and gguf are imported inside the functions that use them: together they take
+# over 10 s to import (python -X importtime), which `import lens_focus` and `lens-focus --help` should not pay.
+
+NAMES: "weakref.WeakKeyDictionary[torch.nn.Module, str]" = weakref.WeakKeyDictionary()
+"""The name each model was loaded by (what :class:`ModelInfo` reports), kept beside the model."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +122,7 @@ def load_model(name_or_path: str, device: str | None = None, dtype: torch.dtype 
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = TransformerBridge.boot_transformers(path, device=device, dtype=dtype or torch.float32, tokenizer=tokenizer)
     model.eval()
-    model.lens_name = name_or_path
+    NAMES[model] = name_or_path
     set_attention(model, attention)
     return model
 
@@ -125,7 +132,7 @@ def model_info(model) -> ModelInfo:
     cfg = model.cfg
     n_heads = int(cfg.n_heads)
     n_kv = getattr(cfg, "n_key_value_heads", None) or n_heads
-    name = getattr(model, "lens_name", None) or getattr(cfg, "model_name", "model")
+    name = NAMES.get(model) or getattr(cfg, "model_name", "model")
     return ModelInfo(
         name=str(name),
         n_layers=int(cfg.n_layers),

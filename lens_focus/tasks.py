@@ -15,6 +15,8 @@ task            category  prompt                                              me
 ``toy_qa``      rag       toy vocabulary: the toy's multi-document QA         substring EM
 ==============  ========  ==================================================  ================
 
+A task's prompts come from its source in :data:`lens_focus.sources.SOURCES` (the ``nq`` task's
+from ``nq_rag``); this module adds how they are graded and how long answers may be.
 HELMET's own files (:mod:`lens_focus.data.helmet`) become tasks too (:func:`helmet_task`).
 Every task's examples name their relevant documents, so sink and relevant scores are
 available per task.
@@ -27,9 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from .data.base import Selection
 from .generate import StopAt
 from .labels import Example
 from .metrics import best_subspan_em, substring_recall
+from .sources import Request, build
 
 Metric = Callable[[str, Sequence[str]], float]
 METRICS: dict[str, Metric] = {"recall": substring_recall, "em": best_subspan_em}
@@ -44,8 +48,10 @@ class Task:
     (:func:`~lens_focus.metrics.best_subspan_em`)."""
     max_new_tokens: int
     stop: StopAt = "line"
-    needs: str | None = None
-    """The data file the task is built from (``nq``, or ``kv`` when given), else None."""
+    file: str | None = None
+    """The data file it is built from: ``nq`` (required) or ``kv`` (optional), else None."""
+    source: str = ""
+    """Its builder in :data:`lens_focus.sources.SOURCES` (default: the task's name)."""
 
     def grade(self, response: str, answers: Sequence[str]) -> float:
         return METRICS[self.metric](response, answers)
@@ -57,23 +63,12 @@ TASKS: dict[str, Task] = {
         Task("mk_needle", "recall", "recall", 16),
         Task("mk_uuid", "recall", "recall", 40),
         Task("mv", "recall", "recall", 64, stop="eos"),
-        Task("json_kv", "recall", "em", 40),
-        Task("nq", "rag", "em", 20, needs="nq"),
+        Task("json_kv", "recall", "em", 40, file="kv"),
+        Task("nq", "rag", "em", 20, file="nq", source="nq_rag"),
         Task("toy_needle", "recall", "em", 1, stop="eos"),
         Task("toy_qa", "rag", "em", 1, stop="eos"),
     )
 }
-REAL_TASKS = ("mk_needle", "mk_uuid", "mv", "json_kv", "nq")
-TOY_TASKS = ("toy_needle", "toy_qa")
-
-
-def default_tasks(model_name: str, *, nq: str | Path | None = None) -> list[str]:
-    """The toy's tasks for the toy; otherwise the recall tasks, and ``nq`` when its file is given."""
-    if model_name == "toy":
-        return list(TOY_TASKS)
-    return [t for t in REAL_TASKS if t != "nq" or nq is not None]
-
-
 def build_task(
     name: str,
     tokenizer,
@@ -87,36 +82,20 @@ def build_task(
     """``n`` prompts per length of task ``name`` (see the table above). ``nq``: the NQ file
     (lost-in-the-middle oracle or 20-document file), needed by ``nq``; ``kv``: a
     lost-in-the-middle key-value file for ``json_kv`` (generated pairs without one)."""
-    from .data.kv_retrieval import json_kv_examples
-    from .data.lost_in_the_middle import rag_examples
-    from .data.recall import multikey_examples, multivalue_examples
-    from .toy.task import toy_task_examples
 
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; choose from {sorted(TASKS)}")
-    if n < 1 or not lengths:
-        raise ValueError(f"task {name}: need n >= 1 and at least one length (got n={n}, lengths={list(lengths)})")
-    kw = dict(lengths=[int(x) for x in lengths], n=n, seed=seed)
-    if name == "mk_needle":
-        return multikey_examples(tokenizer, kind="number", **kw)
-    if name == "mk_uuid":
-        return multikey_examples(tokenizer, kind="uuid", **kw)
-    if name == "mv":
-        return multivalue_examples(tokenizer, **kw)
-    if name == "json_kv":
-        return json_kv_examples(tokenizer, path=kv, **kw)
-    if name == "nq":
-        if nq is None:
-            raise ValueError("task nq needs the NQ file (--nq): the lost-in-the-middle nq-open-oracle.jsonl.gz or a 20-document file")
-        return rag_examples(nq, tokenizer, **kw)
-    return toy_task_examples(name, tokenizer, **kw)
+    task = TASKS[name]
+    path = {"nq": nq, "kv": kv}.get(task.file or "")
+    missing = f"task {name} needs the NQ file (--nq): the lost-in-the-middle nq-open-oracle.jsonl.gz or a 20-document file"
+    request = Request(path=path, selection=Selection(seed=seed), tokenizer=tokenizer, lengths=lengths, n=n)
+    return build(task.source or name, request, missing=missing)
 
 
 def helmet_task(path: str | Path, *, limit: int | None = None) -> tuple[Task, list[Example]]:
     """A HELMET data file as a task: named after the file, category and metric from its format
     (:mod:`lens_focus.data.helmet`), answers up to 50 tokens."""
-    from .data.helmet import helmet_examples
 
-    examples = helmet_examples(path, limit=limit)
+    examples = build("helmet", Request(path=path, selection=Selection(limit=limit)))
     meta = examples[0].meta
     return Task(meta["task"], meta["category"], meta["metric"], 50, stop="line"), examples

@@ -12,6 +12,11 @@ from typing import Iterable, Literal
 
 import torch
 
+from .data import read_jsonl
+
+# transformers, transformer_lens and gguf are imported inside the functions that use them: together they take
+# over 10 s to import (python -X importtime), which `import lens_focus` and `lens-focus --help` should not pay.
+
 Arch = Literal["llama", "qwen2", "mistral", "gpt2"]
 ARCHS: tuple[Arch, ...] = ("llama", "qwen2", "mistral", "gpt2")
 
@@ -110,8 +115,6 @@ def tiny_model(
 
 def corpus_from_jsonl(path: str | Path, *, max_lines: int = 2000) -> list[str]:
     """Every string in the first ``max_lines`` objects of a jsonl(.gz) file: tokenizer training text."""
-    from .data import read_jsonl
-
     def strings(obj):
         if isinstance(obj, str):
             yield obj

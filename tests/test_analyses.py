@@ -40,14 +40,18 @@ def test_table1_lists_top_heads_with_their_scores():
 
 def test_figure_and_markdown(tmp_path):
     scores = synthetic_scores()
-    _, fig = head_locations.compute(scores)
-    z = np.array(fig.data[0].z)
-    assert z.shape == (3, 4)
+    table, fig = head_locations.compute(scores)
+    rel = scores[(scores.condition == "long") & (scores.span == "relevant")]
+    want = rel.pivot(index="layer", columns="head", values="score").to_numpy()
+    assert np.allclose(np.array(fig.data[0].z, dtype=float), want)  # row l, column h: head (l, h)'s relevant score
     written = head_locations.write(scores, tmp_path)
-    assert (tmp_path / "head_locations.html").exists() and tmp_path / "sparsity.csv" in written
+    assert pd.read_csv(tmp_path / "sparsity.csv").equals(table.reset_index(drop=True))
+    assert "Contextual heads: relevant score (long)" in (tmp_path / "head_locations.html").read_text()
+    png = tmp_path / "head_locations.png"
     if shutil.which("chromium"):  # .ci/run installs one
-        png = tmp_path / "head_locations.png"
         assert png in written and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    else:  # without a browser the PNG is left out, and not listed as written
+        assert png not in written and not png.exists()
     md = markdown_table(pd.DataFrame({"a": [1, 2], "b": [0.12345, float("nan")]}))
     assert md.splitlines() == ["| a | b |", "|---|---|", "| 1 | 0.123 |", "| 2 |  |"]
 

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from lens_focus.cli import app
+from lens_focus.commands.cli import app
 
 runner = CliRunner()
 
@@ -134,7 +134,7 @@ def test_retrieval_command(tiny_dirs, tmp_path):
     assert summary["counted"] == 0 and frame.score.isna().all() and json.loads((out / "retrieval_heads.json").read_text()) == []
     assert "no response recalled the needle" in result.output
     bad = runner.invoke(app, ["retrieval", "--model", str(tiny_dirs["llama"]), "--depths", "150", "--out", str(out)])
-    assert bad.exit_code == 2 and "--depths: every value must be 0.0..100.0" in bad.output
+    assert bad.exit_code == 2 and "Invalid value for '--depths': every value must be within 0..100" in bad.output
 
 
 def test_retrieval_on_the_toy_uses_toy_vocabulary_needles(tmp_path):
@@ -152,21 +152,26 @@ def test_retrieval_on_the_toy_uses_toy_vocabulary_needles(tmp_path):
         (a, b), = seq.token_spans["answer"]
         assert b - a == 1 and toy.tokenizer.decode(seq.input_ids[a:b]).strip() == ex.answers[0] in VALUES
     bad = runner.invoke(app, ["retrieval", "--model", "toy", "--filler", str(tmp_path / "x.txt"), "--out", str(out)])
-    assert bad.exit_code == 2 and "--filler does not apply to the toy model" in bad.output
+    assert bad.exit_code == 2 and "--filler does not apply to a toy-vocabulary model" in bad.output
 
 
 @pytest.fixture()
 def no_model_load(monkeypatch):
     """Any attempt to load a model fails the test: bad input must stop before that."""
-    import lens_focus.model
+    import lens_focus.commands.cli as cli
 
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded before the bad input was found")
 
-    monkeypatch.setattr(lens_focus.model, "load_model", refuse)
+    monkeypatch.setattr(cli, "load_model", refuse)
 
 
 HEADS_ARGS = ["--heads", "heads.json"]
+
+
+def test_the_guard_sees_a_model_load(no_model_load):
+    result = runner.invoke(app, ["score", "--data", "toy", "--limit", "1"])  # valid: reaches the model
+    assert isinstance(result.exception, AssertionError) and "model was loaded" in str(result.exception)
 
 
 @pytest.mark.parametrize(
@@ -218,18 +223,20 @@ def test_an_empty_data_file_is_named_as_empty(tmp_path, no_model_load):
 
 
 def test_help_is_plain_text_and_describes_every_option():
-    for command in ("score", "compensate", "train-directions", "sweep", "retrieval", "evaluate", "reproduce", "models"):
-        result = runner.invoke(app, [command, "--help"])
-        assert result.exit_code == 0
-        text = result.output
-        assert "``" not in text and "SPEC" not in text and "╭" not in text, command
-        options = [line.split()[0] for line in text.splitlines() if line.strip().startswith("--")]
-        assert options, command
-        for line in text.splitlines():
-            parts = line.split()
-            if line.startswith("  --") and parts[0] != "--help":
-                described = len(parts) > 2 or (len(parts) == 2 and not parts[1].startswith("<"))
-                assert described, f"{command}: {line.strip()} has no description"
+    from typer.main import get_command
+
+    group = get_command(app)
+    commands = {name: group.get_command(None, name) for name in group.list_commands(None)}
+    toy = commands.pop("toy")
+    commands.update({f"toy {n}": toy.get_command(None, n) for n in toy.list_commands(None)})
+    assert {"score", "compensate", "train-directions", "sweep", "retrieval", "evaluate", "reproduce", "models", "toy train"} <= set(commands)
+    for name, cmd in commands.items():
+        text = runner.invoke(app, [*name.split(), "--help"]).output
+        assert "``" not in text and "SPEC" not in text and "╭" not in text, name
+        for param in cmd.params:
+            if param.param_type_name == "option" and param.name != "help":
+                assert param.help and param.help.strip(), f"{name}: {param.opts[0]} has no description"
+
 
 
 def test_answers_scored_in_a_second_pass_are_counted_and_said(tmp_path, nq_path):

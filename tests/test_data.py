@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from lens_focus.data import DataError, load_examples, split_indices
+from lens_focus.data import DataError, split_indices
+from lens_focus.sources import load_examples
 from lens_focus.data.lost_in_the_middle import INSTRUCTION
 from lens_focus.metrics import normalize_answer
 

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from analyses import task_tables
 from lens_focus.answers import answer_examples
-from lens_focus.cli import app
+from lens_focus.commands.cli import app
 from lens_focus.directions import FocusDirections, zero_directions
 from lens_focus.evaluation import ANSWER_COLUMNS, SINK_COLUMNS, TASK_COLUMNS, Setting, evaluate_tasks, group_by_length, parse_settings
 from lens_focus.heads import Head, save_heads

@@ -6,7 +6,7 @@ import torch
 import lens_focus.fast as fast_module
 from lens_focus import answer_examples, label, load_examples, model_info
 from lens_focus.directions import FocusDirections, cache_qk
-from lens_focus.fast import attention_path, fast_hooks, fast_model, set_attention
+from lens_focus.fast import attention_of, attention_path, fast_hooks, fast_model, set_attention
 from lens_focus.forward import run
 from lens_focus.generate import generate_batches
 from lens_focus.heads import Head
@@ -74,7 +74,8 @@ def test_other_architectures_fall_back_with_a_message(models):
         fast_model(gpt2)
     with pytest.raises(ValueError, match="attention must be one of"):
         set_attention(models["llama"], "flash")
-    assert models["llama"].lens_attention == "fast"  # "auto" at load: fast where it applies
+    assert attention_of(models["llama"]) == "fast"  # "auto" at load: fast where it applies
+    assert not [name for name in vars(models["llama"]) if "lens" in name]  # nothing of lens_focus' is kept on the bridge
 
 
 @pytest.mark.parametrize("arch", ROTARY)

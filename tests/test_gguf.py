@@ -126,7 +126,7 @@ def test_bad_gguf_inputs_fail_clearly(tmp_path, cache):
 def test_a_truncated_gguf_is_refused_in_one_line_and_leaves_no_cache_entry(cut, tiny_gguf, tmp_path, cache):
     from typer.testing import CliRunner
 
-    from lens_focus.cli import app
+    from lens_focus.commands.cli import app
 
     whole = tiny_gguf[1].read_bytes()
     short = tmp_path / "short.gguf"
@@ -204,7 +204,7 @@ def test_list_models_names_every_alias_and_where_it_is(cache):
 def test_models_command(cache, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from lens_focus.cli import app
+    from lens_focus.commands.cli import app
 
     runner = CliRunner()
     result = runner.invoke(app, ["models"])

@@ -43,7 +43,7 @@ def test_a_hub_name_loads_from_the_cache_offline(hf_home, tiny_dirs):
 
 def test_a_hub_name_runs_from_the_command_line(hf_home, tmp_path):
     done = offline(
-        hf_home, sys.executable, "-m", "lens_focus.cli", "score", "--model", "acme/tiny-llama", "--data", "facts",
+        hf_home, sys.executable, "-m", "lens_focus.commands.cli", "score", "--model", "acme/tiny-llama", "--data", "facts",
         "--limit", "1", "--n-docs", "2", "--gold-positions", "1", "--max-new-tokens", "3", "--stop", "eos",
         "--device", "cpu", "--out", str(tmp_path / "run"),
     )  # fmt: skip
@@ -63,7 +63,7 @@ def test_a_name_that_is_neither_a_folder_nor_cached_says_both(hf_home, tmp_path)
     message = done.stdout.strip()
     assert "'acme/missing'" in message and "no such folder" in message
     assert "Hugging Face cache" in message and str(hf_home) in message and "HF_HUB_OFFLINE" in message
-    cli = offline(hf_home, sys.executable, "-m", "lens_focus.cli", "score", "--model", "acme/missing", "--data", "facts",
+    cli = offline(hf_home, sys.executable, "-m", "lens_focus.commands.cli", "score", "--model", "acme/missing", "--data", "facts",
                   "--limit", "1", "--out", str(tmp_path / "x"))  # fmt: skip
     assert cli.returncode == 2
     assert cli.stderr.strip().count("\n") == 0 and "no such folder" in cli.stderr

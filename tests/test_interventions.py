@@ -128,9 +128,7 @@ def test_compensation_during_cached_generation_equals_full_passes(llama, nq_path
     make = compensation(llama, heads, tau=0.1)
     kw = dict(max_new_tokens=4, stop="eos", score="generation", progress=False)
     patched = answer_examples(llama, exs, batch_size=4, intervention=make, **kw)
-    plain = answer_examples(llama, exs, batch_size=4, **kw)
     assert len({len(label(e, llama.tokenizer)) for e in exs}) > 1  # left padding is exercised
-    assert [a.response for a in patched] != [b.response for b in plain]
     for a in patched:
         prompt = label(a.example, llama.tokenizer)
         mask, _ = placement_span(Placement([prompt], [0]))

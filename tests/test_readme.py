@@ -1,7 +1,7 @@
 import json
 import re
 
-from conftest import DATA, REPO
+from conftest import REPO
 
 from lens_focus.aliases import TOY_DIR
 
@@ -23,7 +23,7 @@ def test_quickstart_runs(tmp_path, monkeypatch, capsys):
     assert len(code.strip().splitlines()) <= 10
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
-    exec(compile(code.replace("../shared/data", str(DATA)), "README quickstart", "exec"), scope)
+    exec(compile(code, "README quickstart", "exec"), scope)
     out = capsys.readouterr().out
     cfg = json.loads((TOY_DIR / "config.json").read_text())
     shape = f"{cfg['num_hidden_layers']} layers × {cfg['num_attention_heads']} heads, {cfg['num_key_value_heads']} key-value heads"
@@ -39,8 +39,8 @@ def test_quickstart_runs(tmp_path, monkeypatch, capsys):
 def test_readme_lists_the_reproduce_steps_in_order_and_every_command():
     from typer.main import get_command
 
-    from lens_focus.cli import app
-    from lens_focus.reproduce import STEPS
+    from lens_focus.commands.cli import app
+    from lens_focus.commands.reproduce import STEPS
 
     section = README[README.index("## Regenerate every figure") : README.index("## Notebooks")]
     assert re.findall(r"^\| `([a-z_0-9]+)` \| ", section, flags=re.M) == [s.name for s in STEPS]

@@ -8,8 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from lens_focus.cache import RowCache
-from lens_focus.cli import app
-from lens_focus.reproduce import STEPS, TOY_QUICK, plan_for, reproduce
+from lens_focus.commands.cli import app
+from lens_focus.profile import Profile
+from lens_focus.commands.reproduce import STEPS, TOY_QUICK, plan_for, reproduce
 
 # Smaller than --quick: every step runs, each for seconds.
 TINY = replace(
@@ -108,7 +109,7 @@ def test_a_second_run_redoes_nothing_and_loads_no_model(run, monkeypatch):
     def no_model(*a, **k):
         raise AssertionError("a finished run loaded the model again")
 
-    monkeypatch.setattr("lens_focus.model.load_model", no_model)
+    monkeypatch.setattr("lens_focus.commands.reproduce.load_model", no_model)
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*.csv")}
     assert set(reproduce("toy", out, plan=TINY, progress=False, log=lambda s: None).values()) == {"done"}
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.csv")} == before
@@ -125,8 +126,8 @@ def test_a_changed_plan_redoes_the_changed_step_and_those_that_read_it(run, tmp_
 
     ran = []  # which steps a change upstream redoes (recorded, not run: the steps themselves are tested above)
     steps = tuple(replace(s, run=lambda r, name=s.name: ran.append(name)) for s in STEPS)
-    monkeypatch.setattr("lens_focus.reproduce.STEPS", steps)
-    monkeypatch.setattr("analyses.index.write_index", lambda out, **k: out / "index.md")
+    monkeypatch.setattr("lens_focus.commands.reproduce.STEPS", steps)
+    monkeypatch.setattr("lens_focus.commands.reproduce.write_index", lambda out, **k: out / "index.md")
     status = reproduce("toy", out, plan=replace(TINY, alphas=(0.5,), heads_limit=5), progress=False, log=lambda s: None)
     assert ran == [s for s, v in status.items() if v == "ran"] == ["heads", "compensation", "sweep", "evaluation"]
     ran.clear()
@@ -162,9 +163,10 @@ def test_an_interrupted_step_resumes_at_its_cells_and_gives_the_same_result(run,
 
 
 def test_plan_for_and_bad_steps(tmp_path):
-    assert plan_for("toy").data == "toy" and plan_for("smollm2").data == "facts"
-    assert plan_for("toy", quick=True).score_limit < plan_for("toy").score_limit
-    assert plan_for("smollm2", nq="x.jsonl.gz").tasks[-1] == "nq" and plan_for("smollm2", seed=None).seed == 0
+    toy, natural = Profile(True, 1024), Profile(False, 8192, chat=True)
+    assert plan_for(toy).data == "toy" and plan_for(natural).data == "facts"
+    assert plan_for(toy, quick=True).score_limit < plan_for(toy).score_limit
+    assert plan_for(natural, nq="x.jsonl.gz").tasks[-1] == "nq" and plan_for(natural, seed=None).seed == 0
     with pytest.raises(ValueError, match=r"unknown steps \['scores'\]"):
         reproduce("toy", tmp_path, plan=TINY, steps=["scores"], progress=False)
 

@@ -7,7 +7,8 @@ from lens_focus import label
 from lens_focus.data import DataError
 from lens_focus.data.helmet import helmet_examples
 from lens_focus.metrics import best_subspan_em, substring_recall
-from lens_focus.tasks import TASKS, build_task, default_tasks, helmet_task
+from lens_focus.profile import Profile
+from lens_focus.tasks import TASKS, build_task, helmet_task
 
 
 def context_tokens(seq) -> int:
@@ -63,7 +64,7 @@ def test_json_kv_from_the_lost_in_the_middle_file(llama, kv_path):
         key, value = keys[int(ex.meta["source"].rsplit(":", 1)[1])]
         assert ex.answers == (value,) and json.dumps(key) in ex.text
         assert relevant_texts(label(ex, llama.tokenizer)) == [f"{json.dumps(key)}: {json.dumps(value)}"]
-    with pytest.raises(DataError, match="kv-retrieval-75_keys.jsonl.gz:\\d+.*short of a context of 20000"):
+    with pytest.raises(DataError, match=f"{kv_path.name}:\\d+.*short of a context of 20000"):
         build_task("json_kv", llama.tokenizer, lengths=[20000], n=1, kv=kv_path)
 
 
@@ -81,8 +82,9 @@ def test_toy_tasks_use_toy_vocabulary():
             assert len(toy.tokenizer(ex.answers[0], add_special_tokens=False).input_ids) == 1
             assert ex.answers[0] in relevant_texts(seq)[0]
             assert abs(context_tokens(seq) - ex.meta["length"]) <= 0.25 * ex.meta["length"]
-    assert default_tasks("toy") == ["toy_needle", "toy_qa"]
-    assert "nq" not in default_tasks("smollm2") and "nq" in default_tasks("smollm2", nq="x.jsonl")
+    toy, natural = Profile(True, 1024), Profile(False, 8192, chat=True)
+    assert toy.tasks() == ["toy_needle", "toy_qa"] and toy.tasks(nq="x.jsonl") == ["toy_needle", "toy_qa"]
+    assert "nq" not in natural.tasks() and "nq" in natural.tasks(nq="x.jsonl")
 
 
 def test_bad_task_requests_are_named(llama):

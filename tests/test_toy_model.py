@@ -88,7 +88,7 @@ def test_readme_command_a_scores_the_toy_and_matches_a_plain_forward(tmp_path):
     from transformers import LlamaForCausalLM
     from typer.testing import CliRunner
 
-    from lens_focus.cli import app
+    from lens_focus.commands.cli import app
 
     result = CliRunner().invoke(app, ["score", "--data", "toy", "--limit", "3", "--gold-positions", "1,20", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output

@@ -1,10 +1,11 @@
 import json
 
+import pytest
 import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from lens_focus.cli import app
+from lens_focus.commands.cli import app
 from lens_focus.toy.train import Recipe, train
 
 SMALL = dict(layers=2, width=32, heads=4, kv_heads=2, batch=8, warmup=2, curriculum_steps=4, max_docs=4, drill_steps=2, rest_from=2)
@@ -21,9 +22,9 @@ def test_training_is_deterministic_under_a_seed(tmp_path):
 
 
 def test_toy_train_and_report_commands(tmp_path, monkeypatch):
-    import lens_focus.toy.train as tr
+    import lens_focus.commands.cli as cli
 
-    monkeypatch.setattr(tr, "Recipe", lambda seed: Recipe(seed=seed, **SMALL))
+    monkeypatch.setattr(cli, "Recipe", lambda seed: Recipe(seed=seed, **SMALL))
     runner = CliRunner()
     out = tmp_path / "toy"
     result = runner.invoke(app, ["toy", "train", "--steps", "5", "--out", str(out), "--report-n", "3"])
@@ -37,7 +38,15 @@ def test_toy_train_and_report_commands(tmp_path, monkeypatch):
     assert report["checkpoint"] == str(out) and report["n"] == 3
     assert set(report["long_accuracy"]) == {"1", "5", "10", "15", "20", "overall"}
     assert len(report["sink_by_layer"]) == 2 and report["n_heads"] == 8
-    assert 0 <= report["gold_accuracy"] <= 1 and isinstance(report["checks"], dict)
+    # accuracies over 3 questions (one prompt each per position) are multiples of 1/3; "overall" averages the 5 positions
+    acc = report["long_accuracy"]
+    assert all(abs(3 * acc[p] - round(3 * acc[p])) < 1e-9 for p in ("1", "5", "10", "15", "20"))
+    assert acc["overall"] == pytest.approx(sum(acc[p] for p in ("1", "5", "10", "15", "20")) / 5)
+    assert abs(3 * report["gold_accuracy"] - round(3 * report["gold_accuracy"])) < 1e-9
+    assert report["checks"]["gold-only accuracy >= 0.95"] == (report["gold_accuracy"] >= 0.95)
+    assert report["checks"]["negative accuracy <= 0.10"] == (report["negative_accuracy"] <= 0.10)
+    config = json.loads((out / "config.json").read_text())
+    assert (config["num_hidden_layers"], config["hidden_size"], config["num_attention_heads"]) == (2, 32, 4)
 
 
 def test_rest_cost_moves_attention_onto_bos(tmp_path):

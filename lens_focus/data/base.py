@@ -7,12 +7,14 @@ import json
 import random
 import uuid
 from pathlib import Path
-from typing import Iterator, Literal, Sequence
+from dataclasses import dataclass
+from typing import Callable, Iterator, Literal, Sequence, TypeVar
 
+from ..defaults import GOLD_POSITIONS, N_DOCS
 from ..labels import Example, Segment, Variant
 
 Split = Literal["train", "test", "all"]
-DEFAULT_GOLD_POSITIONS = (1, 5, 10, 15, 20)
+T = TypeVar("T")
 
 
 class DataError(ValueError):
@@ -78,6 +80,33 @@ def check_positions(gold_positions: Sequence[int], n_docs: int) -> tuple[int, ..
     if bad or not positions:
         raise ValueError(f"gold positions {list(positions)} must be non-empty and lie in 1..{n_docs} (n_docs)")
     return positions
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which prompts a multi-document QA source builds (Figures 2–4, Table 1): ``limit`` questions
+    of ``split`` (split with ``seed``; None: the source's default count), each as the ``variants``
+    asked for: ``long`` with the relevant document at each of ``gold_positions`` among ``n_docs``,
+    ``gold`` (the relevant document alone), ``negative`` (the other documents alone). The positions
+    are checked when a selection is made."""
+
+    n_docs: int = N_DOCS
+    gold_positions: Sequence[int] = GOLD_POSITIONS
+    split: Split = "test"
+    seed: int = 0
+    limit: int | None = None
+    variants: Sequence[Variant] = ("long", "gold")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "gold_positions", check_positions(self.gold_positions, self.n_docs))
+        object.__setattr__(self, "variants", tuple(self.variants))
+
+    def prompts(self, long: Callable[[int], T], gold: Callable[[], T], negative: Callable[[], T]) -> list[T]:
+        """One question's prompts, in order: ``long(p)`` for each gold position ``p``, ``gold()``,
+        ``negative()``, each only if its variant is selected."""
+        out = [long(p) for p in self.gold_positions] if "long" in self.variants else []
+        out += [gold()] if "gold" in self.variants else []
+        return out + ([negative()] if "negative" in self.variants else [])
 
 
 def assemble(

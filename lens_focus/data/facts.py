@@ -22,10 +22,9 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass
-from typing import Sequence
 
 from ..labels import Example, Segment, Variant
-from .base import Split, assemble, check_positions
+from .base import Selection, Split, assemble
 
 INSTRUCTION = "Answer the question using only the documents below. Some of them are irrelevant."
 
@@ -134,22 +133,14 @@ def sentence(fact: Fact, rng: random.Random) -> str:
 
 
 def facts_examples(
-    *,
-    n_docs: int = 20,
-    gold_positions: Sequence[int] = (1, 5, 10, 15, 20),
-    split: Split = "test",
-    seed: int = 0,
-    limit: int | None = None,
-    variants: Sequence[Variant] = ("long", "gold"),
+    selection: Selection = Selection(),
 ) -> list[Example]:
-    """Seeded examples: per question, ``long`` prompts with the relevant document at each of
-    ``gold_positions`` among ``n_docs`` (the other documents in the same order and wording),
-    a ``gold``-only prompt and a ``negative`` prompt (the other documents only). ``limit`` counts
-    questions (default 200)."""
-    positions = check_positions(gold_positions, n_docs)
+    """Seeded examples of the ``selection`` (default 200 questions); the other documents keep
+    their order and wording in every variant."""
+    n_docs, split = selection.n_docs, selection.split
     examples: list[Example] = []
-    for q in range(200 if limit is None else limit):
-        rng = random.Random(f"facts-{split}-{seed}-{q}")
+    for q in range(200 if selection.limit is None else selection.limit):
+        rng = random.Random(f"facts-{split}-{selection.seed}-{q}")
         gold, others = draw_facts(rng, n_docs, split)
         gold_text, other_texts = sentence(gold, rng), [sentence(f, rng) for f in others]
         attr = BY_NAME[gold[1]]
@@ -169,11 +160,9 @@ def facts_examples(
                 meta={"question_id": qid, "task": "facts", "attribute": attr.name},
             )
 
-        if "long" in variants:
-            for p in positions:
-                examples.append(build(other_texts[: p - 1] + [gold_text] + other_texts[p - 1 :], p, "long", f"p{p}"))
-        if "gold" in variants:
-            examples.append(build([gold_text], 1, "gold", "gold"))
-        if "negative" in variants:
-            examples.append(build(other_texts, None, "negative", "neg"))
+        examples += selection.prompts(
+            lambda p: build(other_texts[: p - 1] + [gold_text] + other_texts[p - 1 :], p, "long", f"p{p}"),
+            lambda: build([gold_text], 1, "gold", "gold"),
+            lambda: build(other_texts, None, "negative", "neg"),
+        )
     return examples

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..labels import Example, Segment, Variant
-from .base import DataError, Split, assemble, check_positions, place_relevant, random_uuid, read_jsonl, require, split_indices
+from .base import DataError, Selection, Split, assemble, place_relevant, random_uuid, read_jsonl, require, split_indices
 
 INSTRUCTION = "Extract the value corresponding to the specified key in the JSON object below."
 
@@ -40,24 +40,17 @@ def _records(path: str | Path) -> list[tuple[int, str, str, list[tuple[str, str]
 
 def kv_examples(
     path: str | Path,
-    *,
-    n_docs: int = 20,
-    gold_positions: Sequence[int] = (1, 5, 10, 15, 20),
-    split: Split = "test",
-    seed: int = 0,
-    limit: int | None = None,
-    variants: Sequence[Variant] = ("long", "gold"),
+    selection: Selection = Selection(),
 ) -> list[Example]:
-    positions = check_positions(gold_positions, n_docs)
+    """The pairs of each selected record as documents, the asked pair the relevant one."""
+    n_docs = selection.n_docs
     records = _records(path)
     short = [r for r in records if len(r[3]) < n_docs - 1]
     if short:
         raise DataError(f"{path}:{short[0][0]}: {len(short[0][3]) + 1} pairs, n_docs={n_docs} needs {n_docs}")
     records = [(lineno, key, value, others[: n_docs - 1]) for lineno, key, value, others in records]
 
-    chosen = split_indices(len(records), split, seed)
-    if limit is not None:
-        chosen = chosen[:limit]
+    chosen = split_indices(len(records), selection.split, selection.seed)[: selection.limit]
     examples = []
     for qi in chosen:
         lineno, key, value, others = records[qi]
@@ -76,15 +69,11 @@ def kv_examples(
                 meta={"question_id": qid, "task": "kv", "line": lineno},
             )
 
-        if "long" in variants:
-            for p in positions:
-                pairs = list(others)
-                pairs.insert(p - 1, (key, value))
-                examples.append(build(pairs, p, "long", f"p{p}"))
-        if "gold" in variants:
-            examples.append(build([(key, value)], 1, "gold", "gold"))
-        if "negative" in variants:
-            examples.append(build(list(others), None, "negative", "neg"))
+        examples += selection.prompts(
+            lambda p: build([*others[: p - 1], (key, value), *others[p - 1 :]], p, "long", f"p{p}"),
+            lambda: build([(key, value)], 1, "gold", "gold"),
+            lambda: build(list(others), None, "negative", "neg"),
+        )
     return examples
 
 

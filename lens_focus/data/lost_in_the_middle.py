@@ -14,7 +14,7 @@ from typing import Sequence
 
 from ..labels import Example, Segment, Variant
 from ..metrics import normalize_answer
-from .base import DataError, Split, assemble, check_positions, place_relevant, read_jsonl, require, split_indices
+from .base import DataError, Selection, Split, assemble, place_relevant, read_jsonl, require, split_indices
 
 INSTRUCTION = (
     "Write a high-quality answer for the given question using only the provided search results "
@@ -55,22 +55,15 @@ def _contains_answer(text: str, answers: Sequence[str]) -> bool:
 
 def nq_examples(
     path: str | Path,
-    *,
-    n_docs: int = 20,
-    gold_positions: Sequence[int] = (1, 5, 10, 15, 20),
-    split: Split = "test",
-    seed: int = 0,
-    limit: int | None = None,
-    variants: Sequence[Variant] = ("long", "gold"),
+    selection: Selection = Selection(),
 ) -> list[Example]:
-    """Examples for each selected question: ``long`` (gold at each position among ``n_docs``
-    documents), ``gold`` (gold document only) and ``negative`` (the ``n_docs - 1`` distractors only)."""
-    positions = check_positions(gold_positions, n_docs)
+    """The prompts of each selected question: the gold passage among its ``n_docs - 1``
+    distractors (sampled from other questions' gold passages where a record has none)."""
+    n_docs, seed = selection.n_docs, selection.seed
     records = _read(path)
-    chosen = split_indices(len(records), split, seed)
-    if limit is not None:
-        chosen = chosen[:limit]
-    pool = [records[i]["gold"] for i in split_indices(len(records), split, seed)]
+    pooled = split_indices(len(records), selection.split, seed)
+    chosen = pooled[: selection.limit]
+    pool = [records[i]["gold"] for i in pooled]
     examples: list[Example] = []
     for qi in chosen:
         rec = records[qi]
@@ -95,15 +88,11 @@ def nq_examples(
                 meta={"question_id": qid, "task": "nq", "line": rec["line"]},
             )
 
-        if "long" in variants:
-            for p in positions:
-                docs = list(distractors)
-                docs.insert(p - 1, rec["gold"])
-                examples.append(build(docs, p, "long", f"p{p}"))
-        if "gold" in variants:
-            examples.append(build([rec["gold"]], 1, "gold", "gold"))
-        if "negative" in variants:
-            examples.append(build(list(distractors), None, "negative", "neg"))
+        examples += selection.prompts(
+            lambda p: build([*distractors[: p - 1], rec["gold"], *distractors[p - 1 :]], p, "long", f"p{p}"),
+            lambda: build([rec["gold"]], 1, "gold", "gold"),
+            lambda: build(list(distractors), None, "negative", "neg"),
+        )
     return examples
 
 

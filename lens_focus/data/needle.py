@@ -19,10 +19,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
+from ..defaults import NEEDLE_DEPTHS
 from ..labels import Example, Segment
 from .base import DataError, assemble
 
-DEFAULT_DEPTHS = tuple(round(i * 100 / 9) for i in range(10))
 """0, 11, 22, …, 100 percent, as in the retrieval-head study."""
 INSTRUCTION = "Read the text below. A question about it follows at the end.\n\n"
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]?\s")
@@ -125,7 +125,7 @@ def needle_examples(
     tokenizer,
     *,
     lengths: Sequence[int] = (1000,),
-    depths: Sequence[int | float] = DEFAULT_DEPTHS,
+    depths: Sequence[int | float] = NEEDLE_DEPTHS,
     needles: Sequence[Needle] = NEEDLES,
     filler: str | Path | None = None,
     reply_start: str = "",

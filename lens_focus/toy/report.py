@@ -8,7 +8,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-POSITIONS = (1, 5, 10, 15, 20)
+from ..answers import answer_examples, conditions
+from ..sources import load_examples
+from ..defaults import GOLD_POSITIONS as POSITIONS
+from ..scoring import aggregate_scores
 
 
 @dataclass
@@ -59,9 +62,6 @@ class ToyReport:
 
 def toy_report(model, *, n: int = 500, seed: int = 12345, checkpoint: str = "", progress: bool = True) -> ToyReport:
     """Evaluate ``model`` on ``n`` fresh held-out toy questions (test split, seeded)."""
-    from ..answers import answer_examples, conditions
-    from ..data import load_examples
-    from ..scoring import aggregate_scores
 
     examples = load_examples(
         "toy", n_docs=20, gold_positions=POSITIONS, split="test", seed=seed, limit=n, variants=("long", "gold", "negative")

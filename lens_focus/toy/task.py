@@ -23,7 +23,9 @@ from dataclasses import replace
 from itertools import product
 from typing import Sequence
 
-from ..data.base import Split, assemble, check_positions, spread
+from ..data.base import Selection, Split, assemble, spread
+from ..data.needle import Needle, needle_examples
+from ..defaults import NEEDLE_DEPTHS
 from ..labels import Example, Segment, Variant
 
 _ONSETS = "b d f g k l m n p r s t v z".split()
@@ -130,32 +132,24 @@ def build(
 
 
 def toy_examples(
-    *,
-    n_docs: int = 20,
-    gold_positions: Sequence[int] = (1, 5, 10, 15, 20),
-    split: Split = "test",
-    seed: int = 0,
-    limit: int | None = None,
-    variants: Sequence[Variant] = ("long", "gold"),
+    selection: Selection = Selection(),
 ) -> list[Example]:
-    """Seeded toy examples: per question, ``long`` prompts with the gold fact at each position,
-    a ``gold``-only prompt and a ``negative`` prompt (distractors only). ``limit`` counts
-    questions (default 100)."""
-    positions = check_positions(gold_positions, n_docs)
+    """Seeded toy examples of the ``selection`` (default 100 questions), the gold fact among
+    distractor facts."""
+    n_docs, split = selection.n_docs, selection.split
     if n_docs > MAX_DOCS:
         raise ValueError(f"the toy task numbers at most {MAX_DOCS} documents, got n_docs={n_docs}")
     examples = []
-    for q in range(100 if limit is None else limit):
-        rng = random.Random(f"toy-{split}-{seed}-{q}")
+    for q in range(100 if selection.limit is None else selection.limit):
+        rng = random.Random(f"toy-{split}-{selection.seed}-{q}")
         gold, distractors = draw_facts(rng, n_docs, split)
         qid = f"toy-{split}-{q}"
         meta = {"question_id": qid}
-        if "long" in variants:
-            examples += [build(gold, distractors, p, example_id=f"{qid}-p{p}", variant="long", meta=meta) for p in positions]
-        if "gold" in variants:
-            examples.append(build(gold, [], 1, example_id=f"{qid}-gold", variant="gold", meta=meta))
-        if "negative" in variants:
-            examples.append(build(gold, distractors, None, example_id=f"{qid}-neg", variant="negative", meta=meta))
+        examples += selection.prompts(
+            lambda p: build(gold, distractors, p, example_id=f"{qid}-p{p}", variant="long", meta=meta),
+            lambda: build(gold, [], 1, example_id=f"{qid}-gold", variant="gold", meta=meta),
+            lambda: build(gold, distractors, None, example_id=f"{qid}-neg", variant="negative", meta=meta),
+        )
     return examples
 
 
@@ -164,8 +158,6 @@ def toy_needle_examples(tokenizer, *, lengths: Sequence[int] = (300,), depths: S
     made-up facts in the toy's document form (``doc 3 : color kalo mizuri .``, numbered 1 … 40 and
     round again), the needle one more fact no other states, the question its cloze
     (``question : pet bida``) and the answer its value."""
-    from ..data.needle import DEFAULT_DEPTHS, Needle, needle_examples
-
     rng = random.Random(seed)
     needles: list[Needle] = []
     taken: set[tuple[str, str]] = set()
@@ -180,7 +172,7 @@ def toy_needle_examples(tokenizer, *, lengths: Sequence[int] = (300,), depths: S
         if (entity, attribute) not in taken:
             facts.append(document(len(facts) % MAX_DOCS + 1, (entity, attribute, rng.choice(VALUES))))
     return needle_examples(
-        tokenizer, lengths=lengths, depths=DEFAULT_DEPTHS if depths is None else depths, needles=needles,
+        tokenizer, lengths=lengths, depths=NEEDLE_DEPTHS if depths is None else depths, needles=needles,
         filler_text=" ".join(facts), instruction=INSTRUCTION + "\n", question_format="\nquestion : {}",
     )  # fmt: skip
 
@@ -204,7 +196,7 @@ def toy_task_examples(task: str, tokenizer, *, lengths: Sequence[int] = (80, 160
             if not 1 <= n_docs <= MAX_DOCS:
                 raise ValueError(f"toy_qa: {length} tokens make {n_docs} documents; the toy task numbers 1..{MAX_DOCS} (lengths 8..{8 * MAX_DOCS})")
             positions = sorted({spread(i, n, n_docs) + 1 for i in range(n)})
-            examples = toy_examples(n_docs=n_docs, gold_positions=positions, split="test", seed=seed, limit=n, variants=("long",))
+            examples = toy_examples(Selection(n_docs=n_docs, gold_positions=positions, split="test", seed=seed, limit=n, variants=("long",)))
             for i in range(n):
                 ex = next(e for e in examples if e.meta["question_id"].endswith(f"-{i}") and e.meta["gold_position"] == spread(i, n, n_docs) + 1)
                 out.append(replace(ex, id=f"toy_qa-L{length}-{i}", meta={**ex.meta, "task": "toy_qa", "length": int(length), "question_id": f"toy_qa-L{length}-{i}"}))

@@ -19,6 +19,9 @@ import torch
 
 from . import task
 
+# transformers, transformer_lens and gguf are imported inside the functions that use them: together they take
+# over 10 s to import (python -X importtime), which `import lens_focus` and `lens-focus --help` should not pay.
+
 
 @dataclass
 class Recipe:

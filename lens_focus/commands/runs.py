@@ -9,16 +9,27 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import pandas as pd
 
-from .cache import RowCache
-from .heads import Head
-from .labels import Example
-from .model import model_info
-from .provenance import versions
+from analyses import compensation as fig3
+from analyses import em_positions, head_locations, table1, table3, task_tables
+from analyses import sweep as fig4
+
+from ..answers import Answered, answer_examples, conditions, gold_response_sequences, second_pass_counts, skip_counts
+from ..cache import RowCache
+from ..directions import INERT_NOTE, train_directions
+from ..evaluation import evaluate_tasks
+from ..experiments import compensation_experiment, focus_scores, sweep_experiment
+from ..heads import Head, rank_heads, save_heads
+from ..labels import Example
+from ..model import model_info
+from ..provenance import versions
+from ..retrieval import retrieval_scores
+from ..scoring import aggregate_scores
 
 Log = Callable[[str], None]
 
@@ -33,6 +44,56 @@ def _summary(out: Path, summary: dict) -> dict:
 
 def _heads_line(ranked: Sequence[Head], k: int = 5) -> str:
     return " ".join(f"({h.layer},{h.head})" for h in ranked[:k])
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Answers and head scores of one set of examples (:func:`score_answers`)."""
+
+    answered: list[Answered]
+    kept: list[tuple[Answered, list[str]]]
+    """The answers that were scored, each with the conditions it counts in."""
+    scores: pd.DataFrame
+    ranked: list[Head]
+    em: pd.DataFrame
+    """One row per answer: ``variant``, ``gold_position``, ``em``."""
+
+
+def score_answers(model, examples: Sequence[Example], *, rows: str = "generation", **answer_kw) -> Scored:
+    """Answer every example and score every head on the rows ``rows`` (paper §2.2); an error
+    when every example was skipped."""
+    answered = answer_examples(model, examples, score=rows, **answer_kw)
+    kept = [(a, c) for a, c in zip(answered, conditions(answered)) if a.sequence is not None]
+    if not kept:
+        raise ValueError(f"every example was skipped ({skip_counts(answered)}); nothing to score")
+    scores = aggregate_scores([a.scores for a, _ in kept], [c for _, c in kept])
+    em = pd.DataFrame([{"variant": a.example.variant, "gold_position": a.example.meta.get("gold_position"), "em": a.em} for a in answered])
+    return Scored(answered, kept, scores, rank_heads(scores), em)
+
+
+def _example_record(a: Answered, conds: list[str]) -> dict:
+    """One line of ``examples.jsonl``: the prompt, its spans (characters and tokens), the answer."""
+    seq = a.sequence
+    return {
+        "id": a.example.id, "condition": a.example.variant, "conditions": conds,
+        "gold_position": a.example.meta.get("gold_position"), "prompt": seq.prompt, "response": a.response,
+        "answers": list(a.example.answers), "em": a.em, "input_ids": list(seq.input_ids),
+        "spans": {k: [list(s) for s in v] for k, v in seq.char_spans.items()},
+        "token_spans": {k: [list(s) for s in v] for k, v in seq.token_spans.items()},
+    }  # fmt: skip
+
+
+def write_scored(scored: Scored, out: Path, *, model_name: str) -> None:
+    """``scores.csv``, ``heads.json``, ``examples.jsonl``, ``em.csv`` and the figures and table of
+    :mod:`analyses.em_positions`, :mod:`analyses.head_locations` and :mod:`analyses.table1`."""
+    out.mkdir(parents=True, exist_ok=True)
+    scored.scores.to_csv(out / "scores.csv", index=False)
+    save_heads(scored.ranked, out / "heads.json")
+    with open(out / "examples.jsonl", "w") as f:
+        f.writelines(json.dumps(_example_record(a, conds), ensure_ascii=False) + "\n" for a, conds in scored.kept)
+    em_positions.write(scored.em, out)
+    head_locations.write(scored.scores, out, model_name=model_name)
+    table1.write(scored.scores, out)
 
 
 def score_run(
@@ -51,57 +112,26 @@ def score_run(
     """Answer and score every example (paper §2.2): ``scores.csv``, ``heads.json`` (all heads by
     relevant score), ``examples.jsonl`` (prompts, spans, answers), ``em.csv`` and
     ``em_by_position``, ``head_locations`` (Figure 2), ``table1`` and ``summary.json``."""
-    from analyses import em_positions, head_locations, table1
-
-    from .answers import answer_examples, conditions, second_pass_counts, skip_counts
-    from .heads import rank_heads, save_heads
-    from .scoring import aggregate_scores
-
-    if rows not in ("generation", "response"):
-        raise ValueError(f"rows must be 'generation' or 'response', got {rows!r}")
     start, out = time.time(), Path(out)
     info = model_info(model)
-    answered = answer_examples(model, examples, max_new_tokens=max_new_tokens, stop=stop, batch_size=batch_size, n_sink=n_sink, score=rows)
-    kept = [(a, c) for a, c in zip(answered, conditions(answered)) if a.sequence is not None]
-    skipped = skip_counts(answered)
-    if not kept:
-        raise ValueError(f"every example was skipped ({skipped}); nothing to score")
-    scores = aggregate_scores([a.scores for a, _ in kept], [c for _, c in kept])
-
-    out.mkdir(parents=True, exist_ok=True)
-    scores.to_csv(out / "scores.csv", index=False)
-    ranked = rank_heads(scores)
-    save_heads(ranked, out / "heads.json")
-    with open(out / "examples.jsonl", "w") as f:
-        for a, conds in kept:
-            seq = a.sequence
-            f.write(json.dumps({
-                "id": a.example.id, "condition": a.example.variant, "conditions": conds,
-                "gold_position": a.example.meta.get("gold_position"), "prompt": seq.prompt, "response": a.response,
-                "answers": list(a.example.answers), "em": a.em, "input_ids": list(seq.input_ids),
-                "spans": {k: [list(s) for s in v] for k, v in seq.char_spans.items()},
-                "token_spans": {k: [list(s) for s in v] for k, v in seq.token_spans.items()},
-            }, ensure_ascii=False) + "\n")  # fmt: skip
-    em = pd.DataFrame([{"variant": a.example.variant, "gold_position": a.example.meta.get("gold_position"), "em": a.em} for a in answered])
-    em_positions.write(em, out)
-    head_locations.write(scores, out, model_name=info.name)
-    table1.write(scores, out)
-    spars = head_locations.sparsity(scores)
+    scored = score_answers(model, examples, rows=rows, max_new_tokens=max_new_tokens, stop=stop, batch_size=batch_size, n_sink=n_sink)
+    write_scored(scored, out, model_name=info.name)
+    answered, spars, skipped = scored.answered, head_locations.sparsity(scored.scores), skip_counts(scored.answered)
     summary = _summary(out, {
         "model": info.to_dict(), "data": meta or {}, "rows": rows, "n_sink": n_sink, "stop": stop,
         "variants": sorted({e.variant for e in examples}), "max_new_tokens": max_new_tokens,
-        "examples": len(answered), "scored": len(kept), "skipped": skipped, "second_pass": second_pass_counts(answered),
+        "examples": len(answered), "scored": len(scored.kept), "skipped": skipped, "second_pass": second_pass_counts(answered),
         "skipped_ids": {a.example.id: a.skipped for a in answered if a.skipped},
-        "em": {v: float(g.em.mean()) for v, g in em.groupby("variant")},
-        "sparsity": spars.to_dict(orient="records"), "top_heads": [list(h) for h in ranked[:20]],
+        "em": {v: float(g.em.mean()) for v, g in scored.em.groupby("variant")},
+        "sparsity": spars.to_dict(orient="records"), "top_heads": [list(h) for h in scored.ranked[:20]],
         "seconds": round(time.time() - start, 1),
     })  # fmt: skip
-    log(f"scored {len(kept)} sequences; skipped {sum(skipped.values())} {skipped if skipped else ''}".rstrip())
+    log(f"scored {len(scored.kept)} sequences; skipped {sum(skipped.values())} {skipped if skipped else ''}".rstrip())
     if summary["second_pass"]:
         log(f"note   {sum(summary['second_pass'].values())} scored in a second teacher-forced pass: {summary['second_pass']}")
     log("EM     " + ", ".join(f"{k} {v:.3f}" for k, v in summary["em"].items()))
     log(head_locations.sparsity_line(spars))
-    log("top-5  " + _heads_line(ranked))
+    log("top-5  " + _heads_line(scored.ranked))
     log(f"wrote  {out}/ (scores.csv, heads.json, examples.jsonl, em.csv, em_by_position, table1, head_locations) in {summary['seconds']}s")
     return summary
 
@@ -121,10 +151,6 @@ def compensate_run(
     **answer_kw,
 ) -> pd.DataFrame:
     """Split-softmax compensation over τ and k (Figure 3): ``compensation.csv``, ``.html``, ``.png``."""
-    from analyses import compensation as fig3
-
-    from .experiments import compensation_experiment
-
     start = time.time()
     table = compensation_experiment(model, examples, ranked, taus=taus, ks=ks, random_tau=random_tau, seed=seed, cache=cache, **answer_kw)
     fig3.write(table, out)
@@ -152,11 +178,6 @@ def directions_run(
 ):
     """Train focus directions on long prompts + gold responses (docs/method.md §4) and save them to ``out``
     (its metadata records the versions it was trained under)."""
-    from .answers import gold_response_sequences
-    from .directions import SITES, train_directions
-
-    if site not in SITES:
-        raise ValueError(f"site must be one of {', '.join(SITES)}, got {site!r}")
     seqs, skipped = gold_response_sequences(model, examples, **answer_kw)
     if not seqs:
         raise ValueError(f"no training sequence (skipped: {skipped})")
@@ -188,12 +209,6 @@ def sweep_run(
     **answer_kw,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """EM over α and k (Figure 4: ``sweep.*``) and the top heads' scores under α (Table 3: ``table3.*``)."""
-    from analyses import sweep as fig4
-    from analyses import table3
-
-    from .directions import INERT_NOTE
-    from .experiments import focus_scores, sweep_experiment
-
     start = time.time()
     table = sweep_experiment(model, examples, directions, ranked, alphas=alphas, ks=ks, cache=cache, **answer_kw)
     fig4.write(table, out)
@@ -211,19 +226,6 @@ def sweep_run(
     return table, scores
 
 
-def needle_set(model, model_name: str, *, lengths: Sequence[int], depths: Sequence[float], filler=None) -> list[Example]:
-    """Needle prompts for the retrieval test: in the toy vocabulary for the toy model."""
-    from .data.needle import needle_examples
-
-    if model_name == "toy":
-        from .toy.task import toy_needle_examples
-
-        if filler is not None:
-            raise ValueError("a filler file does not apply to the toy model: its haystack is made of toy facts")
-        return toy_needle_examples(model.tokenizer, lengths=lengths, depths=depths)
-    return needle_examples(model.tokenizer, lengths=lengths, depths=depths, filler=filler)
-
-
 def retrieval_run(
     model,
     examples: Sequence[Example],
@@ -235,9 +237,6 @@ def retrieval_run(
     log: Log = print,
 ) -> dict:
     """Retrieval scores from the needle test (docs/method.md §6): ``retrieval_scores.csv``, ``retrieval_heads.json``."""
-    from .heads import save_heads
-    from .retrieval import retrieval_scores
-
     start, out = time.time(), Path(out)
     frame, counts = retrieval_scores(model, examples, max_new_tokens=max_new_tokens, batch_size=batch_size)
     out.mkdir(parents=True, exist_ok=True)
@@ -275,10 +274,6 @@ def evaluate_run(
 ) -> dict:
     """The task suite under every setting (Tables 2, 5–13): ``task_scores``, ``category_scores``,
     ``sink_scores`` (.csv/.md), ``scores_vs_length``, ``answers.csv``, ``summary.json``."""
-    from analyses import task_tables
-
-    from .evaluation import evaluate_tasks
-
     start, out = time.time(), Path(out)
     log(f"tasks  {', '.join(dict.fromkeys(s.task.name for s in sets))} at {sorted({s.length for s in sets})} tokens, "
         f"{sum(len(s.examples) for s in sets)} prompts; settings {', '.join(s.name for s in settings)}")  # fmt: skip

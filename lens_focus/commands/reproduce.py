@@ -22,9 +22,21 @@ from typing import Callable, Sequence
 
 from tqdm.auto import tqdm
 
-from .cache import RowCache
-from .provenance import versions
-from .runs import Log
+from analyses import figure9, top_k
+from analyses.index import write_index
+
+from ..cache import RowCache
+from ..sources import load_examples
+from ..defaults import GOLD_POSITIONS, N_DOCS, NEEDLE_DEPTHS, RANDOM_TAU, SETTINGS, TABLE3_ALPHAS, TAUS
+from ..directions import FocusDirections
+from ..evaluation import group_by_length, parse_settings
+from ..fast import attention_of
+from ..heads import load_heads
+from ..model import load_model, model_info
+from ..profile import Profile, profile_of, profile_of_checkpoint
+from ..provenance import versions
+from ..tasks import TASKS, build_task
+from .runs import Log, compensate_run, directions_run, evaluate_run, retrieval_run, score_run, sweep_run
 
 DONE, PARAMS, CELLS = "done.json", "params.json", "cells.jsonl"
 
@@ -34,14 +46,13 @@ class Plan:
     """How large every step is. ``positions`` are the relevant document's 1-based positions;
     ``limit`` counts questions (each gives one long prompt per position, plus gold-only and, for
     scoring and compensation, negative prompts)."""
-
     data: str
-    n_docs: int = 20
+    n_docs: int = N_DOCS
     max_new_tokens: int = 8
     batch_size: int = 8
     # contextual scores on held-out questions (Figure 2, Table 1, EM by position)
     score_limit: int = 100
-    score_positions: tuple[int, ...] = (1, 5, 10, 15, 20)
+    score_positions: tuple[int, ...] = GOLD_POSITIONS
     # heads ranked on training questions: the heads every intervention uses
     heads_limit: int = 40
     heads_positions: tuple[int, ...] = (1, 10, 20)
@@ -50,7 +61,7 @@ class Plan:
     positions: tuple[int, ...] = (1, 10, 20)
     taus: tuple[float, ...] = (0.1, 0.3, 1.5)
     compensation_ks: tuple[int | str, ...] = (1, 5, 20)
-    random_tau: float = 0.3
+    random_tau: float = RANDOM_TAU
     directions_limit: int = 24
     epochs: int = 10
     alphas: tuple[float, ...] = (-0.2, 0.2, 0.5, 1.0)
@@ -58,13 +69,13 @@ class Plan:
     table_alphas: tuple[float, ...] = (-0.2, 0.2, 0.5, 1.0)
     # retrieval heads (Figure 9)
     needle_lengths: tuple[int, ...] = (1000, 2000)
-    needle_depths: tuple[int | float, ...] = (0, 11, 22, 33, 44, 56, 67, 78, 89, 100)
+    needle_depths: tuple[int | float, ...] = NEEDLE_DEPTHS
     needle_new_tokens: int = 24
     # long-context tasks (Tables 2, 5-13)
     tasks: tuple[str, ...] = ("mk_needle", "mk_uuid", "mv", "json_kv")
     task_lengths: tuple[int, ...] = (1000,)
     task_n: int = 6
-    settings: tuple[str, ...] = ("baseline", "10_0.2", "20_0.2", "10_-0.2", "20_-0.2")
+    settings: tuple[str, ...] = SETTINGS
     nq: str | None = None
     kv: str | None = None
     seed: int = 0
@@ -75,9 +86,9 @@ class Plan:
 
 TOY_FULL = Plan(
     data="toy", max_new_tokens=4, batch_size=32, score_limit=100, heads_limit=100, limit=50,
-    taus=(0.1, 0.3, 0.6, 1.5, 1000.0), compensation_ks=(1, 5, 10, 20, "all"), directions_limit=50,
+    taus=TAUS, compensation_ks=(1, 5, 10, 20, "all"), directions_limit=50,
     alphas=(-0.5, -0.2, 0.1, 0.2, 0.3, 0.5, 1.0), sweep_ks=(1, 5, 10, 20, "all"),
-    table_alphas=(-0.2, 0.2, 0.4, 0.5, 1.0), needle_lengths=(80, 160, 300), needle_new_tokens=4,
+    table_alphas=TABLE3_ALPHAS, needle_lengths=(80, 160, 300), needle_new_tokens=4,
     tasks=("toy_needle", "toy_qa"), task_lengths=(80, 160), task_n=20,
 )  # fmt: skip
 TOY_QUICK = replace(
@@ -93,11 +104,12 @@ REAL_QUICK = replace(
 )  # fmt: skip
 
 
-def plan_for(model_name: str, *, quick: bool = False, **overrides) -> Plan:
-    """The plan of a model: the toy's (its own data, tasks and lengths), or a real model's (the
-    ``facts`` task, needle and task prompts of 1-2k tokens), full or ``quick``; ``overrides``
-    replace fields (``data=...``, ``nq=...``, lists as tuples), ``None`` values left out."""
-    toy = model_name == "toy"
+def plan_for(profile: Profile, *, quick: bool = False, **overrides) -> Plan:
+    """The plan for a model of ``profile`` (:mod:`lens_focus.profile`): a toy-vocabulary model's
+    (its own data, tasks and lengths), or a real model's (the ``facts`` task, needle and task
+    prompts of 1-2k tokens), full or ``quick``; ``overrides`` replace fields (``data=...``,
+    ``nq=...``, lists as tuples), ``None`` values left out."""
+    toy = profile.toy_vocabulary
     plan = (TOY_QUICK if quick else TOY_FULL) if toy else (REAL_QUICK if quick else REAL_FULL)
     known = set(plan.to_dict())
     if set(overrides) - known:
@@ -121,7 +133,6 @@ class Step:
 class Run:
     """The state one :func:`reproduce` call shares between steps: the plan, the folder, the model
     (loaded on first use), and a log that prints above the progress bar."""
-
     def __init__(self, model_name: str, out: Path, plan: Plan, *, device=None, attention: str = "auto", log: Log | None = None):
         self.model_name, self.out, self.plan = model_name, out, plan
         self.device, self.attention = device, attention
@@ -131,10 +142,8 @@ class Run:
     @property
     def model(self):
         if self._model is None:
-            from .model import load_model, model_info
-
             self._model = load_model(self.model_name, device=self.device, attention=self.attention)
-            self.log(f"model  {model_info(self._model)}; {self._model.lens_attention} attention")
+            self.log(f"model  {model_info(self._model)}; {attention_of(self._model)} attention")
         return self._model
 
     def dir(self, step: str) -> Path:
@@ -144,8 +153,6 @@ class Run:
         return RowCache(self.dir(step) / CELLS)
 
     def examples(self, *, split: str, limit: int, positions: Sequence[int], variants: Sequence[str]):
-        from .data import load_examples
-
         p = self.plan
         return load_examples(p.data, n_docs=p.n_docs, gold_positions=positions, split=split, seed=p.seed, limit=limit, variants=variants)
 
@@ -153,37 +160,26 @@ class Run:
         return {"max_new_tokens": self.plan.max_new_tokens, "stop": "line", "batch_size": self.plan.batch_size}
 
     def ranked(self):
-        from .heads import load_heads
-        from .model import model_info
-
         info = model_info(self.model)
         return load_heads(self.dir("heads") / "heads.json", n_layers=info.n_layers, n_heads=info.n_heads)
 
     def directions(self):
-        from .directions import FocusDirections
-
         return FocusDirections.load(self.dir("directions") / "directions.safetensors", model=self.model)
 
 
 def _score(r: Run) -> None:
-    from .runs import score_run
-
     p = r.plan
     ex = r.examples(split="test", limit=p.score_limit, positions=p.score_positions, variants=("long", "gold", "negative"))
     score_run(r.model, ex, r.dir("score"), meta={"data": p.data, "split": "test", "limit": p.score_limit}, log=r.log, **r.answer_kw())
 
 
 def _heads(r: Run) -> None:
-    from .runs import score_run
-
     p = r.plan
     ex = r.examples(split="train", limit=p.heads_limit, positions=p.heads_positions, variants=("long", "gold"))
     score_run(r.model, ex, r.dir("heads"), meta={"data": p.data, "split": "train", "limit": p.heads_limit}, log=r.log, **r.answer_kw())
 
 
 def _compensation(r: Run) -> None:
-    from .runs import compensate_run
-
     p = r.plan
     ex = r.examples(split="test", limit=p.limit, positions=p.positions, variants=("long", "gold", "negative"))
     compensate_run(r.model, ex, r.ranked(), r.dir("compensation"), taus=p.taus, ks=p.compensation_ks, random_tau=p.random_tau,
@@ -191,8 +187,6 @@ def _compensation(r: Run) -> None:
 
 
 def _directions(r: Run) -> None:
-    from .runs import directions_run
-
     p = r.plan
     ex = r.examples(split="train", limit=p.directions_limit, positions=p.positions, variants=("long", "gold"))
     meta = {"data": p.data, "n_docs": p.n_docs, "split": "train", "limit": p.directions_limit, "data_seed": p.seed}
@@ -200,8 +194,6 @@ def _directions(r: Run) -> None:
 
 
 def _sweep(r: Run) -> None:
-    from .runs import sweep_run
-
     p = r.plan
     ex = r.examples(split="test", limit=p.limit, positions=p.positions, variants=("long", "gold"))
     sweep_run(r.model, ex, r.directions(), r.ranked(), r.dir("sweep"), alphas=p.alphas, ks=p.sweep_ks, table_alphas=p.table_alphas,
@@ -209,10 +201,8 @@ def _sweep(r: Run) -> None:
 
 
 def _retrieval(r: Run) -> None:
-    from .runs import needle_set, retrieval_run
-
     p = r.plan
-    ex = needle_set(r.model, r.model_name, lengths=p.needle_lengths, depths=[float(d) for d in p.needle_depths])
+    ex = profile_of(r.model).needles(r.model.tokenizer, lengths=p.needle_lengths, depths=[float(d) for d in p.needle_depths])
     meta = {"lengths": list(p.needle_lengths), "depths": list(p.needle_depths), "filler": "built-in"}
     retrieval_run(r.model, ex, r.dir("retrieval_heads"), max_new_tokens=p.needle_new_tokens, batch_size=max(1, p.batch_size // 2), meta=meta, log=r.log)
 
@@ -220,7 +210,6 @@ def _retrieval(r: Run) -> None:
 def _figure9(r: Run) -> None:
     import pandas as pd
 
-    from analyses import figure9, top_k
 
     retrieval = pd.read_csv(r.dir("retrieval_heads") / "retrieval_scores.csv")
     why = ("no needle was recalled, so no head has a retrieval score" if retrieval.score.isna().all()
@@ -236,10 +225,6 @@ def _figure9(r: Run) -> None:
 
 
 def _tasks(r: Run) -> None:
-    from .evaluation import group_by_length, parse_settings
-    from .runs import evaluate_run
-    from .tasks import TASKS, build_task
-
     p = r.plan
     sets = []
     for name in p.tasks:
@@ -296,10 +281,8 @@ def reproduce(
     """Run every step not yet done (or only ``steps``, with what they need) into ``out`` and write
     ``out/index.md``. Returns each step's status: ``done`` (already there), ``ran``, or ``skipped``
     (not asked for). Deterministic under the plan's seed."""
-    from analyses.index import write_index
-
     out = Path(out)
-    plan = plan or plan_for(model_name, quick=quick)
+    plan = plan or plan_for(profile_of_checkpoint(model_name), quick=quick)
     known = {s.name: s for s in STEPS}
     wanted = set(known) if steps is None else set(steps)
     if wanted - set(known):
