@@ -19,7 +19,7 @@ from typing import Annotated, Callable, Optional
 
 import typer
 
-from ..data.base import Split
+from ..data.base import Selection, Split
 from ..defaults import GOLD_POSITIONS, N_DOCS, csv
 from ..fast import Attention
 from ..generate import StopAt
@@ -82,12 +82,17 @@ class DataOptions:
     seed: Annotated[int, typer.Option("--seed", help="seed of the data: the train/test split, the distractors and their order")] = 0
 
     def __post_init__(self):
-        if max(self.gold_positions) > self.n_docs:
-            raise typer.BadParameter(f"--gold-positions: every value must be within 1..{self.n_docs} (--n-docs), got {csv(self.gold_positions)}")
+        try:
+            self.selection(())
+        except ValueError as e:
+            raise typer.BadParameter(f"--gold-positions: {e}") from None
+
+    def selection(self, variants: tuple[str, ...]) -> Selection:
+        return Selection(n_docs=self.n_docs, gold_positions=self.gold_positions, split=self.split, seed=self.seed,
+                         limit=self.limit, variants=variants)  # fmt: skip
 
     def load(self, variants: tuple[str, ...]) -> list[Example]:
-        return load_examples(self.data, task=self.task, n_docs=self.n_docs, gold_positions=self.gold_positions,
-                             split=self.split, seed=self.seed, limit=self.limit, variants=variants)  # fmt: skip
+        return load_examples(self.data, self.selection(variants), task=self.task)
 
     def meta(self) -> dict:
         return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
