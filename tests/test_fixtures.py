@@ -3,8 +3,11 @@ import gzip
 import json
 import sys
 
+import pytest
+
 from conftest import FIXTURES, KV, NQ
 
+from lens_focus.data import DataError
 from lens_focus.sources import load_examples
 
 sys.path.insert(0, str(FIXTURES))
@@ -32,7 +35,11 @@ def test_the_fixtures_have_the_fields_of_the_real_files(real_data):
 
 
 def test_the_real_files_load(real_data):
-    nq = load_examples(real_data / "nq-open-oracle.jsonl.gz", split="all", n_docs=20, gold_positions=[1, 20], variants=("long",))
-    assert len(nq) == 2 * 2655 and all(len(e.documents) == 20 for e in nq[:10])
+    path = real_data / "nq-open-oracle.jsonl.gz"
+    nq = load_examples(path, split="test", limit=100, n_docs=20, gold_positions=[1, 20], variants=("long",))
+    assert len(nq) == 2 * 100 and all(len(e.documents) == 20 for e in nq)
+    # one question of the 2655 cannot have 19 distractors: its answer "S" is in every other gold passage
+    with pytest.raises(DataError, match="nq-open-oracle.jsonl.gz:1841: only 0 distractor documents without the answer, 19 needed"):
+        load_examples(path, split="all", n_docs=20, gold_positions=[1], variants=("long",))
     kv = load_examples(real_data / "kv-retrieval-75_keys.jsonl.gz", split="all", limit=3, n_docs=75, gold_positions=[75])
     assert len({e.question_id for e in kv}) == 3 and all(e.answers[0] in e.text for e in kv)
