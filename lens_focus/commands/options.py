@@ -66,7 +66,7 @@ def listed(name: str, parser: Callable, help: str):
 
 @dataclass(frozen=True)
 class ModelOptions:
-    model: Annotated[str, typer.Option("--model", help="hub name, local save_pretrained directory, .gguf file, or an alias: toy, smollm2 (see lens-focus models)")] = "toy"
+    model: Annotated[str, typer.Option("--model", help="hub name, local save_pretrained directory, .gguf file, or an alias: toy, smollm2, gemma3-270m (see lens-focus models)")] = "toy"
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")] = None
     attention: Annotated[Attention, typer.Option("--attention", help="fast (SDPA; scores from post-rotary queries and keys), eager (the bridge's attention), or auto: fast where it applies")] = "auto"
 
