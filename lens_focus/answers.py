@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Sequence
+from typing import Sequence, get_args
 
 import numpy as np
 
@@ -76,8 +76,8 @@ def answer_examples(
     :class:`~lens_focus.interventions.Placement`) is active while each batch is read, decoded
     and scored.
     """
-    if score not in (None, "generation", "response"):
-        raise ValueError(f"score must be None, 'generation' or 'response', got {score!r}")
+    if score is not None and score not in get_args(RowsKind):
+        raise ValueError(f"score must be None or one of {get_args(RowsKind)}, got {score!r}")
     prompts = label_prompts(model, examples, n_sink=n_sink, max_new_tokens=max_new_tokens)
     out: dict[int, Answered] = {}
     store: dict = {}

@@ -26,7 +26,6 @@ from analyses import figure9, top_k
 from analyses.index import write_index
 
 from ..cache import RowCache
-from ..sources import load_examples
 from ..defaults import GOLD_POSITIONS, N_DOCS, NEEDLE_DEPTHS, RANDOM_TAU, SETTINGS, TABLE3_ALPHAS, TAUS
 from ..directions import FocusDirections
 from ..evaluation import group_by_length, parse_settings
@@ -35,6 +34,7 @@ from ..heads import load_heads
 from ..model import load_model, model_info
 from ..profile import Profile, profile_of, profile_of_checkpoint
 from ..provenance import versions
+from ..sources import load_examples
 from ..tasks import TASKS, build_task
 from .runs import Log, compensate_run, directions_run, evaluate_run, retrieval_run, score_run, sweep_run
 
