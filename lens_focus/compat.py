@@ -50,12 +50,16 @@ def cache_keyword(model) -> str:
     return _keyword_of(type(getattr(model, "original_model", model)))
 
 
-def new_cache(model):
+def new_cache(model, *, every_position: bool = False):
     """An empty key-value cache for ``model`` (a bridge or a ``transformers`` model), laid out by its
-    config (full or sliding-window layers), filled in place by the forward passes it is given to."""
+    config (full or sliding-window layers), filled in place by the forward passes it is given to.
+
+    ``every_position``: every layer keeps every position, sliding-window layers too (their window
+    is still applied, by the attention mask), so that a prompt read in chunks shows each chunk's
+    rows against all earlier positions."""
     from transformers import DynamicCache
 
-    return DynamicCache(config=getattr(model, "original_model", model).config)
+    return DynamicCache() if every_position else DynamicCache(config=getattr(model, "original_model", model).config)
 
 
 def cache_kwargs(model, cache) -> dict:

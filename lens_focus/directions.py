@@ -28,11 +28,11 @@ from safetensors.torch import save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .fast import rotary_tables
+from .fast import attention_of, rotary_tables
 from .forward import run
-from .hooks import attn_hook_name, hooked
+from .hooks import attn_hook_name, hooked, runs_hook
 from .labels import LabeledSequence, RowsKind
-from .model import ModelInfo, model_info
+from .model import ModelInfo, attention_layers, model_info
 
 Site = Literal["post_rotary", "pre_rotary"]
 SITES: tuple[Site, ...] = ("post_rotary", "pre_rotary")
@@ -145,6 +145,12 @@ class CachedSequence:
     cos: Tensor | None = None
     sin: Tensor | None = None
     """(key, d_head) rotary tables (``pre_rotary`` only; None for models without rotation)."""
+    scaling: Tensor | None = None
+    """(layer,) factor on ``q·k`` per layer (None: ``d_head ** -0.5``)."""
+    window: Tensor | None = None
+    """(layer,) sliding window per layer, 0 where a layer sees every earlier position (None: no window)."""
+    softcap: float | None = None
+    """Attention logit soft-capping (Gemma 2), None where the model has none."""
 
 
 @torch.no_grad()
@@ -154,7 +160,15 @@ def cache_qk(
     """Run the unmodified model once per sequence and keep the queries, keys (and rotary tables)
     that training needs."""
     info = model_info(model)
-    q_site, k_site = ("hook_rot_q", "hook_rot_k") if info.rotary else ("hook_q", "hook_k")
+    layers = attention_layers(model)
+    check_site(model, site)
+    geometry = dict(scaling=torch.tensor([a.scaling for a in layers]), window=torch.tensor([a.window or 0 for a in layers]),
+                    softcap=layers[0].softcap)  # fmt: skip
+    # Where the bridge does not run hook_rot_q / hook_rot_k (Phi-3, GPT-NeoX), the queries and keys
+    # are read before the rotation and rotated here with the bridge's own tables.
+    self_rotate = info.rotary and not runs_hook(model, "hook_rot_q")
+    q_site, k_site = ("hook_rot_q", "hook_rot_k") if info.rotary and not self_rotate else ("hook_q", "hook_k")
+    tables = info.rotary and (site == "pre_rotary" or self_rotate)
     device = next(model.parameters()).device
     out = []
     for seq in tqdm(seqs, desc="caching Q/K", disable=not progress, unit="seq"):
@@ -176,28 +190,49 @@ def cache_qk(
         hooks = []
         for layer in range(info.n_layers):
             hooks += [(attn_hook_name(layer, q_site), partial(keep, key=("q", layer))), (attn_hook_name(layer, k_site), partial(keep, key=("k", layer)))]
-        if site == "pre_rotary" and info.rotary:
+        if tables:
             hooks += [(attn_hook_name(0, "hook_cos"), partial(keep, key="cos")), (attn_hook_name(0, "hook_sin"), partial(keep, key="sin"))]
         ids = torch.tensor([list(seq.input_ids[:end])], device=device)
         with hooked(model, hooks, observe={layer: keep_fast for layer in range(info.n_layers)}):
             run(model, ids, logits=False)
-        if site == "pre_rotary" and info.rotary and "cos" not in store:
+        if tables and "cos" not in store:
             store["cos"], store["sin"] = (t[0].float().cpu() for t in rotary_tables(model, end))
+        if self_rotate and attention_of(model) == "eager":
+            for layer in range(info.n_layers):
+                for key in ("q", "k"):
+                    store[(key, layer)] = _rotate(store[(key, layer)], store["cos"][:, None], store["sin"][:, None])
         mask = torch.zeros(end, dtype=torch.bool)
         for a, b in seq.token_spans[span]:
             mask[a : min(b, end)] = True
         q = torch.stack([store[("q", l)][scored] for l in range(info.n_layers)]).permute(0, 2, 1, 3)
         k = torch.stack([store[("k", l)] for l in range(info.n_layers)]).permute(0, 2, 1, 3)
         cos, sin = (store.get("cos"), store.get("sin")) if site == "pre_rotary" else (None, None)
-        if cos is not None and cos.shape[-1] != info.d_head:
-            raise ValueError(f"pre_rotary directions need full-width rotary tables; this model rotates {cos.shape[-1]} of {info.d_head} dims")
-        out.append(CachedSequence(q=q, k=k, rows=scored, span=mask, cos=cos, sin=sin))
+        out.append(CachedSequence(q=q, k=k, rows=scored, span=mask, cos=cos, sin=sin, **geometry))
     return out
 
 
+def check_site(model, site: Site) -> None:
+    """Raise, saying why and what to use instead, when directions at ``site`` cannot act on ``model``
+    exactly: ``pre_rotary`` on a model with query/key norms (the norm sits between ``hook_q`` and
+    the rotation), ``post_rotary`` on a rotary model whose bridge never runs ``hook_rot_q``
+    (Phi-3, GPT-NeoX: their bridges rotate inside their own attention)."""
+    if site == "pre_rotary" and any(a.qk_norm for a in attention_layers(model)):
+        raise ValueError("pre_rotary directions do not apply to a model with query/key norms: the norm sits between "
+                         "hook_q/hook_k and the rotation, so a pre-rotary vector has no fixed effect on the scores; use post_rotary")
+    if site == "post_rotary" and model_info(model).rotary and not runs_hook(model, "hook_rot_q"):
+        arch = type(getattr(model, "original_model", model)).__name__
+        raise ValueError(f"post_rotary directions need hook_rot_q, which the bridge of {arch} never runs (it rotates inside "
+                         "its own attention); use site='pre_rotary' (--site pre_rotary)")
+
+
 def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotary embedding as the bridge applies it (``x cos + rotate_half(x) sin``)."""
-    half = x.shape[-1] // 2
+    """Rotary embedding as the bridge applies it (``x cos + rotate_half(x) sin``) on the first
+    ``cos.shape[-1]`` dims of ``x``; the rest pass unrotated (partial rotary, GPT-NeoX)."""
+    rot = cos.shape[-1]
+    if rot < x.shape[-1]:
+        rotated = _rotate(x[..., :rot], cos, sin)
+        return torch.cat([rotated, x[..., rot:].expand(*rotated.shape[:-1], -1)], dim=-1)
+    half = rot // 2
     return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin
 
 
@@ -220,9 +255,16 @@ def relevant_scores(
             k = k.repeat_interleave(group, dim=1)
         else:
             k = k.repeat_interleave(group, dim=1) + dk[:, :, None]
-    logits = (q @ k.transpose(-1, -2)) * d_head**-0.5
-    future = torch.arange(n_keys)[None, :] > cached.rows[:, None]
-    logits = logits.masked_fill(future, float("-inf"))
+    scaling = cached.scaling[:, None, None, None] if cached.scaling is not None else d_head**-0.5
+    logits = (q @ k.transpose(-1, -2)) * scaling
+    if cached.softcap is not None:
+        logits = cached.softcap * torch.tanh(logits / cached.softcap)
+    distance = cached.rows[:, None] - torch.arange(n_keys)[None, :]  # (row, key)
+    hidden = distance < 0  # (layer, 1, row, key) once a window applies
+    if cached.window is not None and bool((cached.window > 0).any()):
+        window = cached.window[:, None, None, None]
+        hidden = hidden | ((window > 0) & (distance >= window))
+    logits = logits.masked_fill(hidden, float("-inf"))
     pattern = logits.softmax(-1)
     return (pattern * cached.span).sum(-1).mean(-1)
 
@@ -252,6 +294,7 @@ def train_directions(
     if site not in SITES:
         raise ValueError(f"site must be one of {SITES}, got {site!r}")
     info = model_info(model)
+    check_site(model, site)
     cache = cache_qk(model, seqs, site=site, rows=rows, span=span, progress=progress)
     n_k = info.n_kv_heads if site == "pre_rotary" else info.n_heads
     gen = torch.Generator().manual_seed(seed)
@@ -280,7 +323,7 @@ def train_directions(
     info_meta = {
         **_shape_meta(info), "site": site, "epochs": epochs, "lr": lr, "init_std": init_std, "seed": seed,
         "rows": rows, "span": span, "n_sequences": len(seqs), "relevant_score_at_init": before, "relevant_score_trained": after,
-        "losses": losses, "note": INERT_NOTE if site == "post_rotary" else "",
+        "losses": losses, "note": INERT_NOTE if site == "post_rotary" and cache[0].softcap is None else "",
         **(meta or {}),
     }  # fmt: skip
     return FocusDirections(q=dq.detach().clone(), k=dk.detach().clone(), site=site, meta=info_meta)

@@ -3,8 +3,8 @@ and edits attention from post-rotary queries and keys instead of from T × T pat
 
 The bridge re-implements attention eagerly, so that ``hook_pattern`` can show every layer's
 (q_pos × k_pos) pattern. Contextual scores and split-softmax compensation need only the rows that
-produce the response, and a post-rotary ``d_Q`` needs no pattern at all. For rotary decoders
-(Llama, Qwen2, Mistral) the fast path runs a plain ``transformers`` model that *shares the
+produce the response, and a post-rotary ``d_Q`` needs no pattern at all. For the decoders of
+:data:`FAST_ARCHITECTURES` (Llama, Mistral, Mixtral, Qwen2/3, OLMo 2, OLMoE, Gemma 3) the fast path runs a plain ``transformers`` model that *shares the
 bridge's parameters* (no copy) with a registered attention function that
 
 1. lets :attr:`FastHooks.query` edit the post-rotary queries (focus directions),
@@ -41,7 +41,20 @@ from .compat import check_cache
 
 Attention = Literal["eager", "fast", "auto"]
 ATTENTIONS = ("eager", "fast", "auto")
-FAST_ARCHITECTURES = ("LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM")
+FAST_ARCHITECTURES = (
+    "LlamaForCausalLM", "MistralForCausalLM", "MixtralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Qwen3MoeForCausalLM",
+    "Olmo2ForCausalLM", "OlmoeForCausalLM", "Gemma3ForCausalLM",
+)  # fmt: skip
+"""The decoders whose attention the fast path reproduces exactly (tests/test_families.py): separate
+query and key projections, SDPA-expressible attention (sliding windows, query/key norms and
+Gemma's query scaling included)."""
+NOT_FAST = {
+    "Gemma2ForCausalLM": "attention logit soft-capping has no SDPA kernel",
+    "Phi3ForCausalLM": "its query, key and value come from one fused projection",
+    "GPTNeoXForCausalLM": "its query, key and value come from one fused projection",
+    "GPT2LMHeadModel": "its query, key and value come from one fused projection and it has no rotation",
+}
+"""Why the fast path leaves a tested family to the eager path."""
 IMPLEMENTATION = "lens_focus_sdpa"
 PATTERN_CELLS = 2**25
 """Pattern cells (batch × heads × rows × k_pos) one chunk of explicit rows may hold (128 MB in float32)."""
@@ -67,6 +80,8 @@ class AttnCall:
     """(batch, 1, q_pos, k_pos): bool (True = may attend) or additive float; None = causal."""
     scaling: float
     patches: list = field(default_factory=list)
+    window: int | None = None
+    """Sliding window of the layer (a row sees its last ``window`` positions), None for full attention."""
 
     @property
     def n_rows(self) -> int:
@@ -90,7 +105,8 @@ class AttnCall:
         scores = (q @ k.transpose(-1, -2)) * self.scaling
         positions = self.first_position + rows.to(scores.device)
         if self.mask is None:
-            keep = torch.arange(self.n_keys, device=scores.device)[None, :] <= positions[:, None]
+            distance = positions[:, None] - torch.arange(self.n_keys, device=scores.device)[None, :]
+            keep = (distance >= 0) & (distance < self.window) if self.window else distance >= 0
             scores = scores.masked_fill(~keep, float("-inf"))
         elif self.mask.dtype == torch.bool:
             scores = scores.masked_fill(~self.mask[:, :, rows], float("-inf"))
@@ -199,8 +215,10 @@ def fast_unsupported(model) -> str | None:
     if hf is None:
         return "not a TransformerBridge"
     arch = type(hf).__name__
+    if arch in NOT_FAST:
+        return f"{arch}: {NOT_FAST[arch]}"
     if arch not in FAST_ARCHITECTURES:
-        return f"{arch} is not one of the rotary decoders the fast path covers ({', '.join(FAST_ARCHITECTURES)})"
+        return f"{arch} is not one of the decoders the fast path is tested on ({', '.join(FAST_ARCHITECTURES)})"
     return None
 
 
@@ -326,8 +344,10 @@ def _attention(module, query, key, value, attention_mask, dropout: float = 0.0, 
     layer, hooks = getattr(module, "_lens", (None, None))
     if not hooks:  # nothing registered (or a module outside lens_focus): plain SDPA
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+    if kwargs.get("softcap"):
+        raise RuntimeError(f"layer {layer}: soft-capped attention reached the fast path, which cannot compute it")
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
-    call = AttnCall(layer, query, key, value, attention_mask, scale, patches=list(hooks.patch.get(layer, [])))
+    call = AttnCall(layer, query, key, value, attention_mask, scale, patches=list(hooks.patch.get(layer, [])), window=kwargs.get("sliding_window"))
     for edit in hooks.query.get(layer, []):
         call.query = edit(call)
     out, weights = sdpa_attention_forward(module, call.query, key, value, attention_mask, dropout=dropout, scaling=scale, **kwargs)

@@ -80,14 +80,17 @@ def chunked_forward(
     attention_mask: Int[Tensor, "batch pos"] | None = None,
     position_ids: Int[Tensor, "batch pos"] | None = None,
     chunk: int = DEFAULT_CHUNK,
+    every_position: bool = False,
 ) -> tuple[Float[Tensor, "batch vocab"], object]:
     """Run ``ids`` through the model ``chunk`` positions at a time (on the fast path: in one pass);
-    return the logits of the last position and the key-value cache. Hooks see each chunk's rows
-    against all keys so far."""
+    return the logits of the last position and the key-value cache. With ``every_position`` the
+    cache keeps every position on sliding-window layers too (:func:`lens_focus.compat.new_cache`),
+    so hooks see each chunk's rows against all keys so far; without it a sliding-window layer's
+    cache holds only its window (what generation keeps)."""
     width = ids.shape[1]
     if attention_of(model) == "fast":
         chunk = width
-    logits, cache = None, None
+    logits, cache = None, new_cache(model, every_position=every_position)
     for start in range(0, width, chunk):
         stop = min(start + chunk, width)
         logits, cache = run(

@@ -8,6 +8,7 @@ removes every hook on the points it touched). Unknown hook names raise instead o
 """
 from __future__ import annotations
 
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -38,6 +39,24 @@ def hook_point(model, name: str):
         hint = f" (hook points ending in {site!r}: {similar})" if similar else f" (this model has no {site!r} hook points)"
         raise KeyError(f"no hook point {name!r} in this model{hint}")
     return point
+
+
+_RUNS: "weakref.WeakKeyDictionary[torch.nn.Module, dict[str, bool]]" = weakref.WeakKeyDictionary()
+
+
+def runs_hook(model, site: AttnSite) -> bool:
+    """Whether the bridge's eager attention runs hook point ``site`` at all: some families' bridges
+    rotate queries and keys inside their own attention (Phi-3, GPT-NeoX), so ``hook_rot_q`` and
+    ``hook_rot_k`` exist but never fire. Found once per model, by a two-token forward pass."""
+    known = _RUNS.setdefault(model, {})
+    if site not in known:
+        fired = []
+        name = attn_hook_name(0, site)
+        if name in model.hook_dict:
+            with torch.no_grad(), hooked(model, [(name, lambda x, *, hook: fired.append(True))]):
+                model(torch.zeros(1, 2, dtype=torch.long, device=next(model.parameters()).device), return_type=None)
+        known[site] = bool(fired)
+    return known[site]
 
 
 @dataclass

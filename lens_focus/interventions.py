@@ -23,11 +23,12 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from .directions import check_directions
+from .directions import check_directions, check_site
 from .fast import AttnCall, Patch
 from .heads import Head
 from .hooks import HookHandle, add_hooks, attn_hook_name
 from .labels import LabeledSequence
+from .model import attention_layers
 
 
 @dataclass(frozen=True)
@@ -64,11 +65,15 @@ def split_softmax_pattern(
 ) -> Float[Tensor, "batch head q_pos k_pos"]:
     """docs/method.md §3 on the chosen ``rows``: with ``π`` the row's mass on ``span``, weights inside the
     span are scaled by ``π^τ / π`` and the others by ``(1 − π^τ) / (1 − π)``; rows with ``π = 0``
-    or ``π = 1``, and rows not chosen, are returned unchanged."""
+    or ``π = 1``, and rows not chosen, are returned unchanged. Computed in float32 whatever the
+    pattern's dtype (a bfloat16 ``π`` is off by up to 0.4 %, and ``π^τ`` of a tiny one underflows) and
+    returned in it."""
     if not tau > 0:
         raise ValueError(f"tau must be positive, got {tau}")
     if tau == 1:
         return pattern  # the identity, exactly
+    if pattern.dtype not in (torch.float32, torch.float64):
+        return split_softmax_pattern(pattern.float(), span, rows, tau).to(pattern.dtype)
     inside = span[:, None, None, :]
     pi = (pattern * inside).sum(-1, keepdim=True)
     rest = (pattern * ~inside).sum(-1, keepdim=True)  # 1 − π, without the rounding of 1 − π
@@ -222,6 +227,8 @@ def _register_focus(model, directions, heads: Sequence[Head], alpha: float, info
     """:func:`add_focus` for directions already checked against the model (``info``: its :class:`~lens_focus.model.ModelInfo`)."""
     layers = _by_layer(heads, info.n_layers, info.n_heads)
     rotary = info.rotary
+    geometry = attention_layers(model)
+    check_site(model, directions.site)
     hooks, query, pre = [], {}, {}
     for layer, hs in layers.items():
         dq = directions.q[layer, hs]
@@ -230,7 +237,7 @@ def _register_focus(model, directions, heads: Sequence[Head], alpha: float, info
             q_site = "hook_rot_q" if rotary else "hook_q"
             hooks.append((attn_hook_name(layer, q_site), partial(_add_rows, heads=hs, vec=dq, alpha=alpha, keep=keep)))
             hooks.append((attn_hook_name(layer, "hook_attn_scores"), partial(
-                _add_key_term, heads=hs, vec=directions.k[layer, hs], alpha=alpha, scale=info.d_head**-0.5, keep=keep)))  # fmt: skip
+                _add_key_term, heads=hs, vec=directions.k[layer, hs], alpha=alpha, scale=geometry[layer].scaling, keep=keep)))  # fmt: skip
             query[layer] = partial(_add_to_query, heads=hs, vec=dq, alpha=alpha)
         else:
             kvs = sorted({info.kv_head(h) for h in hs})

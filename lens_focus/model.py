@@ -9,6 +9,7 @@ import os
 import weakref
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 
@@ -17,6 +18,11 @@ from .fast import set_attention
 
 # transformers, transformer_lens and gguf are imported inside the functions that use them: together they take
 # over 10 s to import (python -X importtime), which `import lens_focus` and `lens-focus --help` should not pay.
+
+DType = Literal["float32", "bfloat16", "float16"]
+DTYPES: tuple[DType, ...] = ("float32", "bfloat16", "float16")
+"""The precisions a model loads in (``--dtype``); lens_focus keeps its own statistics, direction
+parameters and optimizer state in float32 whatever the model's."""
 
 NAMES: "weakref.WeakKeyDictionary[torch.nn.Module, str]" = weakref.WeakKeyDictionary()
 """The name each model was loaded by (what :class:`ModelInfo` reports), kept beside the model."""
@@ -109,16 +115,18 @@ def load_model(name_or_path: str, device: str | None = None, dtype: torch.dtype 
         device: ``"cpu"``, ``"cuda"``, ...; defaults to CUDA when available.
         dtype: e.g. ``torch.float32`` or ``"bfloat16"``; defaults to float32.
         attention: the path lens_focus runs it on (:func:`lens_focus.fast.set_attention`):
-            ``"fast"`` (PyTorch SDPA, scores from post-rotary queries and keys; rotary decoders),
+            ``"fast"`` (PyTorch SDPA, scores from post-rotary queries and keys; the decoders of ``lens_focus.fast.FAST_ARCHITECTURES``),
             ``"eager"`` (the bridge's own attention, every TransformerLens hook), or ``"auto"``
             (fast where it applies). Forward calls of your own always run the bridge.
     """
     from transformer_lens.model_bridge import TransformerBridge
     from transformers import AutoTokenizer
 
-    path = locate_model(name_or_path)
     if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         dtype = getattr(torch, dtype)
+    path = locate_model(name_or_path)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = TransformerBridge.boot_transformers(path, device=device, dtype=dtype or torch.float32, tokenizer=tokenizer)
@@ -144,3 +152,45 @@ def model_info(model) -> ModelInfo:
         chat=getattr(model.tokenizer, "chat_template", None) is not None,
         n_ctx=int(cfg.n_ctx),
     )
+
+
+@dataclass(frozen=True)
+class LayerAttention:
+    """How one layer turns queries and keys into a pattern, beyond ``softmax(q·k)``: what direction
+    training and the fast path must reproduce to compute the attention the model computes."""
+
+    scaling: float
+    """Factor on ``q·k`` (``d_head ** -0.5``, or Gemma's ``query_pre_attn_scalar ** -0.5``)."""
+    window: int | None = None
+    """Sliding window: a row sees only its last ``window`` positions (itself included); None = all."""
+    softcap: float | None = None
+    """Attention logit soft-capping, ``softcap * tanh(logits / softcap)`` (Gemma 2); None = none."""
+    qk_norm: bool = False
+    """Queries and keys are normalised between ``hook_q``/``hook_k`` and the rotation (Qwen3, OLMo 2, Gemma 3)."""
+
+
+def attention_layers(model) -> list[LayerAttention]:
+    """Per layer, the :class:`LayerAttention` of a bridge's underlying ``transformers`` model, read from
+    its config as ``transformers`` documents it: ``sliding_window`` on every layer, or on the
+    ``"sliding_attention"`` layers of ``layer_types``; ``query_pre_attn_scalar`` (Gemma);
+    ``attn_logit_softcapping`` (Gemma 2); ``q_norm`` modules (query/key norms)."""
+    cfg = model.cfg
+    hf = getattr(model, "original_model", None)
+    config = getattr(hf, "config", None)
+    n_layers, d_head = int(cfg.n_layers), int(cfg.d_head)
+    if config is None:
+        return [LayerAttention(scaling=d_head**-0.5)] * n_layers
+    scalar = getattr(config, "query_pre_attn_scalar", None)
+    window = getattr(config, "sliding_window", None)
+    types = getattr(config, "layer_types", None)
+    softcap = getattr(config, "attn_logit_softcapping", None)
+    qk_norm = any(name.endswith("q_norm") for name, _ in hf.named_modules())
+    return [
+        LayerAttention(
+            scaling=float(scalar or d_head) ** -0.5,
+            window=int(window) if window and (types is None or types[layer] == "sliding_attention") else None,
+            softcap=float(softcap) if softcap else None,
+            qk_norm=qk_norm,
+        )
+        for layer in range(n_layers)
+    ]

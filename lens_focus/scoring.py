@@ -127,7 +127,7 @@ def span_sums(
         active = intervention(Placement(group, [0] * len(group))) if intervention else nullcontext()
         with torch.no_grad(), active, hooked(model, hooks, **fast):
             try:
-                chunked_forward(model, ids, chunk=chunk)
+                chunked_forward(model, ids, chunk=chunk, every_position=True)
             except _LastLayerDone:
                 pass
         for i, out in zip(batch, _per_sequence(totals, names, group)):
@@ -231,7 +231,7 @@ def head_pattern(
     hooks, fast = pattern_rows(model, rows_of, keep)
     active = intervention(Placement([seq], [0])) if intervention else nullcontext()
     with torch.no_grad(), active, hooked(model, hooks, **fast):
-        chunked_forward(model, torch.tensor([seq.input_ids], device=next(model.parameters()).device))
+        chunked_forward(model, torch.tensor([seq.input_ids], device=next(model.parameters()).device), every_position=True)
     return out
 
 

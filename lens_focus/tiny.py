@@ -17,10 +17,15 @@ from .data import read_jsonl
 # transformers, transformer_lens and gguf are imported inside the functions that use them: together they take
 # over 10 s to import (python -X importtime), which `import lens_focus` and `lens-focus --help` should not pay.
 
-Arch = Literal["llama", "qwen2", "mistral", "gpt2", "gemma3"]
+Arch = Literal["llama", "qwen2", "mistral", "gpt2", "gemma3", "qwen3", "gemma2", "phi3", "olmo2", "gpt_neox", "mixtral"]
 ARCHS: tuple[Arch, ...] = ("llama", "qwen2", "mistral", "gpt2")
-"""The configurations every test builds; ``gemma3`` (query/key norms, its own query scaling,
-sliding-window layers alternating with full ones) is built where a test asks for it."""
+"""The configurations most tests build."""
+FAMILIES: tuple[Arch, ...] = ("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3", "olmo2", "gpt_neox", "gpt2", "mixtral")
+"""Every family of the conformance matrix (tests/test_families.py, README "Supported models"): Qwen3
+and OLMo 2 with query/key norms, Gemma 2 with attention logit soft-capping and sliding-window layers,
+Gemma 3 with query/key norms, its own query scaling and sliding-window layers, Phi-3 with a fused
+query-key-value projection, GPT-NeoX with parallel attention and partial rotary, Mixtral a mixture
+of experts."""
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -98,11 +103,26 @@ def tiny_model(
             "qwen2": (tf.Qwen2Config, tf.Qwen2ForCausalLM),
             "mistral": (tf.MistralConfig, tf.MistralForCausalLM),
             "gemma3": (tf.Gemma3TextConfig, tf.Gemma3ForCausalLM),
+            "qwen3": (tf.Qwen3Config, tf.Qwen3ForCausalLM),
+            "gemma2": (tf.Gemma2Config, tf.Gemma2ForCausalLM),
+            "phi3": (tf.Phi3Config, tf.Phi3ForCausalLM),
+            "olmo2": (tf.Olmo2Config, tf.Olmo2ForCausalLM),
+            "gpt_neox": (tf.GPTNeoXConfig, tf.GPTNeoXForCausalLM),
+            "mixtral": (tf.MixtralConfig, tf.MixtralForCausalLM),
         }[arch]
-        if arch == "gemma3":  # head_dim defaults to 256; one sliding layer, then one full one
-            config = {"head_dim": d_model // n_heads, "query_pre_attn_scalar": d_model // n_heads,
-                      "layer_types": ["sliding_attention", "full_attention"] * (n_layers // 2) + ["sliding_attention"] * (n_layers % 2),
-                      **(config or {})}  # fmt: skip
+        d_head = d_model // n_heads
+        if arch == "gpt_neox":  # no grouped-query attention: the bridge would read the field all the same
+            n_kv_heads = n_heads
+        alternating = ["sliding_attention", "full_attention"] * (n_layers // 2) + ["sliding_attention"] * (n_layers % 2)
+        config = {
+            "qwen3": {"head_dim": d_head},
+            "gemma2": {"head_dim": d_head, "query_pre_attn_scalar": d_head, "layer_types": alternating,
+                       "attn_logit_softcapping": 50.0, "final_logit_softcapping": 30.0},
+            # head_dim defaults to 256; a query scaling of its own (not d_head), one sliding layer then one full one
+            "gemma3": {"head_dim": d_head, "query_pre_attn_scalar": 2 * d_head, "layer_types": alternating},
+            "gpt_neox": {"rotary_pct": 0.25, "use_parallel_residual": True},
+            "mixtral": {"num_local_experts": 4, "num_experts_per_tok": 2},
+        }.get(arch, {}) | (config or {})  # fmt: skip
         cfg = config_cls(
             hidden_size=d_model,
             intermediate_size=2 * d_model,

@@ -67,7 +67,7 @@ def test_fast_model_shares_parameters_and_equals_the_bridge(arch, models, exampl
 
 def test_other_architectures_fall_back_with_a_message(models):
     gpt2 = models["gpt2"]
-    with pytest.warns(UserWarning, match="GPT2LMHeadModel is not one of the rotary decoders"):
+    with pytest.warns(UserWarning, match="GPT2LMHeadModel: its query, key and value come from one fused projection"):
         assert set_attention(gpt2, "fast") == "eager"
     assert set_attention(gpt2, "auto") == "eager"
     with pytest.raises(ValueError, match="no fast attention path"):

@@ -48,8 +48,8 @@ OutDir = Annotated[Path, typer.Option("--out", help="folder to write the results
 
 
 def _load(model: ModelOptions):
-    lm = load_model(model.model, device=model.device, attention=model.attention)
-    typer.echo(f"model  {model_info(lm)}; {attention_of(lm)} attention")
+    lm = load_model(model.model, device=model.device, dtype=model.dtype, attention=model.attention)
+    typer.echo(f"model  {model_info(lm)}; {attention_of(lm)} attention; {model.dtype}")
     return lm
 
 
@@ -219,7 +219,7 @@ def reproduce(
     given = {"data": data, "nq": str(nq) if nq else None, "kv": str(kv) if kv else None, "seed": seed}
     plan = plan_for(profile_of_checkpoint(model.model), quick=quick, **{**fields, **{k: v for k, v in given.items() if v is not None}})
     typer.echo(f"plan   {'quick' if quick else 'full'} run of {model.model} on {plan.data}; steps {', '.join(s.name for s in STEPS)}")
-    status = reproduce_run(model.model, out, plan=plan, quick=quick, steps=list(steps) if steps else None, device=model.device, attention=model.attention)
+    status = reproduce_run(model.model, out, plan=plan, quick=quick, steps=list(steps) if steps else None, device=model.device, attention=model.attention, dtype=model.dtype)
     typer.echo("steps  " + ", ".join(f"{k} {v}" for k, v in status.items()))
 
 

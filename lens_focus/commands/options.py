@@ -24,6 +24,7 @@ from ..defaults import GOLD_POSITIONS, N_DOCS, csv
 from ..fast import Attention
 from ..generate import StopAt
 from ..labels import Example
+from ..model import DType
 from ..sources import load_examples
 
 
@@ -69,6 +70,7 @@ class ModelOptions:
     model: Annotated[str, typer.Option("--model", help="hub name, local save_pretrained directory, .gguf file, or an alias: toy, smollm2, gemma3-270m (see lens-focus models)")] = "toy"
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")] = None
     attention: Annotated[Attention, typer.Option("--attention", help="fast (SDPA; scores from post-rotary queries and keys), eager (the bridge's attention), or auto: fast where it applies")] = "auto"
+    dtype: Annotated[DType, typer.Option("--dtype", help="precision of the model's weights and activations (scores, patterns and direction training stay float32; README, Precision)")] = "float32"
 
 
 @dataclass(frozen=True)

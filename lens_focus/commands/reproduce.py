@@ -133,17 +133,17 @@ class Step:
 class Run:
     """The state one :func:`reproduce` call shares between steps: the plan, the folder, the model
     (loaded on first use), and a log that prints above the progress bar."""
-    def __init__(self, model_name: str, out: Path, plan: Plan, *, device=None, attention: str = "auto", log: Log | None = None):
+    def __init__(self, model_name: str, out: Path, plan: Plan, *, device=None, attention: str = "auto", dtype: str = "float32", log: Log | None = None):
         self.model_name, self.out, self.plan = model_name, out, plan
-        self.device, self.attention = device, attention
+        self.device, self.attention, self.dtype = device, attention, dtype
         self.log = log or tqdm.write
         self._model = None
 
     @property
     def model(self):
         if self._model is None:
-            self._model = load_model(self.model_name, device=self.device, attention=self.attention)
-            self.log(f"model  {model_info(self._model)}; {attention_of(self._model)} attention")
+            self._model = load_model(self.model_name, device=self.device, dtype=self.dtype, attention=self.attention)
+            self.log(f"model  {model_info(self._model)}; {attention_of(self._model)} attention; {self.dtype}")
         return self._model
 
     def dir(self, step: str) -> Path:
@@ -253,10 +253,12 @@ def _stamp(params: dict) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def step_params(step: Step, model_name: str, plan: Plan, stamps: dict[str, str]) -> dict:
-    """What a step's results depend on: the model, its fields of the plan, its inputs' stamps."""
+def step_params(step: Step, model_name: str, plan: Plan, stamps: dict[str, str], dtype: str = "float32") -> dict:
+    """What a step's results depend on: the model (and its dtype, when not float32), its fields of
+    the plan, its inputs' stamps."""
     p = plan.to_dict()
-    return {"step": step.name, "model": model_name, **{f: p[f] for f in step.fields}, "inputs": {n: stamps[n] for n in step.needs}}
+    precision = {"dtype": dtype} if dtype != "float32" and step.uses_model else {}
+    return {"step": step.name, "model": model_name, **precision, **{f: p[f] for f in step.fields}, "inputs": {n: stamps[n] for n in step.needs}}
 
 
 def _read(path: Path) -> dict | None:
@@ -275,6 +277,7 @@ def reproduce(
     steps: Sequence[str] | None = None,
     device: str | None = None,
     attention: str = "auto",
+    dtype: str = "float32",
     log: Log | None = None,
     progress: bool = True,
 ) -> dict[str, str]:
@@ -290,14 +293,14 @@ def reproduce(
     for s in reversed(STEPS):  # what a wanted step reads is wanted too
         if s.name in wanted:
             wanted |= set(s.needs)
-    run = Run(model_name, out, plan, device=device, attention=attention, log=log)
+    run = Run(model_name, out, plan, device=device, attention=attention, dtype=dtype, log=log)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "plan.json").write_text(json.dumps({"model": model_name, "quick": quick, **plan.to_dict()}, indent=2) + "\n")
+    (out / "plan.json").write_text(json.dumps({"model": model_name, "quick": quick, **({"dtype": dtype} if dtype != "float32" else {}), **plan.to_dict()}, indent=2) + "\n")
     stamps: dict[str, str] = {}
     status: dict[str, str] = {}
     bar = tqdm(STEPS, desc="reproduce", unit="step", disable=not progress)
     for step in bar:
-        params = step_params(step, model_name, plan, stamps)
+        params = step_params(step, model_name, plan, stamps, dtype)
         stamps[step.name] = _stamp(params)
         if step.name not in wanted:
             status[step.name] = "skipped"
