@@ -178,13 +178,38 @@ def _tasks_section(out: Path) -> tuple[str, list[dict]]:
     return f"Tables 2, 5–13 ({int(n.min())}–{int(n.max())} prompts per task, length and setting). Files: {links}.", rows
 
 
+def _window_section(out: Path) -> tuple[str, list[dict]]:
+    j = json.loads((out / "window/window.json").read_text())
+    if "skipped" in j:
+        return f"Not drawn: {j['skipped']}.", []
+    t = pd.read_csv(out / "window/window.csv")
+    window = min(w for w in j["windows"] if w)
+    kinds = f"{sum(1 for w in j['windows'] if w)} windowed and {sum(1 for w in j['windows'] if not w)} full-attention layers"
+    text = (f"The relevant document at positions {', '.join(map(str, t.gold_position))} of {j['n_docs']} documents "
+            f"(prompts of {t.tokens.min()}–{t.tokens.max()} tokens; the model has {kinds}, window {window}). "
+            "*inside* / *outside*: all / none of the relevant document within the window of the first answer row. "
+            "Scores: mean over the kind's heads, and its best head. EM with a 95% Wilson interval. "
+            f"Files: {_links(out, 'window/window.csv', 'window/window.html', 'window/window.json', 'window/em.csv', 'window/scores.csv')}."
+            "\n\n![window](window/window.png)")  # fmt: skip
+    rows = [
+        _row(f"position {r.gold_position} (inside {r.inside}, partly {r.partly}, outside {r.outside} of {r.scored})",
+             f"EM {r.em:.3f} [{r.em_low:.2f}, {r.em_high:.2f}] (n = {r.n}); relevant: windowed {r.relevant_windowed_mean:.4f} / best {r.relevant_windowed_max:.3f}, "
+             f"full {r.relevant_full_mean:.4f} / best {r.relevant_full_max:.3f}; sink: windowed {r.sink_windowed_mean:.3f}, full {r.sink_full_mean:.3f}", "—")
+        for r in t.itertuples()
+    ]  # fmt: skip
+    return text, rows
+
+
 SECTIONS: list[tuple[str, str, Callable[[Path], tuple[str, list[dict]]]]] = [
     ("Contextual heads (Figure 2, Table 1, EM by position)", "score", _score_section),
     ("Attention compensation (Figure 3)", "compensation", _compensation_section),
     ("Focus directions (Figure 4, Table 3)", "sweep", _sweep_section),
     ("Retrieval heads (Figure 9)", "retrieval_heads", _retrieval_section),
     ("Long-context tasks (Table 2 shape, Tables 12–13)", "evaluation", _tasks_section),
+    ("Sliding-window layers: the relevant document inside and beyond the window", "window", _window_section),
 ]
+OPTIONAL = {"window"}
+"""Sections left out of the index when their step was never run (runs made before the step existed)."""
 
 
 def versions_line(versions: dict) -> str:
@@ -218,6 +243,8 @@ def write_index(out: str | Path, *, model_name: str, plan=None, versions: dict |
     if versions is not None:
         parts.append(_versions_section(out, versions))
     for title, step, section in SECTIONS:
+        if step in OPTIONAL and not (out / step).exists():
+            continue
         parts.append(f"## {title}\n")
         if not (out / step / "done.json").exists():
             parts.append(f"Not run yet (step `{step}`).\n")

@@ -4,7 +4,7 @@ and edits attention from post-rotary queries and keys instead of from T × T pat
 The bridge re-implements attention eagerly, so that ``hook_pattern`` can show every layer's
 (q_pos × k_pos) pattern. Contextual scores and split-softmax compensation need only the rows that
 produce the response, and a post-rotary ``d_Q`` needs no pattern at all. For the decoders of
-:data:`FAST_ARCHITECTURES` (Llama, Mistral, Mixtral, Qwen2/3, OLMo 2, OLMoE, Gemma 3) the fast path runs a plain ``transformers`` model that *shares the
+:data:`FAST_ARCHITECTURES` (Llama, Mistral, Mixtral, Qwen2, Qwen3, OLMo 2, Gemma 3) the fast path runs a plain ``transformers`` model that *shares the
 bridge's parameters* (no copy) with a registered attention function that
 
 1. lets :attr:`FastHooks.query` edit the post-rotary queries (focus directions),
@@ -42,8 +42,8 @@ from .compat import check_cache
 Attention = Literal["eager", "fast", "auto"]
 ATTENTIONS = ("eager", "fast", "auto")
 FAST_ARCHITECTURES = (
-    "LlamaForCausalLM", "MistralForCausalLM", "MixtralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Qwen3MoeForCausalLM",
-    "Olmo2ForCausalLM", "OlmoeForCausalLM", "Gemma3ForCausalLM",
+    "LlamaForCausalLM", "MistralForCausalLM", "MixtralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
+    "Olmo2ForCausalLM", "Gemma3ForCausalLM",
 )  # fmt: skip
 """The decoders whose attention the fast path reproduces exactly (tests/test_families.py): separate
 query and key projections, SDPA-expressible attention (sliding windows, query/key norms and

@@ -163,30 +163,53 @@ def test_split_softmax_changes_only_the_chosen_heads_and_keeps_rows_normalised(f
 def test_directions_train_save_load_and_apply_as_trained(family, path, tmp_path):
     """Directions trained on the family's own attention geometry (scaling, window, soft-capping,
     partial rotary) do on layer 0, through hooks, exactly what training computed for them: at zero
-    the model's own scores, at the trained values the moved ones; they survive a save and load."""
+    the model's own scores, at the trained values the moved ones; they survive a save and load.
+    Every site the family takes; the one it cannot take is a clear error before any work."""
     model, seqs, name = family["model"], family["seqs"], family["name"]
     info = model_info(model)
-    site = "pre_rotary" if name in PRE_ROTARY_ONLY else "post_rotary"
-    other = "post_rotary" if site == "pre_rotary" else "pre_rotary"
+    sites = ["pre_rotary"] if name in PRE_ROTARY_ONLY else ["post_rotary"] if name in QK_NORM else ["post_rotary", "pre_rotary"]
     with attention_path(model, path):
-        if name in PRE_ROTARY_ONLY or name in QK_NORM:  # the other site cannot act exactly: a clear error, before any work
+        if len(sites) == 1:
+            other = "post_rotary" if sites == ["pre_rotary"] else "pre_rotary"
             with pytest.raises(ValueError, match="hook_rot_q, which the bridge" if name in PRE_ROTARY_ONLY else "query/key norms"):
                 train_directions(model, seqs, site=other, epochs=1, progress=False)
-        trained = train_directions(model, seqs, site=site, epochs=3, lr=0.05, seed=1, progress=False)
-        assert trained.meta["relevant_score_trained"] > trained.meta["relevant_score_at_init"]
-        loaded = FocusDirections.load(trained.save(tmp_path / "d.safetensors"), model=model)
-        assert torch.equal(loaded.q, trained.q) and torch.equal(loaded.k, trained.k) and loaded.site == site
-        layer0 = [Head(0, h) for h in range(info.n_heads)]
-        plain = list(span_sums(model, seqs, progress=False))
-        moved = list(span_sums(model, seqs, intervention=focusing(model, loaded, layer0, alpha=1.0), progress=False))
-        shift = 0.0
-        for c, before, after in zip(cache_qk(model, seqs, site=site, progress=False), plain, moved):
-            at_zero = relevant_scores(c, 0 * loaded.q, 0 * loaded.k, site=site, group=info.group_size)
-            np.testing.assert_allclose(before["relevant"], at_zero.numpy(), atol=1e-5, err_msg=f"{name} {path} at zero")
-            want = relevant_scores(c, loaded.q, loaded.k, site=site, group=info.group_size)
-            np.testing.assert_allclose(after["relevant"][0], want[0].numpy(), atol=1e-5, err_msg=f"{name} {path}")
-            shift = max(shift, np.abs(after["relevant"][0] - before["relevant"][0]).max())
-        assert shift > 1e-4  # (a document beyond every window of layer 0 cannot move: the other one does)
+        for site in sites:
+            trained = train_directions(model, seqs, site=site, epochs=3, lr=0.05, seed=1, progress=False)
+            assert trained.meta["relevant_score_trained"] > trained.meta["relevant_score_at_init"], site
+            loaded = FocusDirections.load(trained.save(tmp_path / f"{site}.safetensors"), model=model)
+            assert torch.equal(loaded.q, trained.q) and torch.equal(loaded.k, trained.k) and loaded.site == site
+            layer0 = [Head(0, h) for h in range(info.n_heads)]
+            plain = list(span_sums(model, seqs, progress=False))
+            moved = list(span_sums(model, seqs, intervention=focusing(model, loaded, layer0, alpha=1.0), progress=False))
+            shift = 0.0
+            for c, before, after in zip(cache_qk(model, seqs, site=site, progress=False), plain, moved):
+                at_zero = relevant_scores(c, 0 * loaded.q, 0 * loaded.k, site=site, group=info.group_size)
+                np.testing.assert_allclose(before["relevant"], at_zero.numpy(), atol=1e-5, err_msg=f"{name} {path} {site} at zero")
+                want = relevant_scores(c, loaded.q, loaded.k, site=site, group=info.group_size)
+                np.testing.assert_allclose(after["relevant"][0], want[0].numpy(), atol=1e-5, err_msg=f"{name} {path} {site}")
+                shift = max(shift, np.abs(after["relevant"][0] - before["relevant"][0]).max())
+            assert shift > 1e-4, site  # (a document beyond every window of layer 0 cannot move: the other one does)
     windows = [a.window for a in attention_layers(model)]
     assert any(windows) == (name in SLIDING)
     no_hooks_left(model)
+
+
+def test_the_readme_table_is_this_matrix():
+    """README "Supported models" lists exactly these families, with fast where the matrix runs it."""
+    from conftest import REPO
+
+    classes = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM",
+               "gemma2": "Gemma2ForCausalLM", "gemma3": "Gemma3ForCausalLM", "phi3": "Phi3ForCausalLM", "olmo2": "Olmo2ForCausalLM",
+               "gpt_neox": "GPTNeoXForCausalLM", "gpt2": "GPT2LMHeadModel", "mixtral": "MixtralForCausalLM"}  # fmt: skip
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("## Supported models") :].split("\n\n")[2].splitlines()[2:]
+    assert len(table) == len(FAMILIES) == len(classes)
+    for name in FAMILIES:
+        row = next(r for r in table if f"(`{classes[name]}`)" in r)
+        paths = row.split("|")[3].strip()
+        assert paths.startswith("fast, eager") == (name in FAST), row
+        site = row.split("|")[4]
+        if name == "gpt2":  # no rotation: both sites are the projections' outputs
+            assert "hook_q" in site, row
+        else:
+            assert ("pre" in site) == (name not in QK_NORM) and ("post" in site) == (name not in PRE_ROTARY_ONLY), row

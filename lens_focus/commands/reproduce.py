@@ -1,6 +1,6 @@
 """Every figure and table of the paper from one call: :func:`reproduce` runs the steps in dependency
 order (contextual scores → heads → compensation → focus directions → sweep → retrieval heads →
-Figure 9 → long-context task evaluation) into one folder and writes ``index.md`` beside them.
+Figure 9 → long-context task evaluation → sliding-window layers, for models that have them) into one folder and writes ``index.md`` beside them.
 
 Resuming. Each step writes into its own sub-folder and, when it has finished, ``done.json`` with
 the parameters it ran under (its slice of the :class:`Plan`, the model, and the stamps of the
@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 
 from tqdm.auto import tqdm
 
-from analyses import figure9, top_k
+from analyses import figure9, top_k, window
 from analyses.index import write_index
 
 from ..cache import RowCache
@@ -31,12 +31,13 @@ from ..directions import FocusDirections
 from ..evaluation import group_by_length, parse_settings
 from ..fast import attention_of
 from ..heads import load_heads
-from ..model import load_model, model_info
+from ..answers import second_pass_counts, skip_counts
+from ..model import attention_layers, load_model, model_info
 from ..profile import Profile, profile_of, profile_of_checkpoint
 from ..provenance import versions
 from ..sources import load_examples
 from ..tasks import TASKS, build_task
-from .runs import Log, compensate_run, directions_run, evaluate_run, retrieval_run, score_run, sweep_run
+from .runs import Log, compensate_run, directions_run, evaluate_run, retrieval_run, score_answers, score_run, sweep_run, write_scored
 
 DONE, PARAMS, CELLS = "done.json", "params.json", "cells.jsonl"
 
@@ -79,6 +80,10 @@ class Plan:
     nq: str | None = None
     kv: str | None = None
     seed: int = 0
+    # sliding-window layers (models that have them): the relevant document inside and beyond the window
+    window_n_docs: int = 60
+    window_limit: int = 30
+    window_positions: tuple[int, ...] = (1, 15, 30, 45, 60)
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self)))
@@ -235,6 +240,24 @@ def _tasks(r: Run) -> None:
                  batch_size=max(1, p.batch_size // 2), meta=meta, cache=r.cache("evaluation"), log=r.log)  # fmt: skip
 
 
+def _window(r: Run) -> None:
+    p = r.plan
+    windows = [a.window for a in attention_layers(r.model)]
+    if not any(windows) or all(windows):
+        why = "no layer has a sliding window" if not any(windows) else "every layer has a sliding window: no full layers to compare"
+        r.log(f"window: {why}; skipped")
+        (r.dir("window") / "window.json").write_text(json.dumps({"skipped": why}) + "\n")
+        return
+    ex = load_examples(p.data, n_docs=p.window_n_docs, gold_positions=p.window_positions, split="test", seed=p.seed, limit=p.window_limit, variants=("long",))
+    scored = score_answers(r.model, ex, **r.answer_kw())
+    write_scored(scored, r.dir("window"), model_name=model_info(r.model).name)
+    table = window.write(scored.answered, windows, r.dir("window"))
+    meta = {"data": p.data, "n_docs": p.window_n_docs, "positions": list(p.window_positions), "limit": p.window_limit,
+            "windows": windows, "second_pass": second_pass_counts(scored.answered), "skipped": skip_counts(scored.answered)}  # fmt: skip
+    (r.dir("window") / "window.json").write_text(json.dumps(meta, indent=2) + "\n")
+    r.log(f"wrote  {r.dir('window')}/ (window.csv: EM {', '.join(f'{e:.2f}' for e in table.em)} at positions {list(table.gold_position)})")
+
+
 _ANSWER = ("data", "n_docs", "max_new_tokens", "batch_size", "seed")
 STEPS: tuple[Step, ...] = (
     Step("score", "contextual scores on held-out questions", (), (*_ANSWER, "score_limit", "score_positions"), _score),
@@ -245,6 +268,8 @@ STEPS: tuple[Step, ...] = (
     Step("retrieval_heads", "retrieval heads from the needle test", (), ("needle_lengths", "needle_depths", "needle_new_tokens", "batch_size"), _retrieval),
     Step("figure9", "contextual vs retrieval heads", ("score", "retrieval_heads"), (), _figure9, uses_model=False),
     Step("evaluation", "long-context tasks", ("heads", "directions"), ("tasks", "task_lengths", "task_n", "settings", "nq", "kv", "seed", "batch_size"), _tasks),
+    Step("window", "sliding-window layers and a relevant document beyond their window", (),
+         ("data", "max_new_tokens", "batch_size", "seed", "window_n_docs", "window_limit", "window_positions"), _window),
 )  # fmt: skip
 """The steps in the order they run; ``needs`` are the steps whose files a step reads."""
 

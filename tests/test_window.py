@@ -1,0 +1,75 @@
+"""The sliding-window table (analyses/window.py) and its reproduce step, on a tiny Gemma 3 whose
+windowed layers see 16 positions: a relevant document beyond the window gets exactly nothing
+from those layers' heads, one inside it does."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analyses import window
+from lens_focus import answer_examples, load_examples, load_model
+from lens_focus.commands.reproduce import REAL_QUICK, reproduce
+from lens_focus.model import attention_layers
+from lens_focus.tiny import tiny_model
+
+from test_scoring import naive_scores
+
+
+@pytest.fixture(scope="module")
+def gemma(tmp_path_factory):
+    path = tiny_model("gemma3", tmp_path_factory.mktemp("gemma3w"), seed=4, config={"sliding_window": 16})
+    return path, load_model(str(path), device="cpu")
+
+
+def test_window_table_reach_and_scores(gemma, nq_path):
+    from transformers import AutoModelForCausalLM
+
+    path, model = gemma
+    windows = [a.window for a in attention_layers(model)]
+    assert windows == [16, None]
+    exs = load_examples(nq_path, limit=3, n_docs=3, gold_positions=[1, 3], variants=("long",))
+    answered = answer_examples(model, exs, max_new_tokens=3, stop="eos", score="generation", progress=False)
+    table = window.compute(answered, windows).set_index("gold_position")
+    per_position = pd.Series([e.meta["gold_position"] for e in exs]).value_counts()
+    assert list(table.index) == [1, 3] and list(table.n) == [per_position[1], per_position[3]]
+    assert table.loc[1, "outside"] == table.loc[1, "scored"] > 0  # the first of three documents is far beyond 16 tokens
+    assert table.loc[1, "relevant_windowed_max"] == 0.0 and table.loc[1, "relevant_full_max"] > 0
+    for a in (a for a in answered if a.sequence is not None):  # each answer's reach, from its token positions by hand
+        seq = a.sequence
+        first = seq.token_spans["relevant"][0][0]
+        last = seq.token_spans["relevant"][-1][1] - 1
+        row = seq.n_prompt - 1
+        want = "inside" if row - first < 16 else "outside" if row - last >= 16 else "partly"
+        assert window.reach(seq, 16) == want
+    hf = AutoModelForCausalLM.from_pretrained(path, attn_implementation="eager").eval()
+    at3 = [a for a in answered if a.example.meta["gold_position"] == 3]
+    ref = np.mean([naive_scores(hf, a.sequence, "generation")["relevant"] for a in at3 if a.scores is not None], axis=0)
+    assert table.loc[3, "relevant_full_mean"] == pytest.approx(ref[1].mean(), abs=1e-5)
+    assert table.loc[3, "relevant_windowed_max"] == pytest.approx(ref[0].max(), abs=1e-5)
+    k = int(sum(a.em for a in at3))
+    assert (table.loc[3, "em_low"], table.loc[3, "em_high"]) == pytest.approx(window.wilson(k, 3))
+    with pytest.raises(ValueError, match="both windowed and full"):
+        window.compute(answered, [None, None])
+
+
+def test_wilson_interval():
+    low, high = window.wilson(9, 72)  # 0.125 of 72
+    assert low == pytest.approx(0.0670, abs=1e-3) and high == pytest.approx(0.2211, abs=1e-3)
+    assert window.wilson(0, 10)[0] == 0.0 and window.wilson(10, 10)[1] == 1.0
+
+
+def test_reproduce_writes_the_window_step_for_a_windowed_model_and_skips_it_otherwise(gemma, tiny_dirs, tmp_path):
+    from dataclasses import replace
+
+    path, _ = gemma
+    plan = replace(REAL_QUICK, max_new_tokens=2, window_n_docs=4, window_limit=2, window_positions=(1, 4))
+    status = reproduce(str(path), tmp_path / "g", plan=plan, steps=["window"], progress=False, log=lambda *_: None)
+    assert status["window"] == "ran" and status["score"] == "skipped"
+    table = pd.read_csv(tmp_path / "g" / "window" / "window.csv")
+    assert list(table.gold_position) == [1, 4] and list(table.n) == [2, 2] and (table.scored <= table.n).all()
+    meta = json.loads((tmp_path / "g" / "window" / "window.json").read_text())
+    assert meta["windows"] == [16, None] and (tmp_path / "g" / "window" / "window.html").exists()
+    assert reproduce(str(path), tmp_path / "g", plan=plan, steps=["window"], progress=False, log=lambda *_: None)["window"] == "done"
+    status = reproduce(str(tiny_dirs["llama"]), tmp_path / "l", plan=plan, steps=["window"], progress=False, log=lambda *_: None)
+    assert json.loads((tmp_path / "l" / "window" / "window.json").read_text()) == {"skipped": "no layer has a sliding window"}
