@@ -45,6 +45,8 @@ class ModelInfo:
     """Whether the tokenizer has a chat template (prompts are then rendered through it)."""
     n_ctx: int
     """Longest sequence the model accepts, in tokens."""
+    dtype: str = "float32"
+    """Precision of the model's weights (``--dtype``)."""
 
     @property
     def n_total_heads(self) -> int:
@@ -69,7 +71,7 @@ class ModelInfo:
         return (
             f"{self.name}: {self.n_layers} layers × {self.n_heads} heads{gqa}, head dim {self.d_head}, "
             f"{'rotary' if self.rotary else 'no rotary'}, {'chat template' if self.chat else 'plain text'}, "
-            f"context {self.n_ctx}"
+            f"context {self.n_ctx}" + (f", {self.dtype}" if self.dtype != "float32" else "")
         )
 
 
@@ -151,6 +153,7 @@ def model_info(model) -> ModelInfo:
         rotary=getattr(cfg, "positional_embedding_type", "") == "rotary",
         chat=getattr(model.tokenizer, "chat_template", None) is not None,
         n_ctx=int(cfg.n_ctx),
+        dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
     )
 
 

@@ -93,7 +93,7 @@ def test_every_model_command_takes_dtype(tiny_dirs, nq_path, tmp_path):
             "--gold-positions", "1", "--max-new-tokens", "2", "--out", str(tmp_path / "s")]  # fmt: skip
     result = CliRunner().invoke(app, [*args, "--dtype", "bfloat16"])
     assert result.exit_code == 0, result.output
-    assert "; bfloat16" in result.output
+    assert "context 8192, bfloat16; fast attention" in result.output
     bad = CliRunner().invoke(app, [*args, "--dtype", "float64"])
     assert bad.exit_code == 2 and "float64" in bad.output
     for command in ("score", "heads", "compensate", "train-directions", "sweep", "evaluate", "retrieval", "reproduce"):

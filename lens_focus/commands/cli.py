@@ -49,7 +49,7 @@ OutDir = Annotated[Path, typer.Option("--out", help="folder to write the results
 
 def _load(model: ModelOptions):
     lm = load_model(model.model, device=model.device, dtype=model.dtype, attention=model.attention)
-    typer.echo(f"model  {model_info(lm)}; {attention_of(lm)} attention; {model.dtype}")
+    typer.echo(f"model  {model_info(lm)}; {attention_of(lm)} attention")
     return lm
 
 

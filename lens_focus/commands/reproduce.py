@@ -148,7 +148,7 @@ class Run:
     def model(self):
         if self._model is None:
             self._model = load_model(self.model_name, device=self.device, dtype=self.dtype, attention=self.attention)
-            self.log(f"model  {model_info(self._model)}; {attention_of(self._model)} attention; {self.dtype}")
+            self.log(f"model  {model_info(self._model)}; {attention_of(self._model)} attention")
         return self._model
 
     def dir(self, step: str) -> Path:
