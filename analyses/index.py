@@ -180,7 +180,7 @@ def _tasks_section(out: Path) -> tuple[str, list[dict]]:
 
 def _window_section(out: Path) -> tuple[str, list[dict]]:
     j = json.loads((out / "window/window.json").read_text())
-    if "skipped" in j:
+    if "windows" not in j:  # the step's reason for not drawing it
         return f"Not drawn: {j['skipped']}.", []
     t = pd.read_csv(out / "window/window.csv")
     window = min(w for w in j["windows"] if w)

@@ -70,6 +70,9 @@ def test_reproduce_writes_the_window_step_for_a_windowed_model_and_skips_it_othe
     assert list(table.gold_position) == [1, 4] and list(table.n) == [2, 2] and (table.scored <= table.n).all()
     meta = json.loads((tmp_path / "g" / "window" / "window.json").read_text())
     assert meta["windows"] == [16, None] and (tmp_path / "g" / "window" / "window.html").exists()
+    index = (tmp_path / "g" / "index.md").read_text()
+    assert "| position 1 (" in index and "| position 4 (" in index and "Not drawn" not in index
     assert reproduce(str(path), tmp_path / "g", plan=plan, steps=["window"], progress=False, log=lambda *_: None)["window"] == "done"
     status = reproduce(str(tiny_dirs["llama"]), tmp_path / "l", plan=plan, steps=["window"], progress=False, log=lambda *_: None)
     assert json.loads((tmp_path / "l" / "window" / "window.json").read_text()) == {"skipped": "no layer has a sliding window"}
+    assert "Not drawn: no layer has a sliding window." in (tmp_path / "l" / "index.md").read_text()

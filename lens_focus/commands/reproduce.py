@@ -253,7 +253,7 @@ def _window(r: Run) -> None:
     write_scored(scored, r.dir("window"), model_name=model_info(r.model).name)
     table = window.write(scored.answered, windows, r.dir("window"))
     meta = {"data": p.data, "n_docs": p.window_n_docs, "positions": list(p.window_positions), "limit": p.window_limit,
-            "windows": windows, "second_pass": second_pass_counts(scored.answered), "skipped": skip_counts(scored.answered)}  # fmt: skip
+            "windows": windows, "second_pass": second_pass_counts(scored.answered), "skipped_answers": skip_counts(scored.answered)}  # fmt: skip
     (r.dir("window") / "window.json").write_text(json.dumps(meta, indent=2) + "\n")
     r.log(f"wrote  {r.dir('window')}/ (window.csv: EM {', '.join(f'{e:.2f}' for e in table.em)} at positions {list(table.gold_position)})")
 
