@@ -90,9 +90,9 @@ class FocusDirections:
 
 
 def check_directions(directions: FocusDirections, model, *, source: str = "directions", strict: bool = True) -> ModelInfo:
-    """The model's :class:`ModelInfo`, after checking that ``directions`` fit its shape and, with
-    ``strict``, that they were trained on a model of the same name (last path component, so a hub
-    name and a local copy of it agree)."""
+    """The model's :class:`ModelInfo`, after checking that ``directions`` fit its shape and their site
+    (:func:`check_site`) and, with ``strict``, that they were trained on a model of the same name
+    (last path component, so a hub name and a local copy of it agree)."""
     info = model_info(model)
     made_for = str(directions.meta.get("model", ""))
     if strict and made_for and _base(made_for) != _base(info.name):
@@ -105,6 +105,7 @@ def check_directions(directions: FocusDirections, model, *, source: str = "direc
             f"{source}: made for {made_for} with q {tuple(directions.q.shape)}, k {tuple(directions.k.shape)}; "
             f"{info.name} needs q {want_q}, k {want_k} (layers, heads, head dim) at site {directions.site}"
         )
+    check_site(model, directions.site)
     return info
 
 
@@ -294,7 +295,6 @@ def train_directions(
     if site not in SITES:
         raise ValueError(f"site must be one of {SITES}, got {site!r}")
     info = model_info(model)
-    check_site(model, site)
     cache = cache_qk(model, seqs, site=site, rows=rows, span=span, progress=progress)
     n_k = info.n_kv_heads if site == "pre_rotary" else info.n_heads
     gen = torch.Generator().manual_seed(seed)

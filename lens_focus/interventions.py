@@ -23,7 +23,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from .directions import check_directions, check_site
+from .directions import check_directions
 from .fast import AttnCall, Patch
 from .heads import Head
 from .hooks import HookHandle, add_hooks, attn_hook_name
@@ -220,15 +220,15 @@ def add_focus(model, directions, heads: Sequence[Head], *, alpha: float) -> Hook
     every real row's attention and padded rows feed nothing else, so a padded batch gives each
     row exactly what it gets alone (tested).
     """
-    return _register_focus(model, directions, heads, alpha, check_directions(directions, model, strict=False))
+    info = check_directions(directions, model, strict=False)
+    return _register_focus(model, directions, heads, alpha, info, attention_layers(model))
 
 
-def _register_focus(model, directions, heads: Sequence[Head], alpha: float, info) -> HookHandle:
-    """:func:`add_focus` for directions already checked against the model (``info``: its :class:`~lens_focus.model.ModelInfo`)."""
+def _register_focus(model, directions, heads: Sequence[Head], alpha: float, info, geometry) -> HookHandle:
+    """:func:`add_focus` for directions already checked against the model (``info``: its
+    :class:`~lens_focus.model.ModelInfo`; ``geometry``: its :func:`~lens_focus.model.attention_layers`)."""
     layers = _by_layer(heads, info.n_layers, info.n_heads)
     rotary = info.rotary
-    geometry = attention_layers(model)
-    check_site(model, directions.site)
     hooks, query, pre = [], {}, {}
     for layer, hs in layers.items():
         dq = directions.q[layer, hs]
@@ -275,11 +275,11 @@ def focus(model, directions, heads: Sequence[Head], *, alpha: float) -> Iterator
 def focusing(model, directions, heads: Sequence[Head], *, alpha: float) -> Intervention:
     """:func:`focus` as an :data:`Intervention` (the same at every position of every row); the
     directions are checked against the model once, here, not at every batch."""
-    info = check_directions(directions, model, strict=False)
+    info, geometry = check_directions(directions, model, strict=False), attention_layers(model)
 
     @contextmanager
     def placed(placement):
-        handle = _register_focus(model, directions, heads, alpha, info)
+        handle = _register_focus(model, directions, heads, alpha, info, geometry)
         try:
             yield handle
         finally:
