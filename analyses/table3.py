@@ -23,10 +23,20 @@ def wide(table: pd.DataFrame) -> pd.DataFrame:
     return out[["alpha", "layer", "head", *spans]].rename(columns=LABELS)
 
 
+def halves(table: pd.DataFrame) -> list[tuple[int, pd.DataFrame]]:
+    """The table split by how many heads were intervened on: the paper's left half intervenes on
+    the heads it reports, its right half on the top 20."""
+    require_columns(table, TABLE3_COLUMNS, "table 3")
+    return [(int(k), g) for k, g in table.groupby("intervened", sort=True)]
+
+
 def write(table: pd.DataFrame, out_dir: str | Path, *, note: str = "") -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "table3.csv", index=False)
-    md = "## Top heads under focus directions (paper Table 3)\n\n" + (note + "\n\n" if note else "") + markdown_table(wide(table))
+    n_reported = table.groupby(["layer", "head"]).ngroups
+    parts = [f"### α·d on the top {k} heads{' (the heads reported)' if k == n_reported else f', the top {n_reported} reported'}\n\n" + markdown_table(wide(g))
+             for k, g in halves(table)]  # fmt: skip
+    md = "## Top heads under focus directions (paper Table 3)\n\n" + (note + "\n\n" if note else "") + "\n".join(parts)
     (out / "table3.md").write_text(md)
     return [out / "table3.csv", out / "table3.md"]

@@ -4,7 +4,6 @@ where it lies against the window of the first answer row, exact match with a 95%
 relevant and sink scores of the windowed and the full layers' heads (mean and best head)."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Sequence
 
@@ -14,19 +13,11 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from lens_focus.plots import write_figure
+from lens_focus.stats import wilson
 
 COLUMNS = ["gold_position", "n", "scored", "tokens", "inside", "partly", "outside", "em", "em_low", "em_high",
            "relevant_windowed_mean", "relevant_windowed_max", "relevant_full_mean", "relevant_full_max",
            "sink_windowed_mean", "sink_full_mean"]  # fmt: skip
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The 95% Wilson interval of a proportion ``k / n``."""
-    if n == 0:
-        return (math.nan, math.nan)
-    p = k / n
-    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def reach(seq, window: int) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Sequence, get_args
+from typing import Literal, Sequence, get_args
 
 import numpy as np
 
@@ -139,12 +139,30 @@ def second_pass_counts(answered: Sequence[Answered]) -> dict[str, int]:
     return dict(Counter(a.second_pass for a in answered if a.second_pass))
 
 
+TrainingPrompts = Literal["long", "gold"]
+"""Which prompt a direction-training sequence reads before the gold response: ``long`` (every
+document, as the reference code trains) or ``gold`` (the relevant document alone, as the paper's
+§3.1 states). See docs/method.md §4."""
+
+
 def gold_response_sequences(
-    model, examples, *, n_sink: int = 1, max_new_tokens: int = 100, stop="line", batch_size: int = 8, progress: bool = True
+    model,
+    examples,
+    *,
+    prompts: TrainingPrompts = "long",
+    n_sink: int = 1,
+    max_new_tokens: int = 100,
+    stop="line",
+    batch_size: int = 8,
+    progress: bool = True,
 ) -> tuple[list[LabeledSequence], dict[str, int]]:
-    """Training sequences (docs/method.md §4): each ``long`` example's prompt followed by the model's greedy
-    answer to the ``gold`` prompt of the same question. Returns the sequences and the number of
-    long examples skipped, by reason (no gold prompt, empty gold answer, not separable)."""
+    """Training sequences (docs/method.md §4): the model's greedy answer to each question's ``gold``
+    prompt, placed after the question's ``long`` prompts (``prompts="long"``, one sequence per long
+    example) or after the gold prompt itself (``prompts="gold"``, one per question that has long
+    examples). Returns the sequences and the number skipped, by reason (no gold prompt, empty gold
+    answer, not separable)."""
+    if prompts not in get_args(TrainingPrompts):
+        raise ValueError(f"prompts must be one of {get_args(TrainingPrompts)}, got {prompts!r}")
     gold = [e for e in examples if e.variant == "gold"]
     long = [e for e in examples if e.variant == "long"]
     if not long:
@@ -153,9 +171,16 @@ def gold_response_sequences(
         a.example.question_id: a.response
         for a in answer_examples(model, gold, max_new_tokens=max_new_tokens, stop=stop, batch_size=batch_size, n_sink=n_sink, progress=progress)
     }
+    if prompts == "gold":
+        by_question = {e.question_id: e for e in gold}
+        wanted = {e.question_id for e in long}
+        targets = [by_question.get(q) for q in dict.fromkeys(e.question_id for e in long)]
+        targets = [t for t in targets if t is not None] + [None] * (len(wanted) - sum(q in by_question for q in wanted))
+    else:
+        targets = long
     seqs, skipped = [], Counter()
-    for ex in long:
-        response = answers.get(ex.question_id)
+    for ex in targets:
+        response = None if ex is None else answers.get(ex.question_id)
         if response is None:
             skipped["no gold prompt"] += 1
         elif not response.strip():

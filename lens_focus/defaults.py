@@ -26,6 +26,8 @@ TABLE3_ALPHAS: tuple[float, ...] = (-0.2, 0.2, 0.4, 0.5, 1.0)
 """Strengths of Table 3."""
 TABLE3_K = 5
 """Heads Table 3 reports."""
+TABLE3_INTERVENE_K = 20
+"""Heads Table 3's right half intervenes on (its left half: the reported heads)."""
 
 SETTINGS: tuple[str, ...] = ("baseline", "10_0.2", "20_0.2", "10_-0.2", "20_-0.2")
 """The task tables' settings (paper Tables 2, 5-13): ``<k>_<α>`` is α·d on the top-k heads."""

@@ -5,8 +5,12 @@
 - :func:`sweep_experiment` (Figure 4): EM under focus directions over α and k.
 - :func:`focus_scores` (Table 3): contextual scores of chosen heads under focus directions.
 
-Every run answers the same examples greedily; ``em`` is the mean ``best_subspan_em`` and ``n``
-the number of prompts it averages.
+Every run answers the same examples greedily; ``em`` is the mean ``best_subspan_em``, ``n`` the
+number of prompts it averages and ``em_low``, ``em_high`` its 95% Wilson interval. Every row that
+intervenes on the long prompts also carries its paired difference from the unmodified model on
+the same prompts, ``diff`` with its 95% bootstrap interval ``diff_low``, ``diff_high``
+(questions resampled; :func:`lens_focus.stats.paired_difference`). Pass a list as ``answers``
+to receive every prompt's answer under every setting (one dict per prompt and setting).
 """
 from __future__ import annotations
 
@@ -23,10 +27,12 @@ from .heads import Head, random_heads
 from .interventions import Intervention, compensation, focusing
 from .labels import Example
 from .model import model_info
+from .stats import em_interval, paired_difference
 
-COMPENSATION_COLUMNS = ["method", "k", "tau", "em", "n"]
-SWEEP_COLUMNS = ["k", "alpha", "em", "n"]
-TABLE3_COLUMNS = ["alpha", "layer", "head", "span", "score", "delta"]
+INTERVAL_COLUMNS = ["em_low", "em_high", "diff", "diff_low", "diff_high"]
+COMPENSATION_COLUMNS = ["method", "k", "tau", "em", "n", *INTERVAL_COLUMNS]
+SWEEP_COLUMNS = ["k", "alpha", "em", "n", *INTERVAL_COLUMNS]
+TABLE3_COLUMNS = ["intervened", "alpha", "layer", "head", "span", "score", "delta"]
 
 
 def clip_ks(ks: Sequence[int | str], n_total: int) -> list[int]:
@@ -56,9 +62,31 @@ def _split(examples: Sequence[Example]) -> dict[str, list[Example]]:
     return by
 
 
-def _em(model, examples, intervention: Intervention | None = None, **kw) -> tuple[float, int]:
+def _answers(model, examples, intervention: Intervention | None = None, **kw) -> list[dict]:
+    """One record per prompt: ``id``, ``question_id``, ``gold_position``, ``response``, ``em``."""
     answered = answer_examples(model, examples, intervention=intervention, progress=False, **kw)
-    return float(np.mean([a.em for a in answered])), len(answered)
+    return [{"id": a.example.id, "question_id": a.example.question_id, "gold_position": a.example.meta.get("gold_position"),
+             "response": a.response, "em": float(a.em)} for a in answered]  # fmt: skip
+
+
+def _cell(records: list[dict], baseline: list[dict] | None = None) -> dict:
+    """``em``, ``n``, the Wilson interval and, given the baseline's records on the same prompts,
+    the paired difference from it."""
+    ems = [r["em"] for r in records]
+    em, n = float(np.mean(ems)), len(ems)
+    low, high = em_interval(em, n)
+    out = {"em": em, "n": n, "em_low": low, "em_high": high, "diff": None, "diff_low": None, "diff_high": None}
+    if baseline is not None:
+        if [r["id"] for r in baseline] != [r["id"] for r in records]:
+            raise ValueError("a setting and the baseline were run on different prompts: no paired difference")
+        d = paired_difference([r["em"] for r in baseline], ems, [r["question_id"] for r in records])
+        out.update(diff=d.mean, diff_low=d.low, diff_high=d.high)
+    return out
+
+
+def _keep(answers: list | None, records: list[dict], **setting) -> None:
+    if answers is not None:
+        answers += [{**setting, **r} for r in records]
 
 
 def compensation_experiment(
@@ -73,6 +101,7 @@ def compensation_experiment(
     span: str = "relevant",
     progress: bool = True,
     cache: RowCache | None = None,
+    answers: list | None = None,
     **answer_kw,
 ) -> pd.DataFrame:
     """EM per ``method, k, tau``: ``contextual`` (top-k of ``ranked``) for every τ, ``random``
@@ -83,17 +112,20 @@ def compensation_experiment(
     info = model_info(model)
     by = _split(examples)
     ks_ = _head_counts(ks, ranked, info.n_total_heads)
-    rows = []
+    rows, base = [], None
     for variant, method in (("long", "baseline"), ("gold", "gold"), ("negative", "negative")):
         if by[variant]:
-            em, n = cache([method], lambda: _em(model, by[variant], **answer_kw))
-            rows.append({"method": method, "k": None, "tau": None, "em": em, "n": n})
+            records = cache([method, "per prompt"], lambda: _answers(model, by[variant], **answer_kw))
+            base = records if method == "baseline" else base
+            rows.append({"method": method, "k": None, "tau": None, **_cell(records)})
+            _keep(answers, records, method=method, k=None, tau=None)
     grid = [("contextual", k, t) for k in ks_ for t in taus] + [("random", k, random_tau) for k in ks_]
     for method, k, tau in tqdm(grid, desc="compensation", disable=not progress):
         heads = list(ranked[:k]) if method == "contextual" else random_heads(info.n_layers, info.n_heads, k, seed=seed + k)
-        key = [method, k, tau, [list(h) for h in heads]]
-        em, n = cache(key, lambda: _em(model, by["long"], compensation(model, heads, tau=tau, span=span), **answer_kw))
-        rows.append({"method": method, "k": k, "tau": tau, "em": em, "n": n})
+        key = [method, k, tau, [list(h) for h in heads], "per prompt"]
+        records = cache(key, lambda: _answers(model, by["long"], compensation(model, heads, tau=tau, span=span), **answer_kw))
+        rows.append({"method": method, "k": k, "tau": tau, **_cell(records, base)})
+        _keep(answers, records, method=method, k=k, tau=tau)
     return pd.DataFrame(rows, columns=COMPENSATION_COLUMNS).astype({"k": "Int64"})
 
 
@@ -107,6 +139,7 @@ def sweep_experiment(
     ks: Sequence[int | str] = SWEEP_KS,
     progress: bool = True,
     cache: RowCache | None = None,
+    answers: list | None = None,
     **answer_kw,
 ) -> pd.DataFrame:
     """EM per ``k, alpha`` with ``alpha · d`` on the top-k heads of ``ranked`` (long prompts).
@@ -116,14 +149,19 @@ def sweep_experiment(
     info = model_info(model)
     long = _split(examples)["long"]
     ks_ = _head_counts(ks, ranked, info.n_total_heads)
-    base = cache(["baseline"], lambda: _em(model, long, **answer_kw))
+    base = cache(["baseline", "per prompt"], lambda: _answers(model, long, **answer_kw))
+    _keep(answers, base, k=0, alpha=0.0)
     rows = []
     grid = [(k, a) for k in ks_ for a in sorted({0.0, *map(float, alphas)})]
     for k, alpha in tqdm(grid, desc="focus sweep", disable=not progress):
         heads = list(ranked[:k])
-        key = ["focus", alpha, [list(h) for h in heads]]
-        em, n = base if alpha == 0 else cache(key, lambda: _em(model, long, focusing(model, directions, heads, alpha=alpha), **answer_kw))
-        rows.append({"k": k, "alpha": float(alpha), "em": em, "n": n})
+        if alpha == 0:
+            rows.append({"k": k, "alpha": 0.0, **_cell(base)})
+            continue
+        key = ["focus", alpha, [list(h) for h in heads], "per prompt"]
+        records = cache(key, lambda: _answers(model, long, focusing(model, directions, heads, alpha=alpha), **answer_kw))
+        rows.append({"k": k, "alpha": float(alpha), **_cell(records, base)})
+        _keep(answers, records, k=k, alpha=float(alpha))
     return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
 
 
@@ -133,24 +171,27 @@ def focus_scores(
     directions,
     heads: Sequence[Head],
     *,
+    intervene: Sequence[Head] | None = None,
     alphas: Sequence[float] = TABLE3_ALPHAS,
     rows: str = "generation",
     progress: bool = True,
     cache: RowCache | None = None,
     **answer_kw,
 ) -> pd.DataFrame:
-    """Paper Table 3: per α (0 included), the scores of ``heads`` with ``α · d`` on those heads:
-    ``relevant``, ``irrelevant``, ``irrelevant_max``, ``sink`` on long prompts and
+    """Paper Table 3: per α (0 included), the scores of ``heads`` with ``α · d`` on the heads
+    ``intervene`` (default: ``heads`` themselves, the table's left half; the paper's right half
+    intervenes on the top 20 and reports the top 5): ``relevant``, ``irrelevant``, ``irrelevant_max``, ``sink`` on long prompts and
     ``gold_relevant``, ``gold_sink`` on gold-only prompts; ``delta`` against α = 0. With a
     ``cache``, the α already in it are not run again."""
     cache = cache if cache is not None else RowCache()
     by = _split(examples)
+    intervene = list(heads if intervene is None else intervene)
     wanted = [("long", s, s) for s in ("relevant", "irrelevant", "irrelevant_max", "sink")]
     if by["gold"]:
         wanted += [("gold", "relevant", "gold_relevant"), ("gold", "sink", "gold_sink")]
 
     def one(alpha: float) -> list[dict]:
-        make = focusing(model, directions, heads, alpha=alpha) if alpha else None
+        make = focusing(model, directions, intervene, alpha=alpha) if alpha else None
         means = {}
         for variant in {w[0] for w in wanted}:
             answered = [a for a in answer_examples(model, by[variant], intervention=make, score=rows, progress=False, **answer_kw) if a.scores]
@@ -158,12 +199,14 @@ def focus_scores(
                 raise ValueError(f"no {variant} answer could be scored at alpha={alpha}")
             for span in {w[1] for w in wanted if w[0] == variant}:
                 means[variant, span] = np.mean([a.scores[span] for a in answered if span in a.scores], axis=0)
-        return [{"alpha": float(alpha), "layer": layer, "head": head, "span": name, "score": float(means[variant, span][layer, head])}
+        return [{"intervened": len(intervene), "alpha": float(alpha), "layer": layer, "head": head, "span": name, "score": float(means[variant, span][layer, head])}
                 for variant, span, name in wanted for layer, head in heads]  # fmt: skip
 
     records = []
     for alpha in tqdm([0.0, *[a for a in alphas if a != 0]], desc="table 3", disable=not progress):
-        records += cache(["table3", float(alpha), [list(h) for h in heads]], lambda: one(alpha))
+        # α = 0 intervenes on nothing: one cell whichever heads the others intervene on
+        key = ["table3", float(alpha), [list(h) for h in heads]] + ([] if not alpha or intervene == list(heads) else [[list(h) for h in intervene]])
+        records += cache(key, lambda: one(alpha))
     table = pd.DataFrame(records)
     zero = table[table.alpha == 0].set_index(["layer", "head", "span"])["score"]
     table["delta"] = [s - zero[(l, h, sp)] for l, h, sp, s in zip(table["layer"], table["head"], table["span"], table["score"])]

@@ -12,13 +12,14 @@ from typing import Annotated, Optional
 import typer
 
 from ..aliases import TOY_DIR, WHEEL_MODELS, list_models, resolve
-from ..defaults import ALPHAS, COMPENSATION_KS, NEEDLE_DEPTHS, RANDOM_TAU, SETTINGS, SINK_K, SWEEP_KS, TABLE3_ALPHAS, TABLE3_K, TAUS, csv
+from ..defaults import ALPHAS, COMPENSATION_KS, NEEDLE_DEPTHS, RANDOM_TAU, SETTINGS, SINK_K, SWEEP_KS, TABLE3_ALPHAS, TABLE3_INTERVENE_K, TABLE3_K, TAUS, csv
 from ..directions import FocusDirections, Site
 from ..evaluation import group_by_length, parse_settings
 from ..fast import attention_of
 from ..forward import keep_freed_memory
 from ..gguf import cache_root, dequantized_dir
 from ..heads import load_heads
+from ..answers import TrainingPrompts
 from ..labels import RowsKind
 from ..model import load_model, model_info, resolve_model_name
 from ..profile import profile_of_checkpoint
@@ -108,6 +109,7 @@ def train_directions(
     data: DataOptions,
     answers: AnswerOptions,
     site: Annotated[Site, typer.Option("--site", help="post_rotary (the reference placement; d_K inert) or pre_rotary")] = "post_rotary",
+    prompts: Annotated[TrainingPrompts, typer.Option("--prompts", help="long (every document, as the reference code) or gold (the relevant document alone, as the paper's §3.1) before the gold response")] = "long",
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="passes over the training sequences")] = 10,
     lr: Annotated[float, typer.Option("--lr", callback=positive, help="AdamW learning rate (> 0)")] = 1e-3,
     out: Annotated[Path, typer.Option("--out", help="safetensors file to write the directions into")] = Path("runs/directions.safetensors"),
@@ -116,7 +118,7 @@ def train_directions(
     --split is train by default: the directions are evaluated on test."""
     lm, examples = _setup(model, data, ("long", "gold"))
     meta = {"data": data.data, "n_docs": data.n_docs, "split": data.split, "limit": data.limit, "data_seed": data.seed}
-    directions_run(lm, examples, out, site=site, epochs=epochs, lr=lr, seed=data.seed, meta=meta, log=typer.echo, **answers.kw())
+    directions_run(lm, examples, out, site=site, prompts=prompts, epochs=epochs, lr=lr, seed=data.seed, meta=meta, log=typer.echo, **answers.kw())
 
 
 @command(app)
@@ -129,14 +131,15 @@ def sweep(
     alphas: listed("--alphas", numbers(), "strengths α") = csv(ALPHAS),
     ks: Ks = csv(SWEEP_KS),
     table_alphas: listed("--table-alphas", numbers(), "α of Table 3") = csv(TABLE3_ALPHAS),
-    table_k: Annotated[int, typer.Option("--table-k", min=1, help="top heads in Table 3")] = TABLE3_K,
+    table_k: Annotated[int, typer.Option("--table-k", min=1, help="top heads Table 3 reports")] = TABLE3_K,
+    intervene_k: Annotated[int, typer.Option("--intervene-k", min=1, help="top heads Table 3's right half intervenes on (its left half: the reported heads)")] = TABLE3_INTERVENE_K,
     out: OutDir = Path("runs/sweep"),
 ) -> None:
     """EM over focus strength α and head count k (paper Figure 4) and the top heads' scores under α (Table 3)."""
     lm, examples = _setup(model, data, ("long", "gold"))
     d = FocusDirections.load(directions, model=lm)
     sweep_run(lm, examples, d, _ranked(lm, heads), out, alphas=alphas, ks=ks, table_alphas=table_alphas,
-              table_k=table_k, log=typer.echo, **answers.kw())  # fmt: skip
+              table_k=table_k, intervene_k=intervene_k, log=typer.echo, **answers.kw())  # fmt: skip
 
 
 @command(app, model="smollm2", max_new_tokens=50, batch_size=4)

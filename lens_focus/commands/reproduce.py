@@ -1,6 +1,6 @@
 """Every figure and table of the paper from one call: :func:`reproduce` runs the steps in dependency
-order (contextual scores → heads → compensation → focus directions → sweep → retrieval heads →
-Figure 9 → long-context task evaluation → sliding-window layers, for models that have them) into one folder and writes ``index.md`` beside them.
+order (contextual scores → the same under the other row convention → heads → compensation → focus directions → sweep → retrieval heads →
+Figure 9 → long-context task evaluation → focus directions over seeds → sliding-window layers, for models that have them) into one folder and writes ``index.md`` beside them.
 
 Resuming. Each step writes into its own sub-folder and, when it has finished, ``done.json`` with
 the parameters it ran under (its slice of the :class:`Plan`, the model, and the stamps of the
@@ -26,7 +26,7 @@ from analyses import figure9, top_k, window
 from analyses.index import write_index
 
 from ..cache import RowCache
-from ..defaults import GOLD_POSITIONS, N_DOCS, NEEDLE_DEPTHS, RANDOM_TAU, SETTINGS, TABLE3_ALPHAS, TAUS
+from ..defaults import GOLD_POSITIONS, N_DOCS, NEEDLE_DEPTHS, RANDOM_TAU, SETTINGS, TABLE3_ALPHAS, TABLE3_INTERVENE_K, TAUS
 from ..directions import FocusDirections
 from ..evaluation import group_by_length, parse_settings
 from ..fast import attention_of
@@ -37,7 +37,7 @@ from ..profile import Profile, profile_of, profile_of_checkpoint
 from ..provenance import versions
 from ..sources import load_examples
 from ..tasks import TASKS, build_task
-from .runs import Log, compensate_run, directions_run, evaluate_run, retrieval_run, score_answers, score_run, sweep_run, write_scored
+from .runs import Log, compensate_run, directions_run, evaluate_run, retrieval_run, score_answers, score_run, seeds_run, sweep_run, write_scored
 
 DONE, PARAMS, CELLS = "done.json", "params.json", "cells.jsonl"
 
@@ -68,6 +68,7 @@ class Plan:
     alphas: tuple[float, ...] = (-0.2, 0.2, 0.5, 1.0)
     sweep_ks: tuple[int | str, ...] = (5, 20, "all")
     table_alphas: tuple[float, ...] = (-0.2, 0.2, 0.5, 1.0)
+    table_intervene_k: int = TABLE3_INTERVENE_K
     # retrieval heads (Figure 9)
     needle_lengths: tuple[int, ...] = (1000, 2000)
     needle_depths: tuple[int | float, ...] = NEEDLE_DEPTHS
@@ -80,10 +81,23 @@ class Plan:
     nq: str | None = None
     kv: str | None = None
     seed: int = 0
+    # focus directions replicated over seeds: questions re-split, heads re-ranked, directions retrained per seed
+    seeds: tuple[int, ...] = (0, 1, 2)
+    seeds_train_limit: int = 200
+    seeds_heads_limit: int = 40
+    seeds_test_limit: int = 50
+    seeds_alpha: float = 0.5
+    seeds_k: int = 20
+    seeds_prompts: tuple[str, ...] = ("long", "gold")
+    rows: str = "generation"
     # sliding-window layers (models that have them): the relevant document inside and beyond the window
     window_n_docs: int = 60
     window_limit: int = 30
     window_positions: tuple[int, ...] = (1, 15, 30, 45, 60)
+
+    def __post_init__(self) -> None:
+        if self.rows not in ("generation", "response"):
+            raise ValueError(f"rows must be 'generation' (the rows that produce the answer) or 'response' (Eq. 1), got {self.rows!r}")
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self)))
@@ -95,17 +109,20 @@ TOY_FULL = Plan(
     alphas=(-0.5, -0.2, 0.1, 0.2, 0.3, 0.5, 1.0), sweep_ks=(1, 5, 10, 20, "all"),
     table_alphas=TABLE3_ALPHAS, needle_lengths=(80, 160, 300), needle_new_tokens=4,
     tasks=("toy_needle", "toy_qa"), task_lengths=(80, 160), task_n=20,
+    seeds_train_limit=100, seeds_heads_limit=50, seeds_test_limit=50, seeds_alpha=0.3,
 )  # fmt: skip
 TOY_QUICK = replace(
     TOY_FULL, score_limit=20, score_positions=(1, 10, 20), heads_limit=20, limit=10, positions=(1, 20), taus=(0.1, 1.5),
     compensation_ks=(1, 5), directions_limit=10, alphas=(-0.2, 0.3, 1.0), sweep_ks=(5, 20), table_alphas=(0.3,),
     needle_lengths=(80, 160), needle_depths=(0, 50, 100), task_lengths=(80,), task_n=5, settings=("baseline", "20_0.2"),
+    seeds=(0, 1), seeds_train_limit=10, seeds_heads_limit=10, seeds_test_limit=10,
 )  # fmt: skip
 REAL_FULL = Plan(data="facts")
 REAL_QUICK = replace(
     REAL_FULL, score_limit=12, score_positions=(1, 10, 20), heads_limit=8, limit=6, positions=(1, 20), taus=(0.1,),
     compensation_ks=(20,), directions_limit=6, alphas=(0.3,), sweep_ks=(20,), table_alphas=(0.3,),
     needle_lengths=(500,), needle_depths=(0, 50, 100), task_lengths=(500,), task_n=3, settings=("baseline", "20_0.2"),
+    seeds=(0, 1), seeds_train_limit=6, seeds_heads_limit=6, seeds_test_limit=4, seeds_alpha=0.3,
 )  # fmt: skip
 
 
@@ -175,13 +192,20 @@ class Run:
 def _score(r: Run) -> None:
     p = r.plan
     ex = r.examples(split="test", limit=p.score_limit, positions=p.score_positions, variants=("long", "gold", "negative"))
-    score_run(r.model, ex, r.dir("score"), meta={"data": p.data, "split": "test", "limit": p.score_limit}, log=r.log, **r.answer_kw())
+    score_run(r.model, ex, r.dir("score"), rows=p.rows, meta={"data": p.data, "split": "test", "limit": p.score_limit}, log=r.log, **r.answer_kw())
+
+
+def _other_rows(r: Run) -> None:
+    p = r.plan
+    ex = r.examples(split="test", limit=p.score_limit, positions=p.score_positions, variants=("long", "gold", "negative"))
+    meta = {"data": p.data, "split": "test", "limit": p.score_limit, "other_than": p.rows}
+    score_run(r.model, ex, r.dir("rows"), rows=OTHER_ROWS[p.rows], meta=meta, log=r.log, **r.answer_kw())
 
 
 def _heads(r: Run) -> None:
     p = r.plan
     ex = r.examples(split="train", limit=p.heads_limit, positions=p.heads_positions, variants=("long", "gold"))
-    score_run(r.model, ex, r.dir("heads"), meta={"data": p.data, "split": "train", "limit": p.heads_limit}, log=r.log, **r.answer_kw())
+    score_run(r.model, ex, r.dir("heads"), rows=p.rows, meta={"data": p.data, "split": "train", "limit": p.heads_limit}, log=r.log, **r.answer_kw())
 
 
 def _compensation(r: Run) -> None:
@@ -202,7 +226,7 @@ def _sweep(r: Run) -> None:
     p = r.plan
     ex = r.examples(split="test", limit=p.limit, positions=p.positions, variants=("long", "gold"))
     sweep_run(r.model, ex, r.directions(), r.ranked(), r.dir("sweep"), alphas=p.alphas, ks=p.sweep_ks, table_alphas=p.table_alphas,
-              cache=r.cache("sweep"), log=r.log, **r.answer_kw())  # fmt: skip
+              intervene_k=p.table_intervene_k, cache=r.cache("sweep"), log=r.log, **r.answer_kw())  # fmt: skip
 
 
 def _retrieval(r: Run) -> None:
@@ -240,6 +264,17 @@ def _tasks(r: Run) -> None:
                  batch_size=max(1, p.batch_size // 2), meta=meta, cache=r.cache("evaluation"), log=r.log)  # fmt: skip
 
 
+def _seeds(r: Run) -> None:
+    p = r.plan
+
+    def load(*, split, seed, limit, variants):
+        return load_examples(p.data, n_docs=p.n_docs, gold_positions=p.positions, split=split, seed=seed, limit=limit, variants=variants)
+
+    seeds_run(r.model, load, r.dir("seeds"), seeds=p.seeds, train_limit=p.seeds_train_limit, heads_limit=p.seeds_heads_limit,
+              test_limit=p.seeds_test_limit, alpha=p.seeds_alpha, k=p.seeds_k, prompts=p.seeds_prompts, epochs=p.epochs, rows=p.rows,
+              meta={"data": p.data, "n_docs": p.n_docs, "positions": list(p.positions)}, cache=r.cache("seeds"), log=r.log, **r.answer_kw())  # fmt: skip
+
+
 def _window(r: Run) -> None:
     p = r.plan
     windows = [a.window for a in attention_layers(r.model)]
@@ -259,15 +294,20 @@ def _window(r: Run) -> None:
 
 
 _ANSWER = ("data", "n_docs", "max_new_tokens", "batch_size", "seed")
+OTHER_ROWS = {"generation": "response", "response": "generation"}
 STEPS: tuple[Step, ...] = (
-    Step("score", "contextual scores on held-out questions", (), (*_ANSWER, "score_limit", "score_positions"), _score),
-    Step("heads", "heads ranked on training questions", (), (*_ANSWER, "heads_limit", "heads_positions"), _heads),
+    Step("score", "contextual scores on held-out questions", (), (*_ANSWER, "rows", "score_limit", "score_positions"), _score),
+    Step("rows", "the same contextual scores under the other row convention", (), (*_ANSWER, "rows", "score_limit", "score_positions"), _other_rows),
+    Step("heads", "heads ranked on training questions", (), (*_ANSWER, "rows", "heads_limit", "heads_positions"), _heads),
     Step("compensation", "split-softmax compensation", ("heads",), (*_ANSWER, "limit", "positions", "taus", "compensation_ks", "random_tau"), _compensation),
     Step("directions", "focus directions", (), (*_ANSWER, "directions_limit", "positions", "epochs"), _directions),
-    Step("sweep", "focus strength and head count", ("heads", "directions"), (*_ANSWER, "limit", "positions", "alphas", "sweep_ks", "table_alphas"), _sweep),
+    Step("sweep", "focus strength and head count", ("heads", "directions"), (*_ANSWER, "limit", "positions", "alphas", "sweep_ks", "table_alphas", "table_intervene_k"), _sweep),
     Step("retrieval_heads", "retrieval heads from the needle test", (), ("needle_lengths", "needle_depths", "needle_new_tokens", "batch_size"), _retrieval),
     Step("figure9", "contextual vs retrieval heads", ("score", "retrieval_heads"), (), _figure9, uses_model=False),
     Step("evaluation", "long-context tasks", ("heads", "directions"), ("tasks", "task_lengths", "task_n", "settings", "nq", "kv", "seed", "batch_size"), _tasks),
+    Step("seeds", "focus directions over seeds, on long and gold-only training prompts", (),
+         (*_ANSWER[:-1], "positions", "epochs", "rows", "seeds", "seeds_train_limit", "seeds_heads_limit", "seeds_test_limit", "seeds_alpha",
+          "seeds_k", "seeds_prompts"), _seeds),
     Step("window", "sliding-window layers and a relevant document beyond their window", (),
          ("data", "max_new_tokens", "batch_size", "seed", "window_n_docs", "window_limit", "window_positions"), _window),
 )  # fmt: skip
@@ -283,7 +323,8 @@ def step_params(step: Step, model_name: str, plan: Plan, stamps: dict[str, str],
     the plan, its inputs' stamps."""
     p = plan.to_dict()
     precision = {"dtype": dtype} if dtype != "float32" and step.uses_model else {}
-    return {"step": step.name, "model": model_name, **precision, **{f: p[f] for f in step.fields}, "inputs": {n: stamps[n] for n in step.needs}}
+    fields = [f for f in step.fields if not (f == "rows" and p[f] == "generation" and step.name != "rows")]  # the default leaves stamps as they were
+    return {"step": step.name, "model": model_name, **precision, **{f: p[f] for f in fields}, "inputs": {n: stamps[n] for n in step.needs}}
 
 
 def _read(path: Path) -> dict | None:

@@ -14,16 +14,19 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import pandas as pd
+from tqdm.auto import tqdm
 
 from analyses import compensation as fig3
 from analyses import em_positions, head_locations, table1, table3, task_tables
+from analyses import seeds as seeds_table
 from analyses import sweep as fig4
 
 from ..answers import Answered, answer_examples, conditions, gold_response_sequences, second_pass_counts, skip_counts
 from ..cache import RowCache
-from ..directions import INERT_NOTE, train_directions
+from ..directions import INERT_NOTE, FocusDirections, train_directions
 from ..evaluation import evaluate_tasks
 from ..experiments import compensation_experiment, focus_scores, sweep_experiment
+from ..interventions import focusing
 from ..heads import Head, rank_heads, save_heads
 from ..labels import Example
 from ..model import model_info
@@ -150,16 +153,19 @@ def compensate_run(
     log: Log = print,
     **answer_kw,
 ) -> pd.DataFrame:
-    """Split-softmax compensation over τ and k (Figure 3): ``compensation.csv``, ``.html``, ``.png``."""
+    """Split-softmax compensation over τ and k (Figure 3): ``compensation.csv``, ``.html``, ``.png``, and
+    every prompt's answer under every setting in ``answers.csv``."""
     start = time.time()
-    table = compensation_experiment(model, examples, ranked, taus=taus, ks=ks, random_tau=random_tau, seed=seed, cache=cache, **answer_kw)
+    answers: list[dict] = []
+    table = compensation_experiment(model, examples, ranked, taus=taus, ks=ks, random_tau=random_tau, seed=seed, cache=cache, answers=answers, **answer_kw)
     fig3.write(table, out)
+    pd.DataFrame(answers).to_csv(Path(out) / "answers.csv", index=False)
     _summary(Path(out), {
         "model": model_info(model).to_dict(), "prompts": len(examples), "taus": list(taus), "ks": [str(k) for k in ks],
         "random_tau": random_tau, "seed": seed, **answer_kw, "seconds": round(time.time() - start, 1),
     })  # fmt: skip
     log(table.to_string(index=False))
-    log(f"wrote  {out}/ (compensation.csv, compensation.html/png, summary.json)")
+    log(f"wrote  {out}/ (compensation.csv, compensation.html/png, answers.csv, summary.json)")
     return table
 
 
@@ -169,6 +175,7 @@ def directions_run(
     out: str | Path,
     *,
     site: str = "post_rotary",
+    prompts: str = "long",
     epochs: int = 10,
     lr: float = 1e-3,
     seed: int = 0,
@@ -176,13 +183,14 @@ def directions_run(
     log: Log = print,
     **answer_kw,
 ):
-    """Train focus directions on long prompts + gold responses (docs/method.md §4) and save them to ``out``
-    (its metadata records the versions it was trained under)."""
-    seqs, skipped = gold_response_sequences(model, examples, **answer_kw)
+    """Train focus directions on ``prompts`` (``long`` or ``gold``) + gold responses (docs/method.md §4)
+    and save them to ``out`` (its metadata records the prompts and the versions it was trained under)."""
+    seqs, skipped = gold_response_sequences(model, examples, prompts=prompts, **answer_kw)
     if not seqs:
         raise ValueError(f"no training sequence (skipped: {skipped})")
-    log(f"train  {len(seqs)} sequences (long prompt + gold response); skipped {sum(skipped.values())} {skipped or ''}".rstrip())
-    d = train_directions(model, seqs, site=site, epochs=epochs, lr=lr, seed=seed, meta={**(meta or {}), "skipped": skipped, "versions": versions()})
+    log(f"train  {len(seqs)} sequences ({prompts} prompt + gold response); skipped {sum(skipped.values())} {skipped or ''}".rstrip())
+    meta = {**(meta or {}), "prompts": prompts, "skipped": skipped, "versions": versions()}
+    d = train_directions(model, seqs, site=site, epochs=epochs, lr=lr, seed=seed, meta=meta)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     d.save(out)
     m = d.meta
@@ -204,25 +212,32 @@ def sweep_run(
     ks: Sequence[int | str],
     table_alphas: Sequence[float],
     table_k: int = 5,
+    intervene_k: int = 20,
     cache: RowCache | None = None,
     log: Log = print,
     **answer_kw,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """EM over α and k (Figure 4: ``sweep.*``) and the top heads' scores under α (Table 3: ``table3.*``)."""
+    """EM over α and k (Figure 4: ``sweep.*``, every prompt's answer in ``answers.csv``) and the top
+    ``table_k`` heads' scores under α (Table 3: ``table3.*``), with α·d on those heads (its left
+    half) and on the top ``intervene_k`` (its right half)."""
     start = time.time()
-    table = sweep_experiment(model, examples, directions, ranked, alphas=alphas, ks=ks, cache=cache, **answer_kw)
+    answers: list[dict] = []
+    table = sweep_experiment(model, examples, directions, ranked, alphas=alphas, ks=ks, cache=cache, answers=answers, **answer_kw)
     fig4.write(table, out)
-    scores = focus_scores(model, examples, directions, ranked[:table_k], alphas=table_alphas, cache=cache, **answer_kw)
+    pd.DataFrame(answers).to_csv(Path(out) / "answers.csv", index=False)
+    halves = sorted({table_k, min(intervene_k, len(ranked))})
+    scores = pd.concat([focus_scores(model, examples, directions, ranked[:table_k], intervene=ranked[:k], alphas=table_alphas, cache=cache, **answer_kw)
+                        for k in halves], ignore_index=True)  # fmt: skip
     inert = directions.site == "post_rotary"
     table3.write(scores, out, note=f"Directions at site {directions.site}" + (f"; {INERT_NOTE}." if inert else "."))
     _summary(Path(out), {
         "model": model_info(model).to_dict(), "prompts": len(examples), "site": directions.site, "alphas": list(alphas),
-        "ks": [str(k) for k in ks], "table_alphas": list(table_alphas), "table_k": table_k, **answer_kw,
+        "ks": [str(k) for k in ks], "table_alphas": list(table_alphas), "table_k": table_k, "intervene_k": intervene_k, **answer_kw,
         "seconds": round(time.time() - start, 1),
     })  # fmt: skip
     log(table.pivot(index="alpha", columns="k", values="em").to_string())
     log(f"site   {directions.site}" + (f" ({INERT_NOTE})" if inert else ""))
-    log(f"wrote  {out}/ (sweep.csv, sweep.html/png, table3.csv, table3.md, summary.json)")
+    log(f"wrote  {out}/ (sweep.csv, sweep.html/png, answers.csv, table3.csv, table3.md, summary.json)")
     return table, scores
 
 
@@ -290,3 +305,81 @@ def evaluate_run(
     log(table.to_string(index=False))
     log(f"wrote  {out}/ (task_scores, category_scores, sink_scores .csv/.md, scores_vs_length.html/png, answers.csv, summary.json) in {summary['seconds']}s")
     return summary
+
+
+Loader = Callable[..., list[Example]]
+"""``load(split=, seed=, limit=, variants=)``: the examples of one split of a seeded question split."""
+
+
+def seeds_run(
+    model,
+    load: Loader,
+    out: str | Path,
+    *,
+    seeds: Sequence[int],
+    train_limit: int,
+    heads_limit: int,
+    test_limit: int,
+    alpha: float,
+    k: int,
+    prompts: Sequence[str] = ("long", "gold"),
+    top: int = 5,
+    epochs: int = 10,
+    rows: str = "generation",
+    cache: RowCache | None = None,
+    meta: dict | None = None,
+    log: Log = print,
+    **answer_kw,
+) -> pd.DataFrame:
+    """Focus directions replicated over ``seeds`` (:mod:`analyses.seeds`). Per seed the questions
+    are split afresh (``load(..., seed=s)``); heads are ranked on ``heads_limit`` training
+    questions, directions trained on ``train_limit`` training questions once per kind of
+    ``prompts`` (``seed{s}/directions_{prompts}.safetensors``), and the unmodified model and
+    ``α · d`` on the top ``k`` heads answer ``test_limit`` held-out questions, scored on
+    ``rows``. Writes ``answers.csv``, ``seeds.csv``/``.md``/``.html``/``.png``, ``summary.json``."""
+    start, out = time.time(), Path(out)
+    cache = cache if cache is not None else RowCache()
+    info = model_info(model)
+
+    def answered(seed: int, setting: str, examples, ranked, intervention=None) -> list[dict]:
+        def compute():
+            got = answer_examples(model, examples, intervention=intervention, score=rows, progress=False, **answer_kw)
+            picked = tuple(zip(*[(h.layer, h.head) for h in ranked[:top]]))
+            return [{"seed": seed, "setting": setting, "id": a.example.id, "question_id": a.example.question_id,
+                     "gold_position": a.example.meta.get("gold_position"), "response": a.response, "em": float(a.em),
+                     "relevant": float(a.scores["relevant"][picked].mean()) if a.scores else None,
+                     "sink": float(a.scores["sink"][picked].mean()) if a.scores else None} for a in got]  # fmt: skip
+
+        return cache(["answers", seed, setting], compute)
+
+    records: list[dict] = []
+    trained: dict[str, dict] = {}
+    for seed in tqdm(seeds, desc="seeds", unit="seed"):
+        ranked = [Head(*h) for h in cache(["heads", seed], lambda: [list(h) for h in score_answers(
+            model, load(split="train", seed=seed, limit=heads_limit, variants=("long", "gold")), rows=rows, **answer_kw).ranked])]  # fmt: skip
+        log(f"seed {seed}: top-{top} heads {_heads_line(ranked, top)}")
+        train = load(split="train", seed=seed, limit=train_limit, variants=("long", "gold"))
+        test = load(split="test", seed=seed, limit=test_limit, variants=("long",))
+        records += answered(seed, "baseline", test, ranked)
+        for kind in prompts:
+            path = out / f"seed{seed}" / f"directions_{kind}.safetensors"
+            if path.exists() and [seed, kind] in cache:
+                d = FocusDirections.load(path, model=model)
+            else:
+                d = directions_run(model, train, path, prompts=kind, epochs=epochs, seed=seed, log=log,
+                                   meta={**(meta or {}), "split": "train", "limit": train_limit, "data_seed": seed}, **answer_kw)  # fmt: skip
+                cache([seed, kind], lambda: {"relevant_score_at_init": d.meta["relevant_score_at_init"], "relevant_score_trained": d.meta["relevant_score_trained"]})
+            trained[f"{seed}/{kind}"] = {"sequences": d.meta["n_sequences"], "skipped": d.meta["skipped"],
+                                         "relevant_score_at_init": d.meta["relevant_score_at_init"], "relevant_score_trained": d.meta["relevant_score_trained"]}  # fmt: skip
+            setting = f"{kind}-trained, k={k}, α={alpha:g}"
+            records += answered(seed, setting, test, ranked, focusing(model, d, ranked[:k], alpha=alpha))
+    table = seeds_table.write(pd.DataFrame(records), out)
+    _summary(out, {
+        "model": info.to_dict(), **(meta or {}), "seeds": list(seeds), "train_limit": train_limit, "heads_limit": heads_limit,
+        "test_limit": test_limit, "alpha": alpha, "k": k, "prompts": list(prompts), "top": top, "epochs": epochs, "rows": rows,
+        "trained": trained, **answer_kw, "seconds": round(time.time() - start, 1),
+    })  # fmt: skip
+    for r in table[table.metric == "em"].itertuples():
+        log(f"seed {r.seed:>3}  {r.setting}: EM {r.before:.3f} -> {r.after:.3f}, {seeds_table.text(r)}")
+    log(f"wrote  {out}/ (answers.csv, seeds.csv, seeds.md, seeds.html/png, summary.json, seed*/directions_*.safetensors)")
+    return table

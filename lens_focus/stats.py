@@ -1,0 +1,119 @@
+"""How sure a result is: 95% intervals for exact-match rates and for paired differences, and the
+chance level of an overlap between two top-k head sets.
+
+- :func:`wilson`: the Wilson interval of a proportion (EM over ``n`` prompts).
+- :func:`paired_difference`: the mean change of a per-prompt score between two settings run on the
+  same prompts, with a bootstrap interval that resamples *questions* (prompts of one question at
+  several gold positions are not independent).
+- :func:`overlap_chance`: how many heads two random top-k sets share, and the probability of an
+  overlap at least as large (the exact permutation p-value).
+
+Everything is deterministic: the bootstrap draws from a seeded generator.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+
+Z95 = 1.959963984540054
+"""The two-sided 95% quantile of the standard normal."""
+
+
+def wilson(k: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """The 95% Wilson interval of the proportion ``k / n`` (NaN, NaN when ``n`` is 0)."""
+    if n == 0:
+        return (math.nan, math.nan)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def em_interval(em: float, n: int) -> tuple[float, float]:
+    """:func:`wilson` of an exact-match rate ``em`` over ``n`` prompts (EM is 0 or 1 per prompt)."""
+    return wilson(round(em * n), n)
+
+
+def em_text(em: float, n: int) -> str:
+    """``0.236 [0.153, 0.345] (n 72)``: an EM with its 95% interval and count."""
+    lo, hi = em_interval(em, n)
+    return f"{em:.3f} [{lo:.3f}, {hi:.3f}] (n {n})"
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A paired difference ``after - before`` over the same prompts."""
+
+    mean: float
+    low: float
+    high: float
+    """95% bootstrap interval (percentile, resampling clusters)."""
+    n: int
+    """Prompts paired."""
+    clusters: int
+    """Independent units resampled (questions)."""
+    before: float
+    after: float
+
+    @property
+    def measurable(self) -> bool:
+        """Whether the interval excludes zero."""
+        return self.low > 0 or self.high < 0
+
+    def text(self, digits: int = 3) -> str:
+        f = f"{{:+.{digits}f}}"
+        verdict = "" if self.measurable else "; no measurable effect"
+        return f"{f.format(self.mean)} [{f.format(self.low)}, {f.format(self.high)}] (n {self.n}, {self.clusters} questions{verdict})"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def paired_difference(
+    before: Sequence[float], after: Sequence[float], clusters: Sequence | None = None, *, resamples: int = 10_000, seed: int = 0
+) -> Difference:
+    """The mean of ``after - before`` (one value per prompt, same prompts in the same order) with a
+    95% percentile-bootstrap interval. ``clusters`` names each prompt's independent unit (its
+    question id); whole clusters are resampled, so prompts of one question move together. Without
+    ``clusters`` every prompt is its own."""
+    b, a = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
+    if b.shape != a.shape or b.ndim != 1:
+        raise ValueError(f"before and after must be paired 1-d sequences, got shapes {b.shape} and {a.shape}")
+    if len(b) == 0:
+        raise ValueError("no prompts to compare")
+    keys = np.arange(len(b)) if clusters is None else np.asarray(clusters)
+    if len(keys) != len(b):
+        raise ValueError(f"{len(keys)} cluster labels for {len(b)} prompts")
+    _, index = np.unique(keys, return_inverse=True)
+    n_c = int(index.max()) + 1
+    sums, counts = np.bincount(index, a - b, minlength=n_c), np.bincount(index, minlength=n_c)
+    draws = np.random.default_rng(seed).integers(0, n_c, size=(resamples, n_c))
+    means = sums[draws].sum(1) / counts[draws].sum(1)
+    low, high = np.quantile(means, [0.025, 0.975])
+    return Difference(float((a - b).mean()), float(low), float(high), len(b), n_c, float(b.mean()), float(a.mean()))
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """How many heads two top-``k`` sets of ``n`` heads share, against chance."""
+
+    shared: int
+    k: int
+    n: int
+    chance: float
+    """Expected overlap of two independent random top-k sets: ``k² / n``."""
+    p_value: float
+    """Probability that two random sets share at least ``shared`` heads (hypergeometric tail:
+    the exact permutation test)."""
+
+
+def overlap_chance(shared: int, k: int, n: int) -> Overlap:
+    """The overlap of two top-``k`` head sets of ``n`` heads set beside chance."""
+    if not 0 <= shared <= k <= n:
+        raise ValueError(f"need 0 <= shared <= k <= n, got shared={shared}, k={k}, n={n}")
+    total = math.comb(n, k)
+    tail = sum(math.comb(k, j) * math.comb(n - k, k - j) for j in range(shared, k + 1))
+    return Overlap(shared, k, n, k * k / n, tail / total)
