@@ -14,11 +14,14 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from lens_focus.plots import write_figure
+from lens_focus.stats import overlap_chance
 
 
 def compute(scores: pd.DataFrame, retrieval: pd.DataFrame, *, k: int = 20, condition: str = "long") -> tuple[pd.DataFrame, dict, go.Figure]:
     """Per head ``layer, head, contextual, retrieval, top_contextual, top_retrieval``, the overlap
-    summary (``k``, ``overlap``, ``shared`` heads, layers of each top-k), and the figure."""
+    summary (``k``, ``overlap``, ``shared`` heads, ``n_heads``, the overlap two random top-k sets
+    would have (``chance``, ``k² / n_heads``) and the probability of one at least as large
+    (``p_value``, exact permutation test), layers of each top-k), and the figure."""
     ctx = scores[(scores.condition == condition) & (scores.span == "relevant")][["layer", "head", "score"]]
     if ctx.empty:
         raise ValueError(f"no relevant scores for condition {condition!r} in the contextual scores")
@@ -33,10 +36,14 @@ def compute(scores: pd.DataFrame, retrieval: pd.DataFrame, *, k: int = 20, condi
     table["top_retrieval"] = table.retrieval.rank(ascending=False, method="first") <= k
     table = table.sort_values(["layer", "head"], ignore_index=True)
     shared = table[table.top_contextual & table.top_retrieval]
+    chance = overlap_chance(len(shared), k, len(table))
     summary = {
         "k": k,
         "overlap": len(shared),
         "shared": [[int(r.layer), int(r.head)] for r in shared.itertuples()],
+        "n_heads": len(table),
+        "chance": chance.chance,
+        "p_value": chance.p_value,
         "contextual_layers": sorted(int(x) for x in table[table.top_contextual].layer),
         "retrieval_layers": sorted(int(x) for x in table[table.top_retrieval].layer),
     }
@@ -61,7 +68,7 @@ def compute(scores: pd.DataFrame, retrieval: pd.DataFrame, *, k: int = 20, condi
     fig.update_xaxes(title_text="contextual score (relevant, long prompts)", row=1, col=2)
     fig.update_yaxes(title_text="retrieval score", row=1, col=2)
     fig.update_layout(
-        title=f"Contextual vs retrieval heads: {len(shared)} of the top {k} shared",
+        title=f"Contextual vs retrieval heads: {len(shared)} of the top {k} shared (chance {chance.chance:.1f}, p = {chance.p_value:.1g})",
         barmode="group", template="plotly_white",
     )  # fmt: skip
     return table, summary, fig

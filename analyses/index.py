@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from lens_focus.directions import FocusDirections
+from lens_focus.stats import em_text, overlap_chance
 
 from . import markdown_table, top_k
 
@@ -49,6 +50,23 @@ def _row(what: str, ours: str, paper: str) -> dict:
     return {"": what, "ours": ours, "paper": paper}
 
 
+ROWS_NOTE = {
+    "generation": "Scores average the rows that produce the answer (last prompt token to second-to-last answer token, `rows = generation`); "
+                  "the paper's Eq. 1 averages the answer's own rows (`rows = response`), so rankings and counts set beside its numbers differ by that convention.",
+    "response": "Scores average the answer's own rows (`rows = response`), the paper's Eq. 1.",
+}  # fmt: skip
+
+
+def _diff_text(r) -> str:
+    """A row's paired difference from the unmodified model, when the table has one."""
+    r = r.to_dict() if isinstance(r, pd.Series) else r._asdict()  # a row by label or from itertuples
+    d = r.get("diff")
+    if d is None or pd.isna(d):
+        return ""
+    verdict = "" if r["diff_low"] > 0 or r["diff_high"] < 0 else "; no measurable effect"
+    return f"; paired difference {d:+.3f} [{r['diff_low']:+.3f}, {r['diff_high']:+.3f}]{verdict}"
+
+
 def _score_section(out: Path) -> tuple[str, list[dict]]:
     summary = json.loads((out / "score/summary.json").read_text())
     n_total = summary["model"]["n_layers"] * summary["model"]["n_heads"]
@@ -76,31 +94,39 @@ def _score_section(out: Path) -> tuple[str, list[dict]]:
         key = (variant, "all") if variant == "long" else next((k for k in by if k[0] == variant), None)
         if key in by:
             e, n = by[key]
-            rows.append(_row(f"EM, {label}", f"{e:.3f} (n = {int(n)})", f"{PAPER['em'][variant]:.3f}"))
+            rows.append(_row(f"EM, {label}", em_text(e, int(n)), f"{PAPER['em'][variant]:.3f}"))
     rows.append(_row("EM by position of the relevant document", curve, "U-shaped (lost in the middle)"))
     links = _links(out, "score/head_locations.png", "score/head_locations.html", "score/sparsity.csv", "score/table1.md",
                    "score/em_by_position.png", "score/em.csv", "score/scores.csv", "score/heads.json")  # fmt: skip
     text = (f"Figure 2, Table 1 and EM by position: {summary['examples']} prompts, {summary['scored']} scored, "
-            f"skipped {sum(summary['skipped'].values())}. Files: {links}.\n\n![head locations](score/head_locations.png)\n\n"
+            f"skipped {sum(summary['skipped'].values())}. {ROWS_NOTE[summary.get('rows', 'generation')]} "
+            "EM with a 95% Wilson interval and its n. "
+            f"Files: {links}.\n\n![head locations](score/head_locations.png)\n\n"
             "![EM by position](score/em_by_position.png)")  # fmt: skip
     return text, rows
 
 
 def _compensation_section(out: Path) -> tuple[str, list[dict]]:
     t = pd.read_csv(out / "compensation/compensation.csv")
-    base = t[t.method == "baseline"].em.iloc[0]
     ctx = t[t.method == "contextual"]
     best = ctx.loc[ctx.em.idxmax()]
     rnd = t[(t.method == "random") & (t.k == best.k)]
     high = ctx[(ctx.tau > 1) & (ctx.k == best.k)]
-    ours = f"{best.em:.3f} at top-{int(best.k)}, τ = {best.tau:g} (baseline {base:.3f}, n = {int(best.n)})"
-    rows = [_row("best EM under compensation", ours, PAPER["compensation"])]
-    if not rnd.empty:
-        rows.append(_row(f"{int(best.k)} random heads, τ = {rnd.tau.iloc[0]:g}", f"{rnd.em.iloc[0]:.3f}", "near the baseline"))
+    b = t[t.method == "baseline"].iloc[0]
+    rows = [_row("baseline (long prompts, no intervention)", em_text(b.em, int(b.n)), "0.59"),
+            _row(f"best EM under compensation: top-{int(best.k)}, τ = {best.tau:g}", em_text(best.em, int(best.n)) + _diff_text(best), PAPER["compensation"])]  # fmt: skip
+    for r in rnd.itertuples():  # the control beside contextual heads at the same k and the same τ
+        same = ctx[(ctx.k == r.k) & (ctx.tau == r.tau)]
+        if not same.empty:
+            c = same.iloc[0]
+            rows.append(_row(f"top-{int(c.k)} contextual heads, τ = {c.tau:g}", em_text(c.em, int(c.n)) + _diff_text(c), "—"))
+        rows.append(_row(f"{int(r.k)} random heads, τ = {r.tau:g}", em_text(r.em, int(r.n)) + _diff_text(r), "near the baseline"))
     if not high.empty:
         h = high.loc[high.tau.idxmax()]
-        rows.append(_row(f"top-{int(h.k)}, τ = {h.tau:g} (less attention on the relevant document)", f"{h.em:.3f}", "0.320 at τ = 1000"))
-    text = f"Figure 3. Files: {_links(out, 'compensation/compensation.png', 'compensation/compensation.html', 'compensation/compensation.csv')}.\n\n![compensation](compensation/compensation.png)"
+        rows.append(_row(f"top-{int(h.k)}, τ = {h.tau:g} (less attention on the relevant document)", em_text(h.em, int(h.n)) + _diff_text(h), "0.320 at τ = 1000"))
+    files = _links(out, "compensation/compensation.png", "compensation/compensation.html", "compensation/compensation.csv", "compensation/answers.csv")
+    text = (f"Figure 3. EM with a 95% Wilson interval; where every prompt's answer was kept (`answers.csv`), each setting's paired difference "
+            f"from the baseline on the same prompts with a 95% bootstrap interval over questions. Files: {files}.\n\n![compensation](compensation/compensation.png)")  # fmt: skip
     return text, rows
 
 
@@ -109,21 +135,29 @@ def _sweep_section(out: Path) -> tuple[str, list[dict]]:
     base = t[t.alpha == 0].em.iloc[0]
     steered = t[t.alpha != 0]
     best = steered.loc[steered.em.idxmax()]
-    rows = [_row("best EM with focus directions", f"{best.em:.3f} at k = {int(best.k)}, α = {best.alpha:g} (baseline {base:.3f}, n = {int(best.n)})", PAPER["sweep"])]
+    b = t[t.alpha == 0].iloc[0]
+    rows = [_row("baseline (α = 0)", em_text(base, int(b.n)), "0.594"),
+            _row(f"best EM with focus directions: k = {int(best.k)}, α = {best.alpha:g}", em_text(best.em, int(best.n)) + _diff_text(best), PAPER["sweep"])]  # fmt: skip
     strong = steered[steered.alpha == steered.alpha.max()]
     if not strong.empty and strong.alpha.iloc[0] >= 1:
-        rows.append(_row(f"α = {strong.alpha.iloc[0]:g}", ", ".join(f"k = {int(r.k)}: {r.em:.3f}" for r in strong.itertuples()), "0.458 (k = 20)"))
+        rows += [_row(f"α = {r.alpha:g}, k = {int(r.k)}", em_text(r.em, int(r.n)) + _diff_text(r), "0.458 (k = 20)" if r.k == 20 else "—") for r in strong.itertuples()]
     t3 = pd.read_csv(out / "sweep/table3.csv")
-    for alpha, g in t3[t3.alpha != 0].groupby("alpha"):
+    if "intervened" not in t3.columns:  # tables written before the right half existed
+        t3 = t3.assign(intervened=t3[["layer", "head"]].drop_duplicates().shape[0])
+    for (k, alpha), g in t3[t3.alpha != 0].groupby(["intervened", "alpha"]):
         d = g.groupby("span").delta.mean()
-        rows.append(_row(f"Table 3, α = {alpha:g}: mean change over the top {g[['layer', 'head']].drop_duplicates().shape[0]}",
+        rows.append(_row(f"Table 3, α = {alpha:g} on the top {k}: mean change over the top {g[['layer', 'head']].drop_duplicates().shape[0]}",
                          f"R {d.get('relevant', np.nan):+.3f}, IR max {d.get('irrelevant_max', np.nan):+.3f}, sink {d.get('sink', np.nan):+.3f}",
                          PAPER["table3"]))  # fmt: skip
     meta = _directions_meta(out)
     if meta:
-        rows.append(_row("directions: mean relevant score on training rows", f"{meta['relevant_score_at_init']:.3f} → {meta['relevant_score_trained']:.3f} (site {meta.get('site', '?')})", "—"))
-    links = _links(out, "sweep/sweep.png", "sweep/sweep.html", "sweep/sweep.csv", "sweep/table3.md", "directions/directions.safetensors")
-    return f"Figure 4 and Table 3. Files: {links}.\n\n![sweep](sweep/sweep.png)", rows
+        prompts = meta.get("prompts", "long")
+        rows.append(_row(f"directions: mean relevant score on training rows ({prompts} prompts + gold responses)",
+                         f"{meta['relevant_score_at_init']:.3f} → {meta['relevant_score_trained']:.3f} (site {meta.get('site', '?')})",
+                         "trained on the gold-only prompt (§3.1); the reference code trains on the long prompt"))  # fmt: skip
+    links = _links(out, "sweep/sweep.png", "sweep/sweep.html", "sweep/sweep.csv", "sweep/answers.csv", "sweep/table3.md", "directions/directions.safetensors")
+    return (f"Figure 4 and Table 3 (its left half intervenes on the heads it reports, its right half on the top 20). EM with a 95% Wilson "
+            f"interval and, where every answer was kept, the paired difference from α = 0. Files: {links}.\n\n![sweep](sweep/sweep.png)"), rows  # fmt: skip
 
 
 def _directions_meta(out: Path) -> dict:
@@ -147,8 +181,10 @@ def _retrieval_section(out: Path) -> tuple[str, list[dict]]:
         rows.append(_row("Figure 9", f"not drawn: {j['skipped']}", PAPER["figure9"]))
     if "overlap" in j:
         span = lambda ls: f"layers {min(ls)}–{max(ls)}" if ls else "—"  # noqa: E731
-        rows.append(_row(f"Figure 9: top {j['k']} shared", f"{j['overlap']} of {j['k']}; contextual {span(j['contextual_layers'])}, "
-                         f"retrieval {span(j['retrieval_layers'])}", PAPER["figure9"]))  # fmt: skip
+        chance = overlap_chance(j["overlap"], j["k"], n_total)
+        rows.append(_row(f"Figure 9: top {j['k']} shared", f"{j['overlap']} of {j['k']} (two random top-{j['k']} sets of {n_total} heads share "
+                         f"{chance.chance:.1f}; p = {chance.p_value:.1g}); contextual {span(j['contextual_layers'])}, "
+                         f"retrieval {span(j['retrieval_layers'])}", PAPER["figure9"] + " (of 672 heads: chance 0.6)"))  # fmt: skip
     drawn = ("figure9/figure9.png", "figure9/figure9.html", "figure9/figure9.csv") if "overlap" in j else ()
     links = _links(out, "retrieval_heads/retrieval_scores.csv", "retrieval_heads/retrieval_heads.json", *drawn, "figure9/figure9.json")
     image = "\n\n![figure 9](figure9/figure9.png)" if drawn else ""
@@ -175,7 +211,57 @@ def _tasks_section(out: Path) -> tuple[str, list[dict]]:
     links = _links(out, "evaluation/task_scores.md", "evaluation/category_scores.md", "evaluation/sink_scores.md", "evaluation/scores_vs_length.png",
                    "evaluation/scores_vs_length.html", "evaluation/answers.csv")  # fmt: skip
     n = pd.read_csv(out / "evaluation/task_scores.csv").n
-    return f"Tables 2, 5–13 ({int(n.min())}–{int(n.max())} prompts per task, length and setting). Files: {links}.", rows
+    return (f"Tables 2, 5–13 ({int(n.min())}–{int(n.max())} prompts per task, length and setting). The overall score is the mean of the "
+            f"category means, as the paper's; the STD is the sample deviation (ddof 1) across tasks. Files: {links}."), rows  # fmt: skip
+
+
+def _table1_checks(t1: pd.DataFrame) -> str:
+    return (f"R > IR max on correct {(t1.correct_R > t1.correct_IR_max).sum()} of {t1.correct_R.notna().sum()}, "
+            f"R < IR max on wrong {(t1.wrong_R < t1.wrong_IR_max).sum()} of {t1.wrong_R.notna().sum()}, "
+            f"gold sink > long sink {(t1.gold_sink > t1.long_sink).sum()} of {t1.gold_sink.notna().sum()}")  # fmt: skip
+
+
+def _rows_section(out: Path) -> tuple[str, list[dict]]:
+    runs = {}
+    for step in [s for s in ("score", "rows") if (out / s / "summary.json").exists()]:
+        summary = json.loads((out / step / "summary.json").read_text())
+        runs[summary["rows"]] = (step, summary, pd.read_csv(out / step / "table1.csv"))
+    rows = []
+    for kind, (step, summary, t1) in sorted(runs.items(), key=lambda kv: kv[0] != "response"):
+        n_total = summary["model"]["n_layers"] * summary["model"]["n_heads"]
+        spars = ", ".join(f"{r['n_heads']} > {r['threshold']:g}" for r in summary["sparsity"])
+        paper = kind == "response"
+        rows += [_row(f"`{kind}`: heads by relevant score", f"{spars} of {n_total}", PAPER["sparsity"] if paper else "—"),
+                 _row(f"`{kind}`: top 5", _heads(summary["top_heads"][:5]), PAPER["top5"] if paper else "—"),
+                 _row(f"`{kind}`: Table 1 over the top heads", _table1_checks(t1), "5 of 5 each" if paper else "—")]  # fmt: skip
+    tops = [set(map(tuple, s["top_heads"][:20])) for _, s, _ in runs.values()]
+    if len(tops) == 2:
+        rows.append(_row("top 20 shared by the two conventions", f"{len(tops[0] & tops[1])} of 20", "—"))
+    text = ("The same prompts and answers scored under both row conventions: `response` averages the answer's own rows (the paper's Eq. 1), "
+            "`generation` the rows that produce the answer (the last prompt token to the second-to-last answer token). "
+            f"Files: {_links(out, 'score/table1.md', 'score/sparsity.csv', 'rows/table1.md', 'rows/sparsity.csv', 'rows/scores.csv')}.")  # fmt: skip
+    return text, rows
+
+
+def _seeds_section(out: Path) -> tuple[str, list[dict]]:
+    t = pd.read_csv(out / "seeds/seeds.csv", dtype={"seed": str})
+    s = json.loads((out / "seeds/summary.json").read_text())
+    rows = []
+    for r in t.itertuples():
+        if r.metric == "em":
+            ours = f"{r.before:.3f} [{r.before_low:.3f}, {r.before_high:.3f}] → {r.after:.3f} [{r.after_low:.3f}, {r.after_high:.3f}]"
+        else:
+            ours = f"{r.before:.4f} → {r.after:.4f}"
+        verdict = "" if r.measurable else "; no measurable effect"
+        ours += f"; paired difference {r.diff:+.3f} [{r.diff_low:+.3f}, {r.diff_high:+.3f}] (n {r.n}, {r.questions} questions{verdict})"
+        rows.append(_row(f"seed {r.seed}, {r.setting}: {r.metric}", ours, "EM 0.594 → 0.671 (k = 20, α = 0.3, one run)" if r.metric == "em" else "—"))
+    text = (f"Seeds {', '.join(map(str, s['seeds']))}: per seed the questions are drawn afresh, the heads ranked on {s['heads_limit']} "
+            f"training questions, directions trained on {s['train_limit']} training questions ({' and '.join(s['prompts'])} prompts + gold "
+            f"responses; `long` is what the reference code trains on, `gold` what the paper's §3.1 describes), and α = {s['alpha']:g} on the "
+            f"top {s['k']} heads judged on {s['test_limit']} held-out questions per seed. Relevant and sink: mean over each seed's top {s['top']} heads. "
+            "Differences are paired (same prompts) with a 95% bootstrap interval over questions; EM with 95% Wilson intervals. "
+            f"Files: {_links(out, 'seeds/seeds.md', 'seeds/seeds.csv', 'seeds/answers.csv', 'seeds/seeds.html')}.\n\n![seeds](seeds/seeds.png)")  # fmt: skip
+    return text, rows
 
 
 def _window_section(out: Path) -> tuple[str, list[dict]]:
@@ -202,13 +288,15 @@ def _window_section(out: Path) -> tuple[str, list[dict]]:
 
 SECTIONS: list[tuple[str, str, Callable[[Path], tuple[str, list[dict]]]]] = [
     ("Contextual heads (Figure 2, Table 1, EM by position)", "score", _score_section),
+    ("Which rows a score averages: both conventions side by side", "rows", _rows_section),
     ("Attention compensation (Figure 3)", "compensation", _compensation_section),
     ("Focus directions (Figure 4, Table 3)", "sweep", _sweep_section),
     ("Retrieval heads (Figure 9)", "retrieval_heads", _retrieval_section),
     ("Long-context tasks (Table 2 shape, Tables 12–13)", "evaluation", _tasks_section),
+    ("Focus directions over seeds, trained on long and on gold-only prompts", "seeds", _seeds_section),
     ("Sliding-window layers: the relevant document inside and beyond the window", "window", _window_section),
 ]
-OPTIONAL = {"window"}
+OPTIONAL = {"rows", "seeds", "window"}
 """Sections left out of the index when their step was never run (runs made before the step existed)."""
 
 

@@ -14,6 +14,7 @@ before the rotation, where ``d_K`` acts as a learned relative-position term.
 from __future__ import annotations
 
 import json
+import warnings
 import random
 from dataclasses import dataclass, field
 from functools import partial
@@ -69,8 +70,8 @@ class FocusDirections:
         return path
 
     @classmethod
-    def load(cls, path: str | Path, *, model=None, strict: bool = True) -> "FocusDirections":
-        """Read a directions file; with ``model``, check that it was made for that model (see
+    def load(cls, path: str | Path, *, model=None, strict: bool = False) -> "FocusDirections":
+        """Read a directions file; with ``model``, check that they fit it (see
         :func:`check_directions`)."""
         path = Path(path)
         if not path.exists():
@@ -89,14 +90,21 @@ class FocusDirections:
         return out
 
 
-def check_directions(directions: FocusDirections, model, *, source: str = "directions", strict: bool = True) -> ModelInfo:
+class TransferWarning(UserWarning):
+    """Directions trained on one model applied to another of the same shape (the paper steers a
+    base model with its instruct model's directions)."""
+
+
+def check_directions(directions: FocusDirections, model, *, source: str = "directions", strict: bool = False) -> ModelInfo:
     """The model's :class:`ModelInfo`, after checking that ``directions`` fit its shape and their site
-    (:func:`check_site`) and, with ``strict``, that they were trained on a model of the same name
-    (last path component, so a hub name and a local copy of it agree)."""
+    (:func:`check_site`). Directions trained on a model of another name (last path component, so a
+    hub name and a local copy of it agree) but the same shape are applied with a
+    :class:`TransferWarning` naming both models, or refused with ``strict``."""
     info = model_info(model)
     made_for = str(directions.meta.get("model", ""))
-    if strict and made_for and _base(made_for) != _base(info.name):
-        raise ValueError(f"{source}: trained on {made_for!r}, not on {info.name!r} (pass strict=False to apply them anyway)")
+    other = bool(made_for) and _base(made_for) != _base(info.name)
+    if other and strict:
+        raise ValueError(f"{source}: trained on {made_for!r}, not on {info.name!r} (strict: no transfer between models)")
     n_k = info.n_kv_heads if directions.site == "pre_rotary" else info.n_heads
     want_q, want_k = (info.n_layers, info.n_heads, info.d_head), (info.n_layers, n_k, info.d_head)
     if tuple(directions.q.shape) != want_q or tuple(directions.k.shape) != want_k:
@@ -106,6 +114,9 @@ def check_directions(directions: FocusDirections, model, *, source: str = "direc
             f"{info.name} needs q {want_q}, k {want_k} (layers, heads, head dim) at site {directions.site}"
         )
     check_site(model, directions.site)
+    if other:
+        warnings.warn(f"{source}: trained on {made_for!r}, applied to {info.name!r} (a model of the same shape): "
+                      "directions transferred between models", TransferWarning, stacklevel=2)  # fmt: skip
     return info
 
 

@@ -19,7 +19,7 @@ from .cache import RowCache
 from .defaults import SETTINGS
 from .heads import Head
 from .interventions import focusing
-from .labels import Example, label
+from .labels import Example, RowsKind, label
 from .tasks import Task
 
 """The paper's five: no intervention, and α = ±0.2 on the top-10 and top-20 heads."""
@@ -100,6 +100,7 @@ def evaluate_tasks(
     sink_k: int = 5,
     batch_size: int = 4,
     n_sink: int = 1,
+    rows: RowsKind = "generation",
     progress: bool = True,
     cache: RowCache | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -111,7 +112,8 @@ def evaluate_tasks(
       metric over its ``n`` prompts; Tables 5–8);
     - ``sink_scores``: per task and length, the mean over answers of the ``sink`` and
       ``relevant`` contextual scores averaged over the top ``sink_k`` heads of ``ranked``, under
-      the baseline (Tables 12–13); ``n`` answers scored, ``skipped`` the others (empty answers);
+      the baseline (Tables 12–13), on the rows ``rows``; ``n`` answers scored, ``skipped`` the
+      others (empty answers);
     - ``answers``: every response with its score.
 
     Settings other than the baseline need ``directions`` and at least ``k`` heads in ``ranked``.
@@ -131,8 +133,8 @@ def evaluate_tasks(
     grid = [(s, ts) for s in settings for ts in sets]
     for setting, ts in tqdm(grid, desc="evaluate", disable=not progress):
         heads = [list(h) for h in (sink_heads if setting.k is None else ranked[: setting.k])]
-        key = [ts.task.name, ts.length, setting.name, heads, [e.id for e in ts.examples]]
-        cell = cache(key, lambda: _cell(model, ts, setting, directions, ranked, sink_heads, batch_size, n_sink))
+        key = [ts.task.name, ts.length, setting.name, heads, [e.id for e in ts.examples]] + ([rows] if rows != "generation" and setting.k is None else [])
+        cell = cache(key, lambda: _cell(model, ts, setting, directions, ranked, sink_heads, batch_size, n_sink, rows))
         scores.append(cell["score"])
         answers += cell["answers"]
         if cell["sink"] is not None:
@@ -144,13 +146,13 @@ def evaluate_tasks(
     )
 
 
-def _cell(model, ts: TaskSet, setting: Setting, directions, ranked, sink_heads, batch_size: int, n_sink: int) -> dict:
+def _cell(model, ts: TaskSet, setting: Setting, directions, ranked, sink_heads, batch_size: int, n_sink: int, rows: RowsKind) -> dict:
     """One task set under one setting: its score row, its answer rows, and (baseline) its sink row."""
     task = ts.task
     baseline = setting.k is None
     answered = answer_examples(
         model, ts.examples, max_new_tokens=task.max_new_tokens, stop=task.stop, batch_size=batch_size, n_sink=n_sink,
-        score="generation" if baseline else None,
+        score=rows if baseline else None,
         intervention=None if baseline else focusing(model, directions, list(ranked[: setting.k]), alpha=setting.alpha),
         progress=False,
     )  # fmt: skip

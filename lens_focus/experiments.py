@@ -104,8 +104,8 @@ def compensation_experiment(
     answers: list | None = None,
     **answer_kw,
 ) -> pd.DataFrame:
-    """EM per ``method, k, tau``: ``contextual`` (top-k of ``ranked``) for every τ, ``random``
-    (k seeded random heads) at ``random_tau``, and the ``baseline`` (long prompts, no
+    """EM per ``method, k, tau``: ``contextual`` (top-k of ``ranked``) for every τ and for
+    ``random_tau``, ``random`` (k seeded random heads) at ``random_tau``, and the ``baseline`` (long prompts, no
     intervention), ``gold`` and ``negative`` prompts (k and τ empty). With a ``cache``, cells
     already in it are not run again (see :mod:`lens_focus.cache`)."""
     cache = cache if cache is not None else RowCache()
@@ -119,7 +119,8 @@ def compensation_experiment(
             base = records if method == "baseline" else base
             rows.append({"method": method, "k": None, "tau": None, **_cell(records)})
             _keep(answers, records, method=method, k=None, tau=None)
-    grid = [("contextual", k, t) for k in ks_ for t in taus] + [("random", k, random_tau) for k in ks_]
+    # contextual heads always also at the control's τ, so that random and contextual heads compare at one τ
+    grid = [("contextual", k, t) for k in ks_ for t in dict.fromkeys([*taus, random_tau])] + [("random", k, random_tau) for k in ks_]
     for method, k, tau in tqdm(grid, desc="compensation", disable=not progress):
         heads = list(ranked[:k]) if method == "contextual" else random_heads(info.n_layers, info.n_heads, k, seed=seed + k)
         key = [method, k, tau, [list(h) for h in heads], "per prompt"]
@@ -206,6 +207,7 @@ def focus_scores(
     for alpha in tqdm([0.0, *[a for a in alphas if a != 0]], desc="table 3", disable=not progress):
         # α = 0 intervenes on nothing: one cell whichever heads the others intervene on
         key = ["table3", float(alpha), [list(h) for h in heads]] + ([] if not alpha or intervene == list(heads) else [[list(h) for h in intervene]])
+        key += [] if rows == "generation" else [rows]
         records += cache(key, lambda: one(alpha))
     table = pd.DataFrame(records)
     zero = table[table.alpha == 0].set_index(["layer", "head", "span"])["score"]

@@ -220,7 +220,7 @@ def add_focus(model, directions, heads: Sequence[Head], *, alpha: float) -> Hook
     every real row's attention and padded rows feed nothing else, so a padded batch gives each
     row exactly what it gets alone (tested).
     """
-    info = check_directions(directions, model, strict=False)
+    info = check_directions(directions, model)
     return _register_focus(model, directions, heads, alpha, info, attention_layers(model))
 
 
@@ -275,7 +275,7 @@ def focus(model, directions, heads: Sequence[Head], *, alpha: float) -> Iterator
 def focusing(model, directions, heads: Sequence[Head], *, alpha: float) -> Intervention:
     """:func:`focus` as an :data:`Intervention` (the same at every position of every row); the
     directions are checked against the model once, here, not at every batch."""
-    info, geometry = check_directions(directions, model, strict=False), attention_layers(model)
+    info, geometry = check_directions(directions, model), attention_layers(model)
 
     @contextmanager
     def placed(placement):

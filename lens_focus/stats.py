@@ -14,30 +14,30 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Sequence
-
 import numpy as np
+from numpy.typing import ArrayLike
 
 Z95 = 1.959963984540054
 """The two-sided 95% quantile of the standard normal."""
 
 
-def wilson(k: float, n: int, z: float = Z95) -> tuple[float, float]:
+def wilson(k: float | int, n: int, z: float = Z95) -> tuple[float, float]:
     """The 95% Wilson interval of the proportion ``k / n`` (NaN, NaN when ``n`` is 0)."""
     if n == 0:
         return (math.nan, math.nan)
     p = k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # at p = 0 or 1 one bound is exactly 0 or 1; say so rather than leave a rounding error
+    return (0.0 if k <= 0 else max(0.0, centre - half), 1.0 if k >= n else min(1.0, centre + half))
 
 
-def em_interval(em: float, n: int) -> tuple[float, float]:
+def em_interval(em: float | int, n: int) -> tuple[float, float]:
     """:func:`wilson` of an exact-match rate ``em`` over ``n`` prompts (EM is 0 or 1 per prompt)."""
     return wilson(round(em * n), n)
 
 
-def em_text(em: float, n: int) -> str:
+def em_text(em: float | int, n: int) -> str:
     """``0.236 [0.153, 0.345] (n 72)``: an EM with its 95% interval and count."""
     lo, hi = em_interval(em, n)
     return f"{em:.3f} [{lo:.3f}, {hi:.3f}] (n {n})"
@@ -73,7 +73,7 @@ class Difference:
 
 
 def paired_difference(
-    before: Sequence[float], after: Sequence[float], clusters: Sequence | None = None, *, resamples: int = 10_000, seed: int = 0
+    before: ArrayLike, after: ArrayLike, clusters: ArrayLike | None = None, *, resamples: int = 10_000, seed: int = 0
 ) -> Difference:
     """The mean of ``after - before`` (one value per prompt, same prompts in the same order) with a
     95% percentile-bootstrap interval. ``clusters`` names each prompt's independent unit (its

@@ -125,6 +125,8 @@ def test_figure9_overlap_layers_and_scatter_on_synthetic_scores(tmp_path):
     table, summary, fig = figure9.compute(scores, retrieval, k=3)
     assert summary["overlap"] == 1 and summary["shared"] == [[3, 1]]
     assert summary["contextual_layers"] == [3, 3, 3] and summary["retrieval_layers"] == [0, 0, 3]
+    # beside chance: two random 3-sets of 12 heads share 9/12 on average, and ≥ 1 with 1 - C(9,3)/C(12,3)
+    assert summary["n_heads"] == 12 and summary["chance"] == pytest.approx(0.75) and summary["p_value"] == pytest.approx(1 - 84 / 220)
     bars = {t.name: list(t.x) for t in fig.data if t.type == "bar"}
     assert bars == {"contextual": [0, 0, 0, 3], "retrieval": [2, 0, 0, 1]}
     assert table.top_contextual.sum() == table.top_retrieval.sum() == 3

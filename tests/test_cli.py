@@ -70,24 +70,35 @@ def test_intervention_commands_end_to_end(score_run, tiny_dirs, nq_path, tmp_pat
     comp = runner.invoke(app, ["compensate", *data, "--heads", heads, "--taus", "0.3,1.5", "--ks", "1,50", "--out", str(tmp_path / "c")])
     assert comp.exit_code == 0, comp.output
     table = pd.read_csv(tmp_path / "c" / "compensation.csv")
-    assert list(table.columns) == ["method", "k", "tau", "em", "n"]
+    assert list(table.columns) == ["method", "k", "tau", "em", "n", "em_low", "em_high", "diff", "diff_low", "diff_high"]
     assert set(table.method) == {"contextual", "random", "baseline", "gold", "negative"}
     assert sorted(set(table.k.dropna().astype(int))) == [1, 8]  # 50 clipped to the model's 8 heads
     assert (tmp_path / "c" / "compensation.html").exists()
+    answers = pd.read_csv(tmp_path / "c" / "answers.csv")  # every prompt under every setting: 2 long, 1 gold, 1 negative
+    assert len(answers) == 2 + 1 + 1 + 2 * (len(table) - 3) and set(answers.columns) >= {"method", "k", "tau", "id", "response", "em"}
 
-    d = tmp_path / "d.safetensors"
+    d, gold = tmp_path / "d.safetensors", tmp_path / "gold.safetensors"
     train = runner.invoke(app, ["train-directions", *data, "--epochs", "2", "--site", "pre_rotary", "--out", str(d)])
     assert train.exit_code == 0, train.output
-    assert "train  2 sequences" in train.output and d.exists()
+    assert "train  2 sequences (long prompt + gold response)" in train.output and d.exists()
+    train = runner.invoke(app, ["train-directions", *data, "--epochs", "2", "--prompts", "gold", "--out", str(gold)])
+    assert train.exit_code == 0, train.output
+    assert "train  1 sequences (gold prompt + gold response)" in train.output  # one gold prompt per question
+    from lens_focus.directions import FocusDirections
+
+    assert FocusDirections.load(gold).meta["prompts"] == "gold" and FocusDirections.load(d).meta["prompts"] == "long"
 
     sw = runner.invoke(app, ["sweep", *data, "--heads", heads, "--directions", str(d), "--alphas", "0,0.5", "--ks", "1,all",
-                             "--table-alphas", "1", "--table-k", "2", "--out", str(tmp_path / "s")])  # fmt: skip
+                             "--table-alphas", "1", "--table-k", "2", "--intervene-k", "4", "--out", str(tmp_path / "s")])  # fmt: skip
     assert sw.exit_code == 0, sw.output
     sweep = pd.read_csv(tmp_path / "s" / "sweep.csv")
-    assert list(sweep.columns) == ["k", "alpha", "em", "n"] and len(sweep) == 4
+    assert list(sweep.columns) == ["k", "alpha", "em", "n", "em_low", "em_high", "diff", "diff_low", "diff_high"] and len(sweep) == 4
+    assert len(pd.read_csv(tmp_path / "s" / "answers.csv")) == 2 * 3  # the baseline and α = 0.5 at k = 1 and all, two prompts each
     t3 = pd.read_csv(tmp_path / "s" / "table3.csv")
-    assert list(t3.columns) == ["alpha", "layer", "head", "span", "score", "delta"] and set(t3.alpha) == {0.0, 1.0}
-    assert "| alpha | layer | head | R |" in (tmp_path / "s" / "table3.md").read_text()
+    assert list(t3.columns) == ["intervened", "alpha", "layer", "head", "span", "score", "delta"] and set(t3.alpha) == {0.0, 1.0}
+    assert set(t3.intervened) == {2, 4} and t3.groupby("intervened")[["layer", "head"]].apply(lambda g: len(g.drop_duplicates())).tolist() == [2, 2]
+    md = (tmp_path / "s" / "table3.md").read_text()
+    assert "| alpha | layer | head | R |" in md and "α·d on the top 4 heads, the top 2 reported" in md
 
 
 def test_intervention_commands_reject_bad_input(score_run, tiny_dirs, nq_path, tmp_path):
@@ -99,7 +110,7 @@ def test_intervention_commands_reject_bad_input(score_run, tiny_dirs, nq_path, t
     zero_directions(load_model(str(tiny_dirs["gpt2"]))).save(other)
     bad = runner.invoke(app, ["sweep", "--model", str(tiny_dirs["llama"]), *data, "--heads", str(score_run[0] / "heads.json"),
                               "--directions", str(other), "--out", str(tmp_path / "s")])  # fmt: skip
-    assert bad.exit_code == 2 and "not on" in bad.output
+    assert bad.exit_code == 2 and "needs q" in bad.output
     (tmp_path / "h.json").write_text("[[9, 0]]")
     bad = runner.invoke(app, ["compensate", "--model", str(tiny_dirs["llama"]), *data, "--heads", str(tmp_path / "h.json")])
     assert bad.exit_code == 2 and "does not exist" in bad.output
@@ -236,7 +247,11 @@ def test_help_is_plain_text_and_describes_every_option():
         for param in cmd.params:
             if param.param_type_name == "option" and param.name != "help":
                 assert param.help and param.help.strip(), f"{name}: {param.opts[0]} has no description"
-
+    # every command that scores attention takes the row convention, with both choices
+    for name in ("score", "train-directions", "sweep", "evaluate", "reproduce"):
+        assert any(p.name == "rows" for p in commands[name].params), name
+        bad = runner.invoke(app, [name, "--rows", "answer", "--out", "x"])
+        assert bad.exit_code == 2 and "'answer' is not one of 'generation', 'response'" in bad.output, (name, bad.output)
 
 
 def test_answers_scored_in_a_second_pass_are_counted_and_said(tmp_path, nq_path):

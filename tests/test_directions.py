@@ -65,12 +65,57 @@ def test_save_load_and_shape_checks(llama, models, seqs, tmp_path):
     back = FocusDirections.load(path, model=llama)
     assert torch.equal(back.q, d.q) and torch.equal(back.k, d.k) and back.site == "pre_rotary"
     assert back.meta["losses"] == d.meta["losses"] and back.meta["n_kv_heads"] == 2
-    with pytest.raises(ValueError, match="trained on .*llama.*, not on .*gpt2"):
+    with pytest.raises(ValueError, match="made for .*llama.*gpt2 needs q"):  # the shapes differ (4 key-value heads)
         FocusDirections.load(path, model=models["gpt2"])
-    with pytest.raises(ValueError, match="needs q"):  # and the shapes differ (4 key-value heads)
-        FocusDirections.load(path, model=models["gpt2"], strict=False)
+    with pytest.raises(ValueError, match="trained on .*llama.*, not on .*gpt2"):
+        FocusDirections.load(path, model=models["gpt2"], strict=True)
     (tmp_path / "junk.safetensors").write_bytes(b"not a file")
     with pytest.raises(ValueError, match="not a focus-directions"):
         FocusDirections.load(tmp_path / "junk.safetensors")
     with pytest.raises(FileNotFoundError):
         FocusDirections.load(tmp_path / "missing.safetensors")
+
+
+def test_training_sequences_on_long_or_gold_only_prompts(llama, nq_path):
+    from lens_focus.answers import gold_response_sequences
+
+    exs = load_examples(nq_path, limit=2, n_docs=3, gold_positions=[1, 3], variants=("long", "gold"))
+    long, _ = gold_response_sequences(llama, exs, max_new_tokens=3, progress=False)
+    gold, _ = gold_response_sequences(llama, exs, prompts="gold", max_new_tokens=3, progress=False)
+    assert [s.example.variant for s in long] == ["long"] * 4 and [s.example.variant for s in gold] == ["gold"] * 2
+    for g in gold:  # the gold prompt alone, its one document relevant, followed by the same gold response
+        twins = [s for s in long if s.example.question_id == g.example.question_id]
+        assert len(g.token_spans["relevant"]) == 1 and not g.token_spans.get("irrelevant")
+        assert all(t.response == g.response for t in twins) and len(g) < min(len(t) for t in twins)
+    with pytest.raises((ValueError, TypeError), match="prompts"):  # TypeError from the type-checking import hook in tests
+        gold_response_sequences(llama, exs, prompts="short", progress=False)
+
+
+
+def test_directions_transfer_to_a_model_of_the_same_shape_with_a_warning(llama, seqs, tmp_path):
+    # the paper's base-model rows: a base model steered with its instruct model's directions
+    import warnings
+
+    from lens_focus.answers import answer_examples
+    from lens_focus.directions import TransferWarning
+
+    own = train_directions(llama, seqs[:2], epochs=1, progress=False)
+    own.q.mul_(50)  # strong enough to change answers
+    other = FocusDirections(q=own.q, k=own.k, site=own.site, meta={**own.meta, "model": "HuggingFaceTB/SmolLM2-135M-Instruct"})
+    path = other.save(tmp_path / "instruct.safetensors")
+    with pytest.warns(TransferWarning, match=r"trained on 'HuggingFaceTB/SmolLM2-135M-Instruct', applied to '.*llama"):
+        back = FocusDirections.load(path, model=llama)
+    examples = [s.example for s in seqs[:2]]
+    heads = [Head(layer, head) for layer in range(2) for head in range(4)]
+    kw = dict(max_new_tokens=4, score="generation", progress=False)
+    with pytest.warns(TransferWarning):
+        moved = answer_examples(llama, examples, intervention=focusing(llama, back, heads, alpha=1.0), **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TransferWarning)  # its own model's name: no warning
+        same = answer_examples(llama, examples, intervention=focusing(llama, own, heads, alpha=1.0), **kw)
+    plain = answer_examples(llama, examples, **kw)
+    for m, s, p in zip(moved, same, plain):  # transferred directions act exactly as on their own model
+        assert m.response == s.response and np.array_equal(m.scores["relevant"], s.scores["relevant"])
+        assert m.response != p.response or np.abs(m.scores["relevant"] - p.scores["relevant"]).max() > 1e-3
+    with pytest.raises(ValueError, match="strict: no transfer"):
+        FocusDirections.load(path, model=llama, strict=True)

@@ -132,15 +132,40 @@ def test_category_and_sink_tables():
     cats = task_tables.category_scores(tasks)
     base = cats[(cats.setting == "baseline") & (cats.length == 1000)].set_index("category")
     assert base.loc["recall", "score"] == pytest.approx((0.1 + 0.3) / 2) and base.loc["rag", "score"] == pytest.approx(0.8)
-    assert base.loc["overall", "score"] == pytest.approx((0.1 + 0.3 + 0.8) / 3) and base.loc["overall", "n_tasks"] == 3  # tasks, not categories
+    # the mean of the category means (0.45), not of the tasks (0.4)
+    assert base.loc["overall", "score"] == pytest.approx((0.2 + 0.8) / 2) and base.loc["overall", "n_tasks"] == 3
     std = task_tables.sink_with_std(sinks)
     got = std[std.task == task_tables.STD].set_index("length").sink
-    assert got[1000] == pytest.approx(np.std([0.3, 0.5, 0.8])) and got[2000] == pytest.approx(np.std([0.3, 0.5, 0.9]))
+    assert got[1000] == pytest.approx(np.std([0.3, 0.5, 0.8], ddof=1)) and got[2000] == pytest.approx(np.std([0.3, 0.5, 0.9], ddof=1))
     assert task_tables.sink_with_std(std).equals(std)  # reading the written table back adds no second STD
     fig = task_tables.figure(tasks)
     assert isinstance(fig, go.Figure) and len(fig.data) == 2 * 4  # 2 settings × (3 tasks + overall)
     overall = [t for t in fig.data if t.name == "10_0.2" and list(t.y) != []][-1]
-    assert list(overall.y) == pytest.approx([(0.2 + 0.4 + 0.9) / 3 + 0.1 - 0.1, (0.2 + 0.4 + 0.9) / 3 + 0.1 - 0.2])
+    assert list(overall.y) == pytest.approx([(0.3 + 0.9) / 2 + 0.1 - 0.1, (0.3 + 0.9) / 2 + 0.1 - 0.2])
+
+
+@pytest.mark.parametrize("categories, paper", [
+    ({"recall": 89.75, "rag": 60.92, "icl": 32.71, "re_rank": 77.40}, 65.20),  # Table 9, Llama-3.2-3B, baseline, 8k
+    ({"recall": 92.81, "rag": 64.71, "icl": 29.82, "re_rank": 76.80, "long_qa": 27.64}, 58.36),  # Llama-3.2-3B-Instruct
+])  # fmt: skip
+def test_overall_is_the_mean_of_the_category_means_as_in_table_9(categories, paper):
+    # categories of unequal size (1, 2, 3 ... tasks) around the paper's category means: only the
+    # mean of the category means gives the paper's overall value
+    rows = []
+    for i, (cat, mean) in enumerate(categories.items()):
+        spread = [mean + d for d in np.linspace(-i, i, i + 1)]
+        rows += [{"task": f"{cat}{j}", "category": cat, "length": 8000, "setting": "baseline", "score": s, "n": 10} for j, s in enumerate(spread)]
+    table = task_tables.category_scores(pd.DataFrame(rows)).set_index("category")
+    assert round(table.loc["overall", "score"] + 1e-9, 2) == paper  # the paper prints two decimals
+    assert abs(pd.DataFrame(rows).score.mean() - paper) > 0.005 or len(categories) == 1  # the task mean would not
+
+
+def test_sink_std_is_the_sample_deviation_as_in_table_12():
+    # Table 12, Llama-3.2-3B-Instruct: sink scores of sixteen tasks, STD 7.71 (ddof 0 would give 7.47)
+    paper = [31.85, 29.34, 24.42, 34.02, 22.53, 26.78, 24.81, 25.90, 30.04, 53.52, 35.39, 26.45, 31.76, 31.67, 18.61, 28.49]
+    sinks = pd.DataFrame([{"task": f"t{i}", "category": "c", "length": 8000, "sink": s, "relevant": 0.0, "n": 1, "skipped": 0} for i, s in enumerate(paper)])
+    std = task_tables.sink_with_std(sinks)
+    assert std[std.task == task_tables.STD].sink.item() == pytest.approx(7.71, abs=0.005)
 
 
 def test_tables_are_written(tmp_path):

@@ -10,12 +10,14 @@ from typer.testing import CliRunner
 from lens_focus.cache import RowCache
 from lens_focus.commands.cli import app
 from lens_focus.profile import Profile
-from lens_focus.commands.reproduce import STEPS, TOY_QUICK, plan_for, reproduce
+from lens_focus.commands.reproduce import STEPS, TOY_QUICK, Plan, plan_for, reproduce, step_params
+from lens_focus.stats import em_text
 
 # Smaller than --quick: every step runs, each for seconds.
 TINY = replace(
     TOY_QUICK, score_limit=6, heads_limit=6, limit=4, directions_limit=4, epochs=3, taus=(0.1,), compensation_ks=(5,),
     alphas=(0.3,), sweep_ks=(5,), table_alphas=(0.3,), needle_lengths=(80,), needle_depths=(0, 100), task_n=3,
+    seeds=(0, 1), seeds_train_limit=4, seeds_heads_limit=4, seeds_test_limit=3,
 )  # fmt: skip
 
 
@@ -65,7 +67,9 @@ def test_every_step_writes_its_artefacts_and_the_index_links_them(run):
     for rel in ("score/scores.csv", "score/head_locations.png", "score/em_by_position.png", "score/table1.md", "heads/heads.json",
                 "compensation/compensation.csv", "compensation/compensation.png", "directions/directions.safetensors",
                 "sweep/sweep.csv", "sweep/table3.md", "retrieval_heads/retrieval_scores.csv", "figure9/figure9.json",
-                "evaluation/task_scores.csv", "evaluation/sink_scores.md", "plan.json"):  # fmt: skip
+                "evaluation/task_scores.csv", "evaluation/sink_scores.md", "plan.json", "rows/scores.csv", "rows/table1.md",
+                "compensation/answers.csv", "sweep/answers.csv", "seeds/seeds.csv", "seeds/answers.csv", "seeds/seeds.png",
+                "seeds/seed1/directions_gold.safetensors", "seeds/seed1/directions_long.safetensors"):  # fmt: skip
         assert (out / rel).exists(), rel
     index = (out / "index.md").read_text()
     assert "Not run yet" not in index and "(missing)" not in index
@@ -85,18 +89,40 @@ def test_index_numbers_are_read_from_the_step_files(run):
     sections = _index_sections(out)
     em = pd.read_csv(out / "score/em.csv")
     long = em[(em.variant == "long") & (em.gold_position.astype(str) == "all")].iloc[0]
-    assert f"| EM, long prompts | {long.em:.3f} (n = {int(long.n)}) | 0.594 |" in sections["Contextual heads (Figure 2, Table 1, EM by position)"]
+    assert f"| EM, long prompts | {em_text(long.em, int(long.n))} | 0.594 |" in sections["Contextual heads (Figure 2, Table 1, EM by position)"]
+    assert "`rows = generation`" in sections["Contextual heads (Figure 2, Table 1, EM by position)"]
     top5 = json.loads((out / "score/summary.json").read_text())["top_heads"][:5]
     assert " ".join(f"({l},{h})" for l, h in top5) in sections["Contextual heads (Figure 2, Table 1, EM by position)"]
 
     comp = pd.read_csv(out / "compensation/compensation.csv")
-    best = comp[comp.method == "contextual"].em.max()
-    base = comp[comp.method == "baseline"].em.iloc[0]
-    assert re.search(rf"\| best EM under compensation \| {best:.3f} at top-\d+, τ = [\d.]+ \(baseline {base:.3f}", sections["Attention compensation (Figure 3)"])
+    best = comp.loc[comp[comp.method == "contextual"].em.idxmax()]
+    base = comp[comp.method == "baseline"].iloc[0]
+    section = sections["Attention compensation (Figure 3)"]
+    assert f"| baseline (long prompts, no intervention) | {em_text(base.em, int(base.n))} |" in section
+    assert f"| {em_text(best.em, int(best.n))}; paired difference {best['diff']:+.3f} [{best.diff_low:+.3f}, {best.diff_high:+.3f}]" in section
+    rnd = comp[comp.method == "random"].iloc[0]  # the control beside contextual heads at its own k and τ
+    assert f"| top-{int(rnd.k)} contextual heads, τ = {rnd.tau:g} |" in section and f"| {int(rnd.k)} random heads, τ = {rnd.tau:g} |" in section
 
     t3 = pd.read_csv(out / "sweep/table3.csv")
-    d = t3[t3.alpha == 0.3].groupby("span").delta.mean()
-    assert f"R {d['relevant']:+.3f}, IR max {d['irrelevant_max']:+.3f}, sink {d['sink']:+.3f}" in sections["Focus directions (Figure 4, Table 3)"]
+    assert sorted(set(t3.intervened)) == [5, 20]  # both halves of Table 3
+    for k in (5, 20):
+        d = t3[(t3.alpha == 0.3) & (t3.intervened == k)].groupby("span").delta.mean()
+        assert (f"| Table 3, α = 0.3 on the top {k}: mean change over the top 5 | R {d['relevant']:+.3f}, IR max {d['irrelevant_max']:+.3f}, "
+                f"sink {d['sink']:+.3f}") in sections["Focus directions (Figure 4, Table 3)"]  # fmt: skip
+
+    seeds = pd.read_csv(out / "seeds/seeds.csv", dtype={"seed": str})
+    answers = pd.read_csv(out / "seeds/answers.csv")
+    assert sorted(seeds.seed.unique()) == ["0", "1", "all"] and len(answers) == 2 * 3 * 3 * len(TINY.positions)  # seeds × settings × questions × positions
+    pooled = seeds[(seeds.seed == "all") & (seeds.metric == "em")].set_index("setting")
+    base = answers[answers.setting == "baseline"].set_index(["seed", "id"]).em
+    for setting, r in pooled.iterrows():
+        after = answers[answers.setting == setting].set_index(["seed", "id"]).em
+        assert r["diff"] == pytest.approx((after - base.loc[after.index]).mean()) and r.n == len(after) == 2 * 3 * len(TINY.positions) and r.questions == 6
+        assert f"seed all, {setting}: em" in sections["Focus directions over seeds, trained on long and on gold-only prompts"]
+    rows = sections["Which rows a score averages: both conventions side by side"]
+    assert json.loads((out / "rows/summary.json").read_text())["rows"] == "response"
+    response_top = json.loads((out / "rows/summary.json").read_text())["top_heads"][:5]
+    assert "`response`: top 5 | " + " ".join(f"({l},{h})" for l, h in response_top) in rows and "`generation`: top 5" in rows
 
     sink = pd.read_csv(out / "evaluation/sink_scores.csv")
     std = sink[sink.task == "STD"].iloc[0]
@@ -133,6 +159,19 @@ def test_a_changed_plan_redoes_the_changed_step_and_those_that_read_it(run, tmp_
     ran.clear()
     status = reproduce("toy", out, plan=replace(TINY, alphas=(0.5,), heads_limit=5, needle_depths=(50,)), progress=False, log=lambda s: None)
     assert ran == ["retrieval_heads", "figure9"]
+    ran.clear()
+    status = reproduce("toy", out, plan=replace(TINY, alphas=(0.5,), heads_limit=5, needle_depths=(50,), rows="response"), progress=False, log=lambda s: None)
+    assert ran == ["score", "rows", "heads", "compensation", "directions", "sweep", "figure9", "evaluation", "seeds"]
+
+
+def test_the_default_rows_leave_every_stamp_as_it_was():
+    plan = Plan(data="toy")
+    for step in STEPS:
+        params = step_params(step, "toy", plan, {n: "x" for n in step.needs})
+        assert ("rows" in params) == (step.name == "rows")  # stamps of runs made before the field existed still match
+    assert step_params(STEPS[0], "toy", replace(plan, rows="response"), {})["rows"] == "response"
+    with pytest.raises(ValueError, match="rows must be"):
+        Plan(data="toy", rows="answer")
 
 
 def test_an_interrupted_step_resumes_at_its_cells_and_gives_the_same_result(run, tmp_path, monkeypatch):

@@ -53,12 +53,6 @@ def test_window_table_reach_and_scores(gemma, nq_path):
         window.compute(answered, [None, None])
 
 
-def test_wilson_interval():
-    low, high = window.wilson(9, 72)  # 0.125 of 72
-    assert low == pytest.approx(0.0670, abs=1e-3) and high == pytest.approx(0.2211, abs=1e-3)
-    assert window.wilson(0, 10)[0] == 0.0 and window.wilson(10, 10)[1] == 1.0
-
-
 def test_reproduce_writes_the_window_step_for_a_windowed_model_and_skips_it_otherwise(gemma, tiny_dirs, tmp_path):
     from dataclasses import replace
 

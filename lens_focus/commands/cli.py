@@ -46,6 +46,7 @@ Ks = listed("--ks", numbers(int, low=1, all_ok=True), "comma-separated head coun
 
 
 OutDir = Annotated[Path, typer.Option("--out", help="folder to write the results into")]
+Rows = Annotated[RowsKind, typer.Option("--rows", help="rows a score averages: generation (the rows that produce the answer) or response (the answer's own rows, the paper's Eq. 1)")]
 
 
 def _load(model: ModelOptions):
@@ -74,7 +75,7 @@ def score(
     model: ModelOptions,
     data: DataOptions,
     answers: AnswerOptions,
-    rows: Annotated[RowsKind, typer.Option("--rows", help="generation (the rows that produce the answer) or response (the answer's own rows, Eq. 1)")] = "generation",
+    rows: Rows = "generation",
     n_sink: Annotated[int, typer.Option("--n-sink", min=1, help="leading tokens that form the sink")] = 1,
     variants: listed("--variants", words, "prompts to answer and score: long (always), gold, negative") = "long,gold",
     out: OutDir = Path("runs/score"),
@@ -110,6 +111,7 @@ def train_directions(
     answers: AnswerOptions,
     site: Annotated[Site, typer.Option("--site", help="post_rotary (the reference placement; d_K inert) or pre_rotary")] = "post_rotary",
     prompts: Annotated[TrainingPrompts, typer.Option("--prompts", help="long (every document, as the reference code) or gold (the relevant document alone, as the paper's §3.1) before the gold response")] = "long",
+    rows: Rows = "generation",
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="passes over the training sequences")] = 10,
     lr: Annotated[float, typer.Option("--lr", callback=positive, help="AdamW learning rate (> 0)")] = 1e-3,
     out: Annotated[Path, typer.Option("--out", help="safetensors file to write the directions into")] = Path("runs/directions.safetensors"),
@@ -118,7 +120,7 @@ def train_directions(
     --split is train by default: the directions are evaluated on test."""
     lm, examples = _setup(model, data, ("long", "gold"))
     meta = {"data": data.data, "n_docs": data.n_docs, "split": data.split, "limit": data.limit, "data_seed": data.seed}
-    directions_run(lm, examples, out, site=site, prompts=prompts, epochs=epochs, lr=lr, seed=data.seed, meta=meta, log=typer.echo, **answers.kw())
+    directions_run(lm, examples, out, site=site, prompts=prompts, rows=rows, epochs=epochs, lr=lr, seed=data.seed, meta=meta, log=typer.echo, **answers.kw())
 
 
 @command(app)
@@ -133,13 +135,14 @@ def sweep(
     table_alphas: listed("--table-alphas", numbers(), "α of Table 3") = csv(TABLE3_ALPHAS),
     table_k: Annotated[int, typer.Option("--table-k", min=1, help="top heads Table 3 reports")] = TABLE3_K,
     intervene_k: Annotated[int, typer.Option("--intervene-k", min=1, help="top heads Table 3's right half intervenes on (its left half: the reported heads)")] = TABLE3_INTERVENE_K,
+    rows: Rows = "generation",
     out: OutDir = Path("runs/sweep"),
 ) -> None:
     """EM over focus strength α and head count k (paper Figure 4) and the top heads' scores under α (Table 3)."""
     lm, examples = _setup(model, data, ("long", "gold"))
     d = FocusDirections.load(directions, model=lm)
     sweep_run(lm, examples, d, _ranked(lm, heads), out, alphas=alphas, ks=ks, table_alphas=table_alphas,
-              table_k=table_k, intervene_k=intervene_k, log=typer.echo, **answers.kw())  # fmt: skip
+              table_k=table_k, intervene_k=intervene_k, rows=rows, log=typer.echo, **answers.kw())  # fmt: skip
 
 
 @command(app, model="smollm2", max_new_tokens=50, batch_size=4)
@@ -180,6 +183,7 @@ def evaluate(
     helmet: Annotated[Optional[list[Path]], typer.Option("--helmet", help="a HELMET data file to evaluate as one more task (repeatable)")] = None,
     sink_k: Annotated[int, typer.Option("--sink-k", min=1, help="top heads whose sink score the sink table averages")] = SINK_K,
     seed: Annotated[int, typer.Option("--seed", help="draws the prompts; nq and json_kv from --kv take other held-out questions per seed")] = 0,
+    rows: Rows = "generation",
     out: OutDir = Path("runs/evaluate"),
 ) -> None:
     """Focus directions on long-context tasks: scores per task, category and setting, and the top heads' sink score per task (paper Tables 2, 5-13)."""
@@ -200,7 +204,7 @@ def evaluate(
         "directions": str(directions) if directions else None, "heads": str(heads),
         "nq": str(nq) if nq else None, "kv": str(kv) if kv else "generated",
     }  # fmt: skip
-    evaluate_run(lm, sets, out, settings=chosen, directions=d, ranked=ranked, sink_k=sink_k, batch_size=answers.batch_size, meta=meta, log=typer.echo)
+    evaluate_run(lm, sets, out, settings=chosen, directions=d, ranked=ranked, sink_k=sink_k, batch_size=answers.batch_size, rows=rows, meta=meta, log=typer.echo)
 
 
 @command(app)
@@ -213,13 +217,14 @@ def reproduce(
     nq: Annotated[Optional[Path], typer.Option("--nq", help="NQ file: adds the nq task to the task step")] = None,
     kv: Annotated[Optional[Path], typer.Option("--kv", help="lost-in-the-middle key-value file for json_kv (default: generated)")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="seed of every step's data (default: the plan's, 0)")] = None,
+    rows: Annotated[Optional[RowsKind], typer.Option("--rows", help="rows every score averages (default: the plan's, generation); the step 'rows' scores under the other")] = None,
     plan_file: Annotated[Optional[Path], typer.Option("--plan", help='JSON object of plan fields to change, e.g. {"task_lengths": [4000, 8000]} (the fields: OUT/plan.json)')] = None,
 ) -> None:
     """Every figure and table in dependency order, resumable, with OUT/index.md beside the paper's numbers."""
     fields = json.loads(plan_file.read_text()) if plan_file else {}
     if not isinstance(fields, dict):
         raise ValueError(f"{plan_file}: a plan is a JSON object of fields, got {type(fields).__name__}")
-    given = {"data": data, "nq": str(nq) if nq else None, "kv": str(kv) if kv else None, "seed": seed}
+    given = {"data": data, "nq": str(nq) if nq else None, "kv": str(kv) if kv else None, "seed": seed, "rows": rows}
     plan = plan_for(profile_of_checkpoint(model.model), quick=quick, **{**fields, **{k: v for k, v in given.items() if v is not None}})
     typer.echo(f"plan   {'quick' if quick else 'full'} run of {model.model} on {plan.data}; steps {', '.join(s.name for s in STEPS)}")
     status = reproduce_run(model.model, out, plan=plan, quick=quick, steps=list(steps) if steps else None, device=model.device, attention=model.attention, dtype=model.dtype)

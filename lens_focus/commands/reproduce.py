@@ -219,14 +219,14 @@ def _directions(r: Run) -> None:
     p = r.plan
     ex = r.examples(split="train", limit=p.directions_limit, positions=p.positions, variants=("long", "gold"))
     meta = {"data": p.data, "n_docs": p.n_docs, "split": "train", "limit": p.directions_limit, "data_seed": p.seed}
-    directions_run(r.model, ex, r.dir("directions") / "directions.safetensors", epochs=p.epochs, seed=p.seed, meta=meta, log=r.log, **r.answer_kw())
+    directions_run(r.model, ex, r.dir("directions") / "directions.safetensors", rows=p.rows, epochs=p.epochs, seed=p.seed, meta=meta, log=r.log, **r.answer_kw())
 
 
 def _sweep(r: Run) -> None:
     p = r.plan
     ex = r.examples(split="test", limit=p.limit, positions=p.positions, variants=("long", "gold"))
     sweep_run(r.model, ex, r.directions(), r.ranked(), r.dir("sweep"), alphas=p.alphas, ks=p.sweep_ks, table_alphas=p.table_alphas,
-              intervene_k=p.table_intervene_k, cache=r.cache("sweep"), log=r.log, **r.answer_kw())  # fmt: skip
+              intervene_k=p.table_intervene_k, rows=p.rows, cache=r.cache("sweep"), log=r.log, **r.answer_kw())  # fmt: skip
 
 
 def _retrieval(r: Run) -> None:
@@ -261,7 +261,7 @@ def _tasks(r: Run) -> None:
         sets += group_by_length(TASKS[name], built)
     meta = {"tasks": list(p.tasks), "lengths": list(p.task_lengths), "n": p.task_n, "seed": p.seed, "nq": p.nq, "kv": p.kv or "generated"}
     evaluate_run(r.model, sets, r.dir("evaluation"), settings=parse_settings(list(p.settings)), directions=r.directions(), ranked=r.ranked(),
-                 batch_size=max(1, p.batch_size // 2), meta=meta, cache=r.cache("evaluation"), log=r.log)  # fmt: skip
+                 batch_size=max(1, p.batch_size // 2), rows=p.rows, meta=meta, cache=r.cache("evaluation"), log=r.log)  # fmt: skip
 
 
 def _seeds(r: Run) -> None:
@@ -300,11 +300,11 @@ STEPS: tuple[Step, ...] = (
     Step("rows", "the same contextual scores under the other row convention", (), (*_ANSWER, "rows", "score_limit", "score_positions"), _other_rows),
     Step("heads", "heads ranked on training questions", (), (*_ANSWER, "rows", "heads_limit", "heads_positions"), _heads),
     Step("compensation", "split-softmax compensation", ("heads",), (*_ANSWER, "limit", "positions", "taus", "compensation_ks", "random_tau"), _compensation),
-    Step("directions", "focus directions", (), (*_ANSWER, "directions_limit", "positions", "epochs"), _directions),
-    Step("sweep", "focus strength and head count", ("heads", "directions"), (*_ANSWER, "limit", "positions", "alphas", "sweep_ks", "table_alphas", "table_intervene_k"), _sweep),
+    Step("directions", "focus directions", (), (*_ANSWER, "rows", "directions_limit", "positions", "epochs"), _directions),
+    Step("sweep", "focus strength and head count", ("heads", "directions"), (*_ANSWER, "rows", "limit", "positions", "alphas", "sweep_ks", "table_alphas", "table_intervene_k"), _sweep),
     Step("retrieval_heads", "retrieval heads from the needle test", (), ("needle_lengths", "needle_depths", "needle_new_tokens", "batch_size"), _retrieval),
     Step("figure9", "contextual vs retrieval heads", ("score", "retrieval_heads"), (), _figure9, uses_model=False),
-    Step("evaluation", "long-context tasks", ("heads", "directions"), ("tasks", "task_lengths", "task_n", "settings", "nq", "kv", "seed", "batch_size"), _tasks),
+    Step("evaluation", "long-context tasks", ("heads", "directions"), ("tasks", "task_lengths", "task_n", "settings", "nq", "kv", "seed", "batch_size", "rows"), _tasks),
     Step("seeds", "focus directions over seeds, on long and gold-only training prompts", (),
          (*_ANSWER[:-1], "positions", "epochs", "rows", "seeds", "seeds_train_limit", "seeds_heads_limit", "seeds_test_limit", "seeds_alpha",
           "seeds_k", "seeds_prompts"), _seeds),

@@ -176,6 +176,7 @@ def directions_run(
     *,
     site: str = "post_rotary",
     prompts: str = "long",
+    rows: str = "generation",
     epochs: int = 10,
     lr: float = 1e-3,
     seed: int = 0,
@@ -190,7 +191,7 @@ def directions_run(
         raise ValueError(f"no training sequence (skipped: {skipped})")
     log(f"train  {len(seqs)} sequences ({prompts} prompt + gold response); skipped {sum(skipped.values())} {skipped or ''}".rstrip())
     meta = {**(meta or {}), "prompts": prompts, "skipped": skipped, "versions": versions()}
-    d = train_directions(model, seqs, site=site, epochs=epochs, lr=lr, seed=seed, meta=meta)
+    d = train_directions(model, seqs, site=site, rows=rows, epochs=epochs, lr=lr, seed=seed, meta=meta)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     d.save(out)
     m = d.meta
@@ -213,6 +214,7 @@ def sweep_run(
     table_alphas: Sequence[float],
     table_k: int = 5,
     intervene_k: int = 20,
+    rows: str = "generation",
     cache: RowCache | None = None,
     log: Log = print,
     **answer_kw,
@@ -226,13 +228,13 @@ def sweep_run(
     fig4.write(table, out)
     pd.DataFrame(answers).to_csv(Path(out) / "answers.csv", index=False)
     halves = sorted({table_k, min(intervene_k, len(ranked))})
-    scores = pd.concat([focus_scores(model, examples, directions, ranked[:table_k], intervene=ranked[:k], alphas=table_alphas, cache=cache, **answer_kw)
+    scores = pd.concat([focus_scores(model, examples, directions, ranked[:table_k], intervene=ranked[:k], alphas=table_alphas, rows=rows, cache=cache, **answer_kw)
                         for k in halves], ignore_index=True)  # fmt: skip
     inert = directions.site == "post_rotary"
     table3.write(scores, out, note=f"Directions at site {directions.site}" + (f"; {INERT_NOTE}." if inert else "."))
     _summary(Path(out), {
         "model": model_info(model).to_dict(), "prompts": len(examples), "site": directions.site, "alphas": list(alphas),
-        "ks": [str(k) for k in ks], "table_alphas": list(table_alphas), "table_k": table_k, "intervene_k": intervene_k, **answer_kw,
+        "ks": [str(k) for k in ks], "table_alphas": list(table_alphas), "table_k": table_k, "intervene_k": intervene_k, "rows": rows, **answer_kw,
         "seconds": round(time.time() - start, 1),
     })  # fmt: skip
     log(table.pivot(index="alpha", columns="k", values="em").to_string())
@@ -283,6 +285,7 @@ def evaluate_run(
     ranked: Sequence[Head],
     sink_k: int = 5,
     batch_size: int = 4,
+    rows: str = "generation",
     meta: dict | None = None,
     cache: RowCache | None = None,
     log: Log = print,
@@ -293,12 +296,12 @@ def evaluate_run(
     log(f"tasks  {', '.join(dict.fromkeys(s.task.name for s in sets))} at {sorted({s.length for s in sets})} tokens, "
         f"{sum(len(s.examples) for s in sets)} prompts; settings {', '.join(s.name for s in settings)}")  # fmt: skip
     task_scores, sink_scores, answers = evaluate_tasks(
-        model, sets, settings=settings, directions=directions, ranked=ranked, sink_k=sink_k, batch_size=batch_size, cache=cache
+        model, sets, settings=settings, directions=directions, ranked=ranked, sink_k=sink_k, batch_size=batch_size, rows=rows, cache=cache
     )
     task_tables.write(task_scores, sink_scores, out, sink_k=sink_k)
     answers.to_csv(out / "answers.csv", index=False)
     summary = _summary(out, {
-        "model": model_info(model).to_dict(), **(meta or {}), "settings": [s.name for s in settings], "sink_k": sink_k,
+        "model": model_info(model).to_dict(), **(meta or {}), "settings": [s.name for s in settings], "sink_k": sink_k, "rows": rows,
         "seconds": round(time.time() - start, 1),
     })  # fmt: skip
     table = task_tables.wide(task_scores.assign(col=task_scores.task + "@" + task_scores.length.astype(str)), index="setting", columns="col", values="score")
@@ -366,7 +369,7 @@ def seeds_run(
             if path.exists() and [seed, kind] in cache:
                 d = FocusDirections.load(path, model=model)
             else:
-                d = directions_run(model, train, path, prompts=kind, epochs=epochs, seed=seed, log=log,
+                d = directions_run(model, train, path, prompts=kind, rows=rows, epochs=epochs, seed=seed, log=log,
                                    meta={**(meta or {}), "split": "train", "limit": train_limit, "data_seed": seed}, **answer_kw)  # fmt: skip
                 cache([seed, kind], lambda: {"relevant_score_at_init": d.meta["relevant_score_at_init"], "relevant_score_trained": d.meta["relevant_score_trained"]})
             trained[f"{seed}/{kind}"] = {"sequences": d.meta["n_sequences"], "skipped": d.meta["skipped"],
