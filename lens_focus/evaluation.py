@@ -156,7 +156,7 @@ def _cell(model, ts: TaskSet, setting: Setting, directions, ranked, sink_heads, 
         intervention=None if baseline else focusing(model, directions, list(ranked[: setting.k]), alpha=setting.alpha),
         progress=False,
     )  # fmt: skip
-    graded = [task.grade(a.response, a.example.answers) for a in answered]
+    graded = [task.grade(a.response, a.example.answers, a.example.meta) for a in answered]
     score = {"task": task.name, "category": task.category, "length": ts.length, "setting": setting.name,
              "score": float(np.mean(graded)), "n": len(graded)}  # fmt: skip
     answers = [

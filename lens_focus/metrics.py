@@ -1,6 +1,7 @@
 """Answer metrics (docs/method.md §5)."""
 from __future__ import annotations
 
+import math
 import re
 import string
 from typing import Sequence
@@ -33,3 +34,77 @@ def substring_recall(prediction: str, answers: Sequence[str]) -> float:
         raise ValueError("no gold values to recall")
     pred = prediction.lower()
     return sum(a.lower() in pred for a in answers) / len(answers)
+
+
+def _tokens(text: str) -> list[str]:
+    """ROUGE's tokens: lower-cased runs of letters and digits."""
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def rouge_l_f1(prediction: str, answers: Sequence[str]) -> float:
+    """ROUGE-L F1 against the best of ``answers``: the longest common subsequence of tokens
+    (lower-cased letters and digits), ``2PR / (P + R)`` with ``P = LCS / |prediction|`` and
+    ``R = LCS / |answer|``. HELMET's long-QA metric, without its Porter stemming (so *lives* and
+    *live* differ here)."""
+    if not answers:
+        raise ValueError("no gold answers to compare with")
+    pred = _tokens(prediction)
+    best = 0.0
+    for answer in answers:
+        gold = _tokens(answer)
+        if not pred or not gold:
+            continue
+        row = [0] * (len(gold) + 1)  # LCS by dynamic programming, one row at a time
+        for p in pred:
+            prev = 0
+            for j, g in enumerate(gold, start=1):
+                prev, row[j] = row[j], prev + 1 if p == g else max(row[j], row[j - 1])
+        lcs = row[-1]
+        if lcs:
+            precision, recall = lcs / len(pred), lcs / len(gold)
+            best = max(best, 2 * precision * recall / (precision + recall))
+    return best
+
+
+def parse_after(prediction: str, prefix: str) -> str:
+    """The first line of ``prediction`` with a leading ``prefix`` (such as ``label:``) removed,
+    however it is cased."""
+    line = next((line for line in prediction.strip().splitlines() if line.strip()), "")
+    line = line.strip()
+    return line[len(prefix):].strip() if line.lower().startswith(prefix.lower()) else line
+
+
+def label_accuracy(prediction: str, answers: Sequence[str]) -> float:
+    """1.0 when the answer's first line (``label:`` removed) is, normalised, one of ``answers``
+    (HELMET's in-context-learning metric: exact match of the label)."""
+    got = normalize_answer(parse_after(prediction, "label:"))
+    return float(any(got == normalize_answer(a) for a in answers))
+
+
+def choice_accuracy(prediction: str, answers: Sequence[str]) -> float:
+    """Multiple choice: ``answers`` is ``[letter, "letter. option"]``. 1.0 when the answer's first
+    line (``Answer:`` removed) starts with the letter as a word, or the answer holds the lettered
+    option (HELMET's multiple-choice metric)."""
+    letter, option = answers[0], answers[1] if len(answers) > 1 else answers[0]
+    first = parse_after(prediction, "answer:")
+    return float(re.match(rf"\(?{re.escape(letter)}\b", first, flags=re.I) is not None or option.lower() in prediction.lower())
+
+
+def parse_ranking(prediction: str) -> list[str]:
+    """Document ids in the order a ranking names them (``[ID: 3] > 1 > ID7`` gives 3, 1, 7): the
+    longest run of integers joined by ``>``, each id kept at its first place."""
+    text = re.sub(r"[\[\]:]", "", prediction).lower().replace("id", "")
+    runs = [m.group(0) for m in re.finditer(r"\d+(?:\s*>\s*\d+)*", text)]
+    if not runs:
+        return []
+    return list(dict.fromkeys(x.strip() for x in max(runs, key=len).split(">")))
+
+
+def ndcg_at_k(ranking: Sequence[str], qrels: dict[str, int], k: int = 10) -> float:
+    """NDCG@k of a ranking of document ids against graded relevance ``qrels`` (id: grade, as
+    trec_eval's ``ndcg_cut`` counts gain: the grade itself, discounted by ``log2(rank + 1)``).
+    Ids the ranking leaves out count as not retrieved; 0.0 when no document is relevant."""
+    dcg = sum(qrels.get(doc, 0) / math.log2(rank + 1) for rank, doc in enumerate(ranking[:k], start=1))
+    ideal = sorted((g for g in qrels.values() if g > 0), reverse=True)[:k]
+    idcg = sum(g / math.log2(rank + 1) for rank, g in enumerate(ideal, start=1))
+    return dcg / idcg if idcg else 0.0

@@ -26,7 +26,7 @@ from .toy.task import vocabulary
 # over 10 s to import (python -X importtime), which `import lens_focus` and `lens-focus --help` should not pay.
 
 TOY_TASKS = ("toy_needle", "toy_qa")
-NATURAL_TASKS = ("mk_needle", "mk_uuid", "mv", "json_kv", "nq")
+NATURAL_TASKS = ("mk_needle", "mk_uuid", "mv", "json_kv", "rerank", "icl", "long_qa", "long_qa_mc", "nq")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ in three shapes, and a request carries the fields of all three; each builder rea
   ``facts`` and ``toy`` (built in);
 - **a long-context task at token lengths** (Tables 2, 5–13): ``n`` prompts per length of
   ``lengths`` tokens of ``tokenizer``: ``mk_needle``, ``mk_uuid``, ``mv``, ``json_kv``,
-  ``nq_rag``, ``toy_needle``, ``toy_qa``;
+  ``nq_rag``, ``rerank``, ``icl``, ``long_qa``, ``long_qa_mc``, ``toy_needle``, ``toy_qa``;
 - **a needle at depths** (Figure 9): ``haystack`` (English needles in filler, ``path`` a text file
   to cut it from) and ``toy_haystack`` (toy facts in toy filler), at each of ``depths`` percent.
 
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
 from .data.base import DataError, Selection, read_jsonl
+from .data.fact_tasks import icl_examples, longqa_examples, rerank_examples
 from .data.facts import facts_examples
 from .data.helmet import helmet_examples
 from .data.kv_retrieval import json_kv_examples, kv_examples
@@ -93,6 +94,11 @@ SOURCES: dict[str, Source] = {
                "a JSON object of pairs (from a key-value file, or generated UUIDs), one key asked", "optional"),
         Source("nq_rag", lambda r: rag_examples(r.path, r.tokenizer, **r.at_lengths()),
                "NQ passages filling a length, one gold", "required"),
+        Source("rerank", lambda r: rerank_examples(r.tokenizer, **r.at_lengths()), "made-up facts with document IDs, one query: rank them"),
+        Source("icl", lambda r: icl_examples(r.tokenizer, **r.at_lengths()), "many labelled made-up facts, one more to label"),
+        Source("long_qa", lambda r: longqa_examples(r.tokenizer, **r.at_lengths()), "a story of made-up facts, a free-form question"),
+        Source("long_qa_mc", lambda r: longqa_examples(r.tokenizer, choices=True, **r.at_lengths()),
+               "a story of made-up facts, a question with four options"),
         Source("toy_needle", lambda r: toy_task_examples("toy_needle", r.tokenizer, **r.at_lengths()),
                "toy vocabulary: one fact among filler facts"),
         Source("toy_qa", lambda r: toy_task_examples("toy_qa", r.tokenizer, **r.at_lengths()),

@@ -13,6 +13,11 @@ task            category  prompt                                              me
 ``nq``          rag       NQ passages, one gold (needs the NQ file)           substring EM
 ``toy_needle``  recall    toy vocabulary: one fact among filler facts         substring EM
 ``toy_qa``      rag       toy vocabulary: the toy's multi-document QA         substring EM
+``rerank``      re_rank   documents with IDs, one query: rank them            NDCG@10
+``icl``         icl       many labelled facts (shuffled number labels), one   label accuracy
+                          more to label
+``long_qa``     long_qa   a story of facts, a free-form question              ROUGE-L F1
+``long_qa_mc``  long_qa   the same with four options A-D                      choice accuracy
 ==============  ========  ==================================================  ================
 
 A task's prompts come from its source in :data:`lens_focus.sources.SOURCES` (the ``nq`` task's
@@ -30,13 +35,30 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .data.base import Selection
+from .data.helmet import helmet_examples
 from .generate import StopAt
 from .labels import Example
-from .metrics import best_subspan_em, substring_recall
+from .metrics import best_subspan_em, choice_accuracy, label_accuracy, ndcg_at_k, parse_ranking, rouge_l_f1, substring_recall
 from .sources import Request, build
 
-Metric = Callable[[str, Sequence[str]], float]
-METRICS: dict[str, Metric] = {"recall": substring_recall, "em": best_subspan_em}
+Metric = Callable[[str, Sequence[str], dict], float]
+"""``metric(response, answers, meta)``: a score in [0, 1] (``meta``: the example's)."""
+
+
+def _ndcg10(response: str, answers: Sequence[str], meta: dict) -> float:
+    if "qrels" not in meta:
+        raise ValueError("NDCG@10 needs the documents' relevance grades (meta['qrels']); this example has none")
+    return ndcg_at_k(parse_ranking(response), {str(k): int(v) for k, v in meta["qrels"].items()}, 10)
+
+
+METRICS: dict[str, Metric] = {
+    "recall": lambda r, a, m: substring_recall(r, a),
+    "em": lambda r, a, m: best_subspan_em(r, a),
+    "ndcg@10": _ndcg10,
+    "label": lambda r, a, m: label_accuracy(r, a),
+    "rouge_f1": lambda r, a, m: rouge_l_f1(r, a),
+    "choice": lambda r, a, m: choice_accuracy(r, a),
+}
 
 
 @dataclass(frozen=True)
@@ -44,8 +66,12 @@ class Task:
     name: str
     category: str
     metric: str
-    """``recall`` (:func:`~lens_focus.metrics.substring_recall`) or ``em``
-    (:func:`~lens_focus.metrics.best_subspan_em`)."""
+    """A key of :data:`METRICS`: ``recall`` (:func:`~lens_focus.metrics.substring_recall`), ``em``
+    (:func:`~lens_focus.metrics.best_subspan_em`), ``ndcg@10``
+    (:func:`~lens_focus.metrics.ndcg_at_k`), ``label``
+    (:func:`~lens_focus.metrics.label_accuracy`), ``rouge_f1``
+    (:func:`~lens_focus.metrics.rouge_l_f1`) or ``choice``
+    (:func:`~lens_focus.metrics.choice_accuracy`)."""
     max_new_tokens: int
     stop: StopAt = "line"
     file: str | None = None
@@ -53,8 +79,8 @@ class Task:
     source: str = ""
     """Its builder in :data:`lens_focus.sources.SOURCES` (default: the task's name)."""
 
-    def grade(self, response: str, answers: Sequence[str]) -> float:
-        return METRICS[self.metric](response, answers)
+    def grade(self, response: str, answers: Sequence[str], meta: dict | None = None) -> float:
+        return METRICS[self.metric](response, answers, meta or {})
 
 
 TASKS: dict[str, Task] = {
@@ -67,6 +93,10 @@ TASKS: dict[str, Task] = {
         Task("nq", "rag", "em", 20, file="nq", source="nq_rag"),
         Task("toy_needle", "recall", "em", 1, stop="eos"),
         Task("toy_qa", "rag", "em", 1, stop="eos"),
+        Task("rerank", "re_rank", "ndcg@10", 60),
+        Task("icl", "icl", "label", 4),
+        Task("long_qa", "long_qa", "rouge_f1", 20),
+        Task("long_qa_mc", "long_qa", "choice", 4),
     )
 }
 def build_task(
@@ -92,10 +122,11 @@ def build_task(
     return build(task.source or name, request, missing=missing)
 
 
-def helmet_task(path: str | Path, *, limit: int | None = None) -> tuple[Task, list[Example]]:
+def helmet_task(path: str | Path, *, limit: int | None = None, demos: str | Path | None = None, shots: int = 0) -> tuple[Task, list[Example]]:
     """A HELMET data file as a task: named after the file, category and metric from its format
-    (:mod:`lens_focus.data.helmet`), answers up to 50 tokens."""
+    (:mod:`lens_focus.data.helmet`), answers up to 50 tokens (200 for a ranking), each prompt with
+    ``shots`` demonstrations (JSON KV: its own; RAG and re-ranking: drawn from the file ``demos``)."""
 
-    examples = build("helmet", Request(path=path, selection=Selection(limit=limit)))
+    examples = helmet_examples(path, limit=limit, demos=demos, shots=shots)
     meta = examples[0].meta
-    return Task(meta["task"], meta["category"], meta["metric"], 50, stop="line"), examples
+    return Task(meta["task"], meta["category"], meta["metric"], 200 if meta["kind"] == "rerank" else 50, stop="line"), examples

@@ -138,6 +138,48 @@ def test_helmet_files_of_each_kind(llama, tmp_path):
     assert len(seq.char_spans["irrelevant"]) == 2
 
 
+def test_helmet_reranking_and_demonstrations(llama, tmp_path):
+    def record(qid, query, grades):
+        return {"qid": qid, "query": query, "ctxs": [{"id": str(10 + i), "title": f"T{i}", "text": f"passage {qid}-{i}.", "label": g}
+                                                     for i, g in enumerate(grades)]}  # fmt: skip
+
+    test = write_jsonl(tmp_path / "msmarco_rerank_psg.jsonl", [record("q1", "what is a lantern", [0, 3, 1, 3])])
+    demos = write_jsonl(tmp_path / "msmarco_demo.jsonl", [record("q1", "the same question", [1, 0]), record("q2", "who made a violin", [0, 2]),
+                                                          record("q3", "where is Quito", [2, 0])])  # fmt: skip
+    task, (ex,) = helmet_task(test)
+    seq = label(ex, llama.tokenizer)
+    assert (task.category, task.metric) == ("re_rank", "ndcg@10") and ex.meta["qrels"] == {"10": 0, "11": 3, "12": 1, "13": 3}
+    assert relevant_texts(seq) == ["[ID: 11] Document (Title: T1): passage q1-1.", "[ID: 13] Document (Title: T3): passage q1-3."]
+    assert ex.answers == ("11 > 13 > 12 > 10",) and task.grade("Ranking: 11 > 13 > 12 > 10", ex.answers, ex.meta) == 1.0
+    assert 0 < task.grade("10 > 12 > 11", ex.answers, ex.meta) < 1 and "demos" not in seq.char_spans
+    # demonstrations: drawn from the demo file, never the question itself, the same ones every time
+    task, (ex,) = helmet_task(test, demos=demos, shots=2)
+    seq = label(ex, llama.tokenizer)
+    (shown,) = [seq.text[a:b] for a, b in seq.char_spans["demos"]]
+    assert "Query: who made a violin\nRanking: 11 > 10" in shown and "Query: where is Quito\nRanking: 10 > 11" in shown
+    assert "the same question" not in shown and seq.char_spans["demos"][0][1] <= seq.char_spans["doc_1"][0][0]
+    assert helmet_task(test, demos=demos, shots=2)[1][0].text == ex.text
+    with pytest.raises(DataError, match="2 other questions"):
+        helmet_task(test, demos=demos, shots=3)
+    with pytest.raises(DataError, match="no demo file"):
+        helmet_task(test, shots=1)
+    # JSON KV keeps its own demonstrations, before the key asked
+    pairs = {f"key-{i}": f"value-{i}" for i in range(10)}
+    kv = write_jsonl(tmp_path / "json_kv.jsonl", [{"context": json.dumps(pairs), "question": '"key-3"', "answer": "value-3",
+                                                   "demos": [["a-key", "a-value"], ["b-key", "b-value"]]}])  # fmt: skip
+    _, (ex,) = helmet_task(kv, shots=2)
+    seq = label(ex, llama.tokenizer)
+    (shown,) = [seq.text[a:b] for a, b in seq.char_spans["demos"]]
+    assert shown == 'Key: "a-key"\nCorresponding value: a-value\n\nKey: "b-key"\nCorresponding value: b-value\n\n'
+    assert seq.text.index(shown) + len(shown) == seq.char_spans["question"][0][0]
+    # RAG demonstrations in HELMET's form: passages, question, answer
+    rag = write_jsonl(tmp_path / "nq.jsonl", [{"question": "q?", "answers": ["x"], "ctxs": [{"title": "A", "text": "x is here.", "has_answer": True}]}])
+    rag_demos = write_jsonl(tmp_path / "nq_demo.jsonl", [{"question": "who?", "answers": ["Ada"], "ctxs": [{"title": "B", "text": "Ada did."}]}])
+    _, (ex,) = helmet_task(rag, demos=rag_demos, shots=1)
+    seq = label(ex, llama.tokenizer)
+    assert [seq.text[a:b] for a, b in seq.char_spans["demos"]] == ["Document (Title: B): Ada did.\n\nQuestion: who?\nAnswer: Ada\n\n"]
+
+
 def test_helmet_bad_records_are_named(tmp_path):
     bad = write_jsonl(tmp_path / "odd.jsonl", [{"prompt": "x"}])
     with pytest.raises(DataError, match="odd.jsonl:1: not a HELMET record"):
@@ -152,8 +194,9 @@ def test_helmet_bad_records_are_named(tmp_path):
 
 
 def test_task_table_is_complete():
-    assert {t.category for t in TASKS.values()} == {"recall", "rag"}
-    assert all(t.metric in ("recall", "em") and t.max_new_tokens > 0 for t in TASKS.values())
+    # the paper's categories but summarisation and citation
+    assert {t.category for t in TASKS.values()} == {"recall", "rag", "re_rank", "icl", "long_qa"}
+    assert all(t.metric in ("recall", "em", "ndcg@10", "label", "rouge_f1", "choice") and t.max_new_tokens > 0 for t in TASKS.values())
     assert TASKS["mv"].grade("1 2", ["1", "2", "3", "4"]) == 0.5 and TASKS["nq"].grade("The Beatles!", ["beatles"]) == 1.0
 
 
@@ -165,3 +208,74 @@ def test_seeds_take_disjoint_held_out_questions(llama, nq_path, kv_path):
     assert len(by_seed[0]) == len(by_seed[1]) == 3 and not by_seed[0] & by_seed[1] and not (by_seed[0] | by_seed[1]) & train
     kv = [{e.meta["source"] for e in build_task("json_kv", llama.tokenizer, lengths=[600], n=2, seed=s, kv=kv_path)} for s in (0, 1)]
     assert len(kv[0] | kv[1]) == 4
+
+
+@pytest.mark.parametrize("task", ["rerank", "icl", "long_qa", "long_qa_mc"])
+def test_fact_tasks_of_the_other_categories(task, llama):
+    tok = llama.tokenizer
+    examples = build_task(task, tok, lengths=(400, 800), n=3, seed=1)
+    assert len(examples) == 6 and len({e.id for e in examples}) == 6
+    assert build_task(task, tok, lengths=(400,), n=3, seed=1)[0].text == examples[0].text  # seeded
+    depths = []
+    for ex in examples:
+        seq = label(ex, tok)
+        assert 0.8 * ex.meta["length"] <= context_tokens(seq) <= ex.meta["length"] + 8, (ex.id, context_tokens(seq))
+        texts = relevant_texts(seq)
+        t = TASKS[task]
+        if task == "rerank":  # the relevant document is the one graded 2, and the gold ranking starts with it
+            (doc,) = texts
+            best = ex.answers[0].split(" > ")
+            assert doc.startswith(f"[ID: {best[0]}]") and ex.meta["qrels"][best[0]] == 2
+            assert sorted(ex.meta["qrels"].values(), reverse=True) == [ex.meta["qrels"][d] for d in best]
+            assert t.grade("Ranking: " + ex.answers[0], ex.answers, ex.meta) == 1.0
+            assert t.grade(" > ".join(best[::-1]), ex.answers, ex.meta) < 1.0 and t.grade("no idea", ex.answers, ex.meta) == 0.0
+            depths.append(ex.meta["depth"])
+        elif task == "icl":  # every demonstration of the asked label is relevant, and only those
+            label_line = f"label: {ex.answers[0]}"
+            assert texts and all(x.endswith(label_line) for x in texts)
+            others = [seq.text[a:b] for d in ex.documents if d not in ex.relevant_names for a, b in seq.char_spans[d]]
+            assert not any(x.endswith(label_line) for x in others)
+            assert t.grade(f" {label_line}\n", ex.answers, ex.meta) == 1.0 and t.grade("label: 99", ex.answers, ex.meta) == 0.0
+        else:  # one story sentence states the answer
+            (sentence,) = texts
+            value = ex.answers[0] if task == "long_qa" else ex.answers[1].split(". ", 1)[1]
+            assert value in sentence
+            if task == "long_qa_mc":
+                assert f"\n{ex.answers[1]}" in seq.text and t.grade(f" {ex.answers[0]}", ex.answers, ex.meta) == 1.0
+                wrong = next(L for L in "ABCD" if L != ex.answers[0])
+                assert t.grade(f" {wrong}", ex.answers, ex.meta) == 0.0
+            else:
+                assert t.grade(f" {value}.", ex.answers, ex.meta) == 1.0 and 0 < t.grade(f" It is {value}.", ex.answers, ex.meta) < 1
+            depths.append(ex.meta["depth"])
+    if depths:
+        assert min(depths) == 0 and max(depths) == 100  # the relevant fact spread from first to last
+
+
+def test_ranking_rouge_and_choice_metrics_against_direct_computations():
+    import itertools
+    import math
+
+    from lens_focus.metrics import choice_accuracy, label_accuracy, ndcg_at_k, parse_ranking, rouge_l_f1
+
+    def lcs(a, b):  # brute force: the longest subsequence of a that is also one of b
+        for n in range(min(len(a), len(b)), 0, -1):
+            subs = set(itertools.combinations(a, n))
+            if any(c in subs for c in itertools.combinations(b, n)):
+                return n
+        return 0
+
+    for pred, gold in [("the cat sat on the mat", "the cat on a mat"), ("Quito, of course", "quito"), ("a b c d", "d c b a"), ("x", "y")]:
+        p, g = pred.lower().replace(",", "").split(), gold.split()
+        k = lcs(p, g)
+        want = 0.0 if k == 0 else 2 * (k / len(p)) * (k / len(g)) / (k / len(p) + k / len(g))
+        assert rouge_l_f1(pred, [gold]) == pytest.approx(want), (pred, gold)
+    assert rouge_l_f1("Lima", ["Oslo", "Lima"]) == 1.0  # the best of several answers
+    assert parse_ranking("Ranking: [ID: 3] > ID 1 > 7 > 3") == ["3", "1", "7"] and parse_ranking("none") == []
+    assert parse_ranking("12 > 4, then 9 > 8 > 7") == ["9", "8", "7"]  # the longest run
+    qrels = {"1": 2, "3": 1, "9": 0, "5": 1}
+    want = (1 / math.log2(2) + 2 / math.log2(3) + 0) / (2 / math.log2(2) + 1 / math.log2(3) + 1 / math.log2(4))
+    assert ndcg_at_k(["3", "1", "9"], qrels) == pytest.approx(want) and ndcg_at_k(["1", "3", "5"], qrels) == 1.0
+    assert ndcg_at_k(["9"] * 1 + [str(i) for i in range(100, 120)], qrels, k=10) == 0.0 and ndcg_at_k(["1"], {"1": 0}) == 0.0
+    assert label_accuracy("Label: 4\nmore", ["4"]) == 1.0 and label_accuracy("4 or 5", ["4"]) == 0.0
+    assert choice_accuracy("B", ["B", "B. parrot"]) == 1.0 and choice_accuracy("(b) maybe", ["B", "B. parrot"]) == 1.0
+    assert choice_accuracy("I pick B. parrot", ["B", "B. parrot"]) == 1.0 and choice_accuracy("Because", ["B", "B. parrot"]) == 0.0

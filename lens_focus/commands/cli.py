@@ -174,13 +174,15 @@ def evaluate(
     answers: AnswerOptions,
     heads: Heads = ...,
     directions: Annotated[Optional[Path], typer.Option("--directions", help="a file from lens-focus train-directions (needed by every setting but the baseline)")] = None,
-    tasks: listed("--tasks", words, "task names (default: toy_needle,toy_qa for a toy-vocabulary model; mk_needle,mk_uuid,mv,json_kv, and nq with --nq)") = None,
+    tasks: listed("--tasks", words, "task names (default: toy_needle,toy_qa for a toy-vocabulary model; mk_needle,mk_uuid,mv,json_kv,rerank,icl,long_qa,long_qa_mc, and nq with --nq)") = None,
     lengths: listed("--lengths", numbers(int, low=1), "context lengths in tokens (default: 80,160 for a toy-vocabulary model; 1000,2000)") = None,
     settings: Annotated[str, typer.Option("--settings", help="baseline and <k>_<alpha>: α·d on the top-k heads")] = csv(SETTINGS),
     n: Annotated[int, typer.Option("--n", min=1, help="prompts per task and length")] = 10,
     nq: Annotated[Optional[Path], typer.Option("--nq", help="NQ file for the nq task (lost-in-the-middle oracle or 20-document file)")] = None,
     kv: Annotated[Optional[Path], typer.Option("--kv", help="lost-in-the-middle key-value file for json_kv (default: generated UUID pairs)")] = None,
     helmet: Annotated[Optional[list[Path]], typer.Option("--helmet", help="a HELMET data file to evaluate as one more task (repeatable)")] = None,
+    helmet_demos: Annotated[Optional[list[Path]], typer.Option("--helmet-demos", help="HELMET demo file for the --helmet file in the same place (RAG, re-ranking)")] = None,
+    shots: Annotated[int, typer.Option("--shots", min=0, help="demonstrations per HELMET prompt (JSON KV: the record's own; RAG, re-ranking: from --helmet-demos)")] = 0,
     sink_k: Annotated[int, typer.Option("--sink-k", min=1, help="top heads whose sink score the sink table averages")] = SINK_K,
     seed: Annotated[int, typer.Option("--seed", help="draws the prompts; nq and json_kv from --kv take other held-out questions per seed")] = 0,
     rows: Rows = "generation",
@@ -196,11 +198,14 @@ def evaluate(
     lm = _load(model)
     ranked, d = _ranked(lm, heads), FocusDirections.load(directions, model=lm) if directions else None
     sets = [s for name in names for s in group_by_length(TASKS[name], build_task(name, lm.tokenizer, lengths=lens, n=n, seed=seed, nq=nq, kv=kv))]
-    for path in helmet or []:
-        task, examples = helmet_task(path, limit=n)
+    demo_files = list(helmet_demos or [])
+    if len(demo_files) > len(helmet or []):
+        raise ValueError(f"{len(demo_files)} --helmet-demos files for {len(helmet or [])} --helmet files")
+    for i, path in enumerate(helmet or []):
+        task, examples = helmet_task(path, limit=n, demos=demo_files[i] if i < len(demo_files) else None, shots=shots)
         sets += group_by_length(task, examples, lm.tokenizer)
     meta = {
-        "tasks": names, "helmet": [str(p) for p in helmet or []], "lengths": list(lens), "n": n, "seed": seed,
+        "tasks": names, "helmet": [str(p) for p in helmet or []], "helmet_demos": [str(p) for p in demo_files], "shots": shots, "lengths": list(lens), "n": n, "seed": seed,
         "directions": str(directions) if directions else None, "heads": str(heads),
         "nq": str(nq) if nq else None, "kv": str(kv) if kv else "generated",
     }  # fmt: skip

@@ -74,7 +74,7 @@ class Plan:
     needle_depths: tuple[int | float, ...] = NEEDLE_DEPTHS
     needle_new_tokens: int = 24
     # long-context tasks (Tables 2, 5-13)
-    tasks: tuple[str, ...] = ("mk_needle", "mk_uuid", "mv", "json_kv")
+    tasks: tuple[str, ...] = ("mk_needle", "mk_uuid", "mv", "json_kv", "rerank", "icl", "long_qa", "long_qa_mc")
     task_lengths: tuple[int, ...] = (1000,)
     task_n: int = 6
     settings: tuple[str, ...] = SETTINGS
