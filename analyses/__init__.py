@@ -15,6 +15,15 @@ def top_k(n_heads: int, k: int = 20) -> int:
     return min(k, max(1, n_heads // 4))
 
 
+def em_error_bars(em, n) -> dict:
+    """Plotly ``error_y`` of 95% Wilson intervals for exact-match rates ``em`` over ``n`` prompts."""
+    from lens_focus.stats import em_interval
+
+    bounds = [em_interval(float(e), int(k)) for e, k in zip(em, n)]
+    return dict(type="data", symmetric=False, array=[hi - e for (_, hi), e in zip(bounds, em)],
+                arrayminus=[e - lo for (lo, _), e in zip(bounds, em)], thickness=1)  # fmt: skip
+
+
 def markdown_table(df: pd.DataFrame, *, floatfmt: str = ".3f") -> str:
     """A GitHub-flavoured Markdown table of ``df`` (floats formatted with ``floatfmt``)."""
 

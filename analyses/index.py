@@ -38,8 +38,10 @@ def _link(out: Path, rel: str, label: str | None = None) -> str:
     return f"[{label or Path(rel).name}]({rel})" if (out / rel).exists() else f"{label or Path(rel).name} (missing)"
 
 
-def _links(out: Path, *rels: str) -> str:
-    return ", ".join(_link(out, r) for r in rels)
+def _links(out: Path, *rels: str, optional: tuple[str, ...] = ()) -> str:
+    """Links to ``rels`` (a missing one is said missing) and to those of ``optional`` that exist
+    (files a step writes only since a later version)."""
+    return ", ".join([_link(out, r) for r in rels] + [_link(out, r) for r in optional if (out / r).exists()])
 
 
 def _heads(pairs) -> str:
@@ -124,7 +126,7 @@ def _compensation_section(out: Path) -> tuple[str, list[dict]]:
     if not high.empty:
         h = high.loc[high.tau.idxmax()]
         rows.append(_row(f"top-{int(h.k)}, τ = {h.tau:g} (less attention on the relevant document)", em_text(h.em, int(h.n)) + _diff_text(h), "0.320 at τ = 1000"))
-    files = _links(out, "compensation/compensation.png", "compensation/compensation.html", "compensation/compensation.csv", "compensation/answers.csv")
+    files = _links(out, "compensation/compensation.png", "compensation/compensation.html", "compensation/compensation.csv", optional=("compensation/answers.csv",))
     text = (f"Figure 3. EM with a 95% Wilson interval; where every prompt's answer was kept (`answers.csv`), each setting's paired difference "
             f"from the baseline on the same prompts with a 95% bootstrap interval over questions. Files: {files}.\n\n![compensation](compensation/compensation.png)")  # fmt: skip
     return text, rows
@@ -155,7 +157,7 @@ def _sweep_section(out: Path) -> tuple[str, list[dict]]:
         rows.append(_row(f"directions: mean relevant score on training rows ({prompts} prompts + gold responses)",
                          f"{meta['relevant_score_at_init']:.3f} → {meta['relevant_score_trained']:.3f} (site {meta.get('site', '?')})",
                          "trained on the gold-only prompt (§3.1); the reference code trains on the long prompt"))  # fmt: skip
-    links = _links(out, "sweep/sweep.png", "sweep/sweep.html", "sweep/sweep.csv", "sweep/answers.csv", "sweep/table3.md", "directions/directions.safetensors")
+    links = _links(out, "sweep/sweep.png", "sweep/sweep.html", "sweep/sweep.csv", "sweep/table3.md", "directions/directions.safetensors", optional=("sweep/answers.csv",))
     return (f"Figure 4 and Table 3 (its left half intervenes on the heads it reports, its right half on the top 20). EM with a 95% Wilson "
             f"interval and, where every answer was kept, the paired difference from α = 0. Files: {links}.\n\n![sweep](sweep/sweep.png)"), rows  # fmt: skip
 

@@ -80,15 +80,24 @@ def test_intervention_figures_and_table3_on_synthetic_results(tmp_path):
     assert [t.name for t in fig.data] == ["top-1", "top-8"] and list(fig.data[1].x) == [-0.5, 0.0, 0.5]
     assert fig.layout.shapes[0].y0 == 0.5
 
-    t3 = pd.DataFrame([{"alpha": a, "layer": 2, "head": 1, "span": s, "score": 0.1 + a / 10, "delta": a / 10}
-                       for a in (0.0, 0.5) for s in ("relevant", "sink")])  # fmt: skip
-    wide = table3.wide(t3)
+    t3 = pd.DataFrame([{"intervened": k, "alpha": a, "layer": 2, "head": 1, "span": s, "score": 0.1 + a / 10 + (k > 1) * a / 100, "delta": a / 10 + (k > 1) * a / 100}
+                       for k in (1, 20) for a in (0.0, 0.5) for s in ("relevant", "sink")])  # fmt: skip
+    wide = table3.wide(t3[t3.intervened == 1])
     assert list(wide.columns) == ["alpha", "layer", "head", "R", "sink"]
     assert wide.R.tolist() == ["0.100", "0.150 (+0.050)"]
     table3.write(t3, tmp_path, note="site post_rotary")
     md = (tmp_path / "table3.md").read_text()
-    assert "site post_rotary" in md and "| 0.500 | 2 | 1 | 0.150 (+0.050) |" in md
+    left, right = md.split("### α·d on the top 20 heads, the top 1 reported")
+    assert "site post_rotary" in left and "### α·d on the top 1 heads (the heads reported)" in left and "| 0.500 | 2 | 1 | 0.150 (+0.050) |" in left
+    assert "| 0.500 | 2 | 1 | 0.155 (+0.055) |" in right
     assert pd.read_csv(tmp_path / "table3.csv").equals(t3)
+    # every EM line with its 95% Wilson interval as error bars
+    from lens_focus.stats import wilson
+
+    bars = sweep.figure(sw).data[0].error_y
+    lo, hi = wilson(round(sw.em.iloc[0] * 10), 10)
+    assert (bars.array[0], bars.arrayminus[0]) == pytest.approx((hi - sw.em.iloc[0], sw.em.iloc[0] - lo))
+    assert compensation.figure(comp).data[2].error_y.array is not None
 
 
 def test_em_by_position_averages_each_position_and_all_long_prompts(tmp_path):
@@ -110,6 +119,13 @@ def test_em_by_position_averages_each_position_and_all_long_prompts(tmp_path):
     assert pd.read_csv(tmp_path / "em.csv").shape == table.shape and (tmp_path / "em_by_position.html").exists()
     fig = em_positions.figure(table)
     assert list(fig.data[0].x) == [1, 10, 20] and len(fig.layout.shapes) == 2  # gold and negative lines
+    # every EM with its 95% Wilson interval, in the table and as the figure's error bars
+    from lens_focus.stats import wilson
+
+    long = table[(table.variant == "long") & (table.gold_position != "all")]
+    for r, up, down in zip(long.itertuples(), fig.data[0].error_y.array, fig.data[0].error_y.arrayminus):
+        lo, hi = wilson(round(r.em * r.n), r.n)
+        assert (r.em_low, r.em_high) == pytest.approx((lo, hi)) and (up, down) == pytest.approx((hi - r.em, r.em - lo))
 
 
 def test_figure9_overlap_layers_and_scatter_on_synthetic_scores(tmp_path):

@@ -310,6 +310,17 @@ def evaluate_run(
     return summary
 
 
+def one_position_each(examples: Sequence[Example]) -> list[Example]:
+    """Of each question's long prompts, the one whose relevant document sits at the question's
+    turn in the positions present (question ``i``: the ``i mod n``-th of ``n`` positions), other
+    variants kept: as many questions with a third of the cost of three positions each, every
+    position trained on equally."""
+    positions = sorted({e.meta["gold_position"] for e in examples if e.variant == "long"})
+    order = list(dict.fromkeys(e.question_id for e in examples))
+    turn = {q: positions[i % len(positions)] for i, q in enumerate(order)} if positions else {}
+    return [e for e in examples if e.variant != "long" or e.meta["gold_position"] == turn[e.question_id]]
+
+
 Loader = Callable[..., list[Example]]
 """``load(split=, seed=, limit=, variants=)``: the examples of one split of a seeded question split."""
 
@@ -336,8 +347,9 @@ def seeds_run(
 ) -> pd.DataFrame:
     """Focus directions replicated over ``seeds`` (:mod:`analyses.seeds`). Per seed the questions
     are split afresh (``load(..., seed=s)``); heads are ranked on ``heads_limit`` training
-    questions, directions trained on ``train_limit`` training questions once per kind of
-    ``prompts`` (``seed{s}/directions_{prompts}.safetensors``), and the unmodified model and
+    questions, directions trained on ``train_limit`` training questions, one long prompt each
+    (:func:`one_position_each`), once per kind of ``prompts``
+    (``seed{s}/directions_{prompts}.safetensors``), and the unmodified model and
     ``α · d`` on the top ``k`` heads answer ``test_limit`` held-out questions, scored on
     ``rows``. Writes ``answers.csv``, ``seeds.csv``/``.md``/``.html``/``.png``, ``summary.json``."""
     start, out = time.time(), Path(out)
@@ -361,7 +373,7 @@ def seeds_run(
         ranked = [Head(*h) for h in cache(["heads", seed], lambda: [list(h) for h in score_answers(
             model, load(split="train", seed=seed, limit=heads_limit, variants=("long", "gold")), rows=rows, **answer_kw).ranked])]  # fmt: skip
         log(f"seed {seed}: top-{top} heads {_heads_line(ranked, top)}")
-        train = load(split="train", seed=seed, limit=train_limit, variants=("long", "gold"))
+        train = one_position_each(load(split="train", seed=seed, limit=train_limit, variants=("long", "gold")))
         test = load(split="test", seed=seed, limit=test_limit, variants=("long",))
         records += answered(seed, "baseline", test, ranked)
         for kind in prompts:
