@@ -35,7 +35,7 @@ def compute(answers: pd.DataFrame) -> pd.DataFrame:
 def figure(table: pd.DataFrame, *, title: str = "Exact match by position of the relevant document") -> go.Figure:
     require_columns(table, COLUMNS, "EM table")
     long = table[(table.variant == "long") & (table.gold_position != "all")]
-    long = long.assign(gold_position=long.gold_position.astype(int)).sort_values("gold_position")
+    long = long.assign(gold_position=long.gold_position.astype(float).astype(int)).sort_values("gold_position")  # "1.0" when read back
     fig = go.Figure()
     fig.add_scatter(x=long.gold_position, y=long.em, mode="lines+markers", name="all documents", error_y=em_error_bars(long.em, long.n),
                     customdata=long.n, hovertemplate="position %{x}: EM %{y:.3f} (n = %{customdata}; bars: 95% interval)<extra></extra>")  # fmt: skip

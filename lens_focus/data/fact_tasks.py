@@ -62,6 +62,21 @@ def _asked(rng: random.Random) -> Fact:
     return (rng.choice(PEOPLE), attr.name, rng.choice(attr.values))
 
 
+def _story(rng: random.Random, tokenizer, length: int, i: int, n: int, *, sep: str, where: str, render=lambda j, text: text):
+    """The asked fact and as many others as fit ``length`` tokens, each rendered
+    ``render(j, sentence)`` (``j`` 0 for the asked one), the asked one moved to sample ``i``'s
+    :func:`spread` slot. Returns the asked fact, every fact drawn, the rendered documents in
+    prompt order with the index of each in the draw, and the asked one's 0-based slot."""
+    asked = _asked(rng)
+    facts = [asked, *_facts(rng, int(length) // 8 + 8, asked)]
+    docs = [render(j, sentence(f, rng)) for j, f in enumerate(facts)]
+    count = fit_count(tokenizer, docs, int(length), sep=sep, where=where)
+    gold = spread(i, n, count)
+    order = list(range(1, count))
+    order.insert(gold, 0)
+    return asked, facts, [docs[j] for j in order], order, gold
+
+
 def rerank_examples(tokenizer, *, lengths: Sequence[int] = (1000,), n: int = 10, seed: int = 0) -> list[Example]:
     """``rerank``: ``n`` prompts per length (see the module docstring); ``meta["qrels"]`` holds
     every document id's relevance grade."""
@@ -69,22 +84,16 @@ def rerank_examples(tokenizer, *, lengths: Sequence[int] = (1000,), n: int = 10,
     for length in lengths:
         for i in range(n):
             rng = random.Random(f"rerank-{seed}-{length}-{i}")
-            asked = _asked(rng)
-            others = _facts(rng, int(length) // 8 + 8, asked)
-            ids = rng.sample(range(1, 10_000), len(others) + 1)
-            texts = [sentence(f, rng) for f in [asked, *others]]
-            docs = [f"[ID: {d}] Document: {t}" for d, t in zip(ids, texts)]
-            count = fit_count(tokenizer, docs, int(length), sep="\n\n", where=f"rerank at {length} tokens")
-            gold = spread(i, n, count)
-            order = list(range(1, count))
-            order.insert(gold, 0)
-            facts = [asked, *others]
+            ids = rng.sample(range(1, 10_000), int(length) // 8 + 9)
+            asked, facts, docs, order, gold = _story(rng, tokenizer, length, i, n, sep="\n\n", where=f"rerank at {length} tokens",
+                                                     render=lambda j, text: f"[ID: {ids[j]}] Document: {text}")  # fmt: skip
+            count = len(order)
             grades = {str(ids[j]): 2 if j == 0 else int(facts[j][0] == asked[0]) for j in order}
             ranking = " > ".join(sorted(grades, key=lambda d: -grades[d]))
             question = BY_NAME[asked[1]].question.format(p=asked[0])
             out.append(assemble(
                 example_id=f"rerank-L{length}-{i}", head=[Segment(RERANK_INSTRUCTION, "instruction"), Segment("\n\n")],
-                documents=[docs[j] for j in order], sep="\n\n", tail=[Segment("\n\n"), Segment(f"Query: {question}", "question")],
+                documents=docs, sep="\n\n", tail=[Segment("\n\n"), Segment(f"Query: {question}", "question")],
                 relevant_index=gold + 1, answers=[ranking], variant="long", reply_start="Ranking:",
                 meta={"task": "rerank", "question_id": f"rerank-L{length}-{i}", "length": int(length), "n_docs": count,
                       "depth": round(100 * gold / max(count - 1, 1)), "qrels": grades},
@@ -131,13 +140,8 @@ def longqa_examples(tokenizer, *, lengths: Sequence[int] = (1000,), n: int = 10,
     for length in lengths:
         for i in range(n):
             rng = random.Random(f"{task}-{seed}-{length}-{i}")
-            asked = _asked(rng)
-            others = _facts(rng, int(length) // 8 + 8, asked)
-            texts = [sentence(f, rng) for f in [asked, *others]]
-            count = fit_count(tokenizer, texts, int(length), sep=" ", where=f"{task} at {length} tokens")
-            gold = spread(i, n, count)
-            order = list(range(1, count))
-            order.insert(gold, 0)
+            asked, _, texts, order, gold = _story(rng, tokenizer, length, i, n, sep=" ", where=f"{task} at {length} tokens")
+            count = len(order)
             attr = BY_NAME[asked[1]]
             question = f"Question: {attr.question.format(p=asked[0])}"
             answers = [asked[2]]
@@ -149,7 +153,7 @@ def longqa_examples(tokenizer, *, lengths: Sequence[int] = (1000,), n: int = 10,
                 answers = [letter, f"{letter}. {asked[2]}"]
             out.append(assemble(
                 example_id=f"{task}-L{length}-{i}", head=[Segment(MC_INSTRUCTION if choices else QA_INSTRUCTION, "instruction"), Segment("\n\n")],
-                documents=[texts[j] for j in order], sep=" ", tail=[Segment("\n\n"), Segment(question, "question")],
+                documents=texts, sep=" ", tail=[Segment("\n\n"), Segment(question, "question")],
                 relevant_index=gold + 1, answers=answers, variant="long", reply_start="Answer:",
                 meta={"task": task, "question_id": f"{task}-L{length}-{i}", "length": int(length), "n_docs": count,
                       "depth": round(100 * gold / max(count - 1, 1))},
