@@ -106,11 +106,20 @@ def test_intervention_commands_reject_bad_input(score_run, tiny_dirs, nq_path, t
     from lens_focus.model import load_model
 
     data = ["--data", str(nq_path), "--limit", "1", "--n-docs", "2", "--gold-positions", "1,2", "--max-new-tokens", "2"]
-    other = tmp_path / "other.safetensors"
-    zero_directions(load_model(str(tiny_dirs["gpt2"]))).save(other)
+    import torch
+
+    from lens_focus.directions import FocusDirections
+
+    other = tmp_path / "other.safetensors"  # another model's shape (3 layers): refused
+    FocusDirections(q=torch.zeros(3, 4, 16), k=torch.zeros(3, 4, 16), site="post_rotary", meta={"model": "three-layers"}).save(other)
     bad = runner.invoke(app, ["sweep", "--model", str(tiny_dirs["llama"]), *data, "--heads", str(score_run[0] / "heads.json"),
                               "--directions", str(other), "--out", str(tmp_path / "s")])  # fmt: skip
-    assert bad.exit_code == 2 and "needs q" in bad.output
+    assert bad.exit_code == 2 and "made for three-layers" in bad.output and "needs q (2, 4, 16)" in bad.output
+    same_shape = tmp_path / "gpt2.safetensors"  # another model of the same shape: applied, with a warning naming both
+    zero_directions(load_model(str(tiny_dirs["gpt2"]))).save(same_shape)
+    ok = runner.invoke(app, ["sweep", "--model", str(tiny_dirs["llama"]), *data, "--heads", str(score_run[0] / "heads.json"),
+                             "--directions", str(same_shape), "--alphas", "0.5", "--ks", "1", "--table-alphas", "0.5", "--out", str(tmp_path / "s")])  # fmt: skip
+    assert ok.exit_code == 0 and "gpt2', applied to '" in ok.output, ok.output
     (tmp_path / "h.json").write_text("[[9, 0]]")
     bad = runner.invoke(app, ["compensate", "--model", str(tiny_dirs["llama"]), *data, "--heads", str(tmp_path / "h.json")])
     assert bad.exit_code == 2 and "does not exist" in bad.output

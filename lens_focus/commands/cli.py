@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -13,7 +14,7 @@ import typer
 
 from ..aliases import TOY_DIR, WHEEL_MODELS, list_models, resolve
 from ..defaults import ALPHAS, COMPENSATION_KS, NEEDLE_DEPTHS, RANDOM_TAU, SETTINGS, SINK_K, SWEEP_KS, TABLE3_ALPHAS, TABLE3_INTERVENE_K, TABLE3_K, TAUS, csv
-from ..directions import FocusDirections, Site
+from ..directions import FocusDirections, Site, TransferWarning
 from ..evaluation import group_by_length, parse_settings
 from ..fast import attention_of
 from ..forward import keep_freed_memory
@@ -63,6 +64,17 @@ def _setup(model: ModelOptions, data: DataOptions, variants: tuple[str, ...]):
     lm = _load(model)
     typer.echo(f"data   {data.data}: {len(examples)} prompts from {len({e.question_id for e in examples})} questions ({data.split} split)")
     return lm, examples
+
+
+def _directions(path: Path, lm) -> FocusDirections:
+    """A directions file checked against the model; a transfer from another model of the same
+    shape is said on a line of its own (and applied)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TransferWarning)
+        d = FocusDirections.load(path, model=lm)
+    for w in caught:
+        typer.echo(f"note   {w.message}")
+    return d
 
 
 def _ranked(lm, path: Path):
@@ -140,7 +152,7 @@ def sweep(
 ) -> None:
     """EM over focus strength α and head count k (paper Figure 4) and the top heads' scores under α (Table 3)."""
     lm, examples = _setup(model, data, ("long", "gold"))
-    d = FocusDirections.load(directions, model=lm)
+    d = _directions(directions, lm)
     sweep_run(lm, examples, d, _ranked(lm, heads), out, alphas=alphas, ks=ks, table_alphas=table_alphas,
               table_k=table_k, intervene_k=intervene_k, rows=rows, log=typer.echo, **answers.kw())  # fmt: skip
 
@@ -196,7 +208,7 @@ def evaluate(
         raise ValueError(f"unknown tasks {unknown}; choose from {sorted(TASKS)}")
     lens = lengths or profile.task_lengths
     lm = _load(model)
-    ranked, d = _ranked(lm, heads), FocusDirections.load(directions, model=lm) if directions else None
+    ranked, d = _ranked(lm, heads), _directions(directions, lm) if directions else None
     sets = [s for name in names for s in group_by_length(TASKS[name], build_task(name, lm.tokenizer, lengths=lens, n=n, seed=seed, nq=nq, kv=kv))]
     demo_files = list(helmet_demos or [])
     if len(demo_files) > len(helmet or []):
