@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from lens_focus.plots import write_figure
+from lens_focus.stats import em_interval
 
 
 def top_k(n_heads: int, k: int = 20) -> int:
@@ -17,8 +18,6 @@ def top_k(n_heads: int, k: int = 20) -> int:
 
 def em_error_bars(em, n) -> dict:
     """Plotly ``error_y`` of 95% Wilson intervals for exact-match rates ``em`` over ``n`` prompts."""
-    from lens_focus.stats import em_interval
-
     bounds = [em_interval(float(e), int(k)) for e, k in zip(em, n)]
     return dict(type="data", symmetric=False, array=[hi - e for (_, hi), e in zip(bounds, em)],
                 arrayminus=[e - lo for (lo, _), e in zip(bounds, em)], thickness=1)  # fmt: skip

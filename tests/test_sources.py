@@ -1,6 +1,7 @@
 import pytest
 
 from lens_focus.data import DataError, Selection
+from lens_focus.data.fact_tasks import icl_examples, longqa_examples, rerank_examples
 from lens_focus.data.facts import facts_examples
 from lens_focus.data.helmet import helmet_examples
 from lens_focus.data.kv_retrieval import json_kv_examples, kv_examples
@@ -27,6 +28,10 @@ def direct(name, tok, nq, kv):
         "mv": lambda: multivalue_examples(tok, **LENGTHS),
         "json_kv": lambda: json_kv_examples(tok, path=kv, **LENGTHS),
         "nq_rag": lambda: rag_examples(nq, tok, lengths=(3000,), n=2, seed=4),
+        "rerank": lambda: rerank_examples(tok, **LENGTHS),
+        "icl": lambda: icl_examples(tok, **LENGTHS),
+        "long_qa": lambda: longqa_examples(tok, **LENGTHS),
+        "long_qa_mc": lambda: longqa_examples(tok, choices=True, **LENGTHS),
         "toy_needle": lambda: toy_task_examples("toy_needle", tok, **LENGTHS),
         "toy_qa": lambda: toy_task_examples("toy_qa", tok, lengths=(80,), n=2, seed=4),
         "haystack": lambda: needle_examples(tok, lengths=(400,), depths=(0, 50)),  # needles take no seed
