@@ -258,8 +258,9 @@ def _seeds_section(out: Path) -> tuple[str, list[dict]]:
         ours += f"; paired difference {r.diff:+.3f} [{r.diff_low:+.3f}, {r.diff_high:+.3f}] (n {r.n}, {r.questions} questions{verdict})"
         rows.append(_row(f"seed {r.seed}, {r.setting}: {r.metric}", ours, "EM 0.594 → 0.671 (k = 20, α = 0.3, one run)" if r.metric == "em" else "—"))
     text = (f"Seeds {', '.join(map(str, s['seeds']))}: per seed the questions are drawn afresh, the heads ranked on {s['heads_limit']} "
-            f"training questions, directions trained on {s['train_limit']} training questions ({' and '.join(s['prompts'])} prompts + gold "
-            f"responses; `long` is what the reference code trains on, `gold` what the paper's §3.1 describes), and α = {s['alpha']:g} on the "
+            f"training questions, directions trained on {s['train_limit']} training questions, one sequence each ({' and '.join(s['prompts'])} prompts "
+            f"+ gold responses; `long`: one long prompt per question, the relevant document's position rotating, as the reference code trains; "
+            f"`gold`: the gold-only prompt, as the paper's §3.1 describes), and α = {s['alpha']:g} on the "
             f"top {s['k']} heads judged on {s['test_limit']} held-out questions per seed. Relevant and sink: mean over each seed's top {s['top']} heads. "
             "Differences are paired (same prompts) with a 95% bootstrap interval over questions; EM with 95% Wilson intervals. "
             f"Files: {_links(out, 'seeds/seeds.md', 'seeds/seeds.csv', 'seeds/answers.csv', 'seeds/seeds.html')}.\n\n![seeds](seeds/seeds.png)")  # fmt: skip
