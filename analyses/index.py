@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from lens_focus.directions import FocusDirections
-from lens_focus.stats import em_text, overlap_chance
+from lens_focus.stats import difference_text, em_text, overlap_chance
 
 from . import markdown_table, top_k
 
@@ -65,8 +65,7 @@ def _diff_text(r) -> str:
     d = r.get("diff")
     if d is None or pd.isna(d):
         return ""
-    verdict = "" if r["diff_low"] > 0 or r["diff_high"] < 0 else "; no measurable effect"
-    return f"; paired difference {d:+.3f} [{r['diff_low']:+.3f}, {r['diff_high']:+.3f}]{verdict}"
+    return "; paired difference " + difference_text(d, r["diff_low"], r["diff_high"])
 
 
 def _score_section(out: Path) -> tuple[str, list[dict]]:
@@ -254,8 +253,7 @@ def _seeds_section(out: Path) -> tuple[str, list[dict]]:
             ours = f"{r.before:.3f} [{r.before_low:.3f}, {r.before_high:.3f}] → {r.after:.3f} [{r.after_low:.3f}, {r.after_high:.3f}]"
         else:
             ours = f"{r.before:.4f} → {r.after:.4f}"
-        verdict = "" if r.measurable else "; no measurable effect"
-        ours += f"; paired difference {r.diff:+.3f} [{r.diff_low:+.3f}, {r.diff_high:+.3f}] (n {r.n}, {r.questions} questions{verdict})"
+        ours += "; paired difference " + difference_text(r.diff, r.diff_low, r.diff_high, n=r.n, clusters=r.questions)
         rows.append(_row(f"seed {r.seed}, {r.setting}: {r.metric}", ours, "EM 0.594 → 0.671 (k = 20, α = 0.3, one run)" if r.metric == "em" else "—"))
     text = (f"Seeds {', '.join(map(str, s['seeds']))}: per seed the questions are drawn afresh, the heads ranked on {s['heads_limit']} "
             f"training questions, directions trained on {s['train_limit']} training questions, one sequence each ({' and '.join(s['prompts'])} prompts "

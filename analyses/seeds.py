@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from lens_focus.plots import write_figure
-from lens_focus.stats import em_interval, paired_difference
+from lens_focus.stats import difference_text, em_interval, paired_difference
 
 from . import markdown_table, require_columns
 
@@ -57,8 +57,7 @@ def compute(answers: pd.DataFrame) -> pd.DataFrame:
 def text(row) -> str:
     """One effect in words: ``+0.111 [+0.05, +0.17] (n 150, 50 questions)`` or, when the interval
     includes zero, the same followed by "no measurable effect"."""
-    verdict = "" if row.measurable else "; no measurable effect"
-    return f"{row.diff:+.3f} [{row.diff_low:+.3f}, {row.diff_high:+.3f}] (n {row.n}, {row.questions} questions{verdict})"
+    return difference_text(row.diff, row.diff_low, row.diff_high, n=row.n, clusters=row.questions)
 
 
 def markdown(table: pd.DataFrame) -> str:

@@ -173,9 +173,7 @@ def gold_response_sequences(
     }
     if prompts == "gold":
         by_question = {e.question_id: e for e in gold}
-        wanted = {e.question_id for e in long}
-        targets = [by_question.get(q) for q in dict.fromkeys(e.question_id for e in long)]
-        targets = [t for t in targets if t is not None] + [None] * (len(wanted) - sum(q in by_question for q in wanted))
+        targets = [by_question.get(q) for q in dict.fromkeys(e.question_id for e in long)]  # None: no gold prompt
     else:
         targets = long
     seqs, skipped = [], Counter()

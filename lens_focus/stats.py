@@ -64,12 +64,20 @@ class Difference:
         return self.low > 0 or self.high < 0
 
     def text(self, digits: int = 3) -> str:
-        f = f"{{:+.{digits}f}}"
-        verdict = "" if self.measurable else "; no measurable effect"
-        return f"{f.format(self.mean)} [{f.format(self.low)}, {f.format(self.high)}] (n {self.n}, {self.clusters} questions{verdict})"
+        return difference_text(self.mean, self.low, self.high, n=self.n, clusters=self.clusters, digits=digits)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def difference_text(mean: float, low: float, high: float, *, n: int | None = None, clusters: int | None = None, digits: int = 3) -> str:
+    """``+0.144 [+0.104, +0.187] (n 450, 150 questions)``: a difference with its interval (and,
+    given ``n``, its prompts and questions), followed by "no measurable effect" when the interval
+    includes zero."""
+    f = f"{{:+.{digits}f}}"
+    verdict = "" if low > 0 or high < 0 else "; no measurable effect"
+    body = f"{f.format(mean)} [{f.format(low)}, {f.format(high)}]"
+    return body + (f" (n {n}, {clusters} questions{verdict})" if n is not None else verdict)
 
 
 def paired_difference(

@@ -18,7 +18,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Sequence, get_args
 
 from tqdm.auto import tqdm
 
@@ -31,6 +31,7 @@ from ..directions import FocusDirections
 from ..evaluation import group_by_length, parse_settings
 from ..fast import attention_of
 from ..heads import load_heads
+from ..labels import RowsKind
 from ..answers import second_pass_counts, skip_counts
 from ..model import attention_layers, load_model, model_info
 from ..profile import Profile, profile_of, profile_of_checkpoint
@@ -96,7 +97,7 @@ class Plan:
     window_positions: tuple[int, ...] = (1, 15, 30, 45, 60)
 
     def __post_init__(self) -> None:
-        if self.rows not in ("generation", "response"):
+        if self.rows not in get_args(RowsKind):
             raise ValueError(f"rows must be 'generation' (the rows that produce the answer) or 'response' (Eq. 1), got {self.rows!r}")
 
     def to_dict(self) -> dict:
