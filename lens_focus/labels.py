@@ -92,8 +92,9 @@ def render_prompt(example: Example, tokenizer, *, chat: bool | None = None) -> t
     """The prompt string a model sees and the character offset of the user message inside it.
 
     Chat models (tokenizers with a chat template): the user message rendered by the template with
-    the generation prompt. Base models: the BOS text (when the tokenizer has one) + the message.
-    Either way followed by the example's ``reply_start``.
+    the generation prompt, then the example's ``reply_start``. Base models: the BOS text (when the
+    tokenizer has one) + the message, then a line break and the ``reply_start`` when there is one
+    (HELMET's ``user_template + "\n" + system_template``).
     """
     message = example.text
     chat = getattr(tokenizer, "chat_template", None) is not None if chat is None else chat
@@ -106,7 +107,7 @@ def render_prompt(example: Example, tokenizer, *, chat: bool | None = None) -> t
             raise LabelError(f"example {example.id}: the chat template changed the user message; cannot locate spans")
         return prompt + example.reply_start, start
     bos = tokenizer.bos_token or ""
-    return bos + message + example.reply_start, len(bos)
+    return bos + message + ("\n" + example.reply_start if example.reply_start else ""), len(bos)
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,22 @@
-"""Plotly figures shared by the command line, ``analyses/`` and notebooks, and writing them."""
+"""Plotly figures shared by the command line, ``analyses/`` and notebooks, and writing them.
+
+Pages work offline: each loads plotly.js from a file ``plotly-<version>.min.js`` in its own
+folder or the nearest folder above that has one (a run's folder, where ``reproduce`` writes it
+once), never from a network; without such a file one is written beside the page. Keep a page
+with the folder that holds its plotly.js when moving it.
+"""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs, get_plotlyjs_version
+
+PLOTLY_JS = f"plotly-{get_plotlyjs_version()}.min.js"
+"""The name of the plotly.js file pages load (versioned, so a page never loads another version)."""
 
 _png_warned = False
 
@@ -29,14 +40,27 @@ def head_heatmap(grid: np.ndarray, *, title: str, colorbar: str = "score") -> go
     return fig
 
 
+def plotlyjs_for(folder: str | Path) -> str:
+    """The relative URL from ``folder`` to the plotly.js its pages load: :data:`PLOTLY_JS` in
+    ``folder`` or the nearest folder above it, else a copy written into ``folder``."""
+    folder = Path(folder).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    for at in (folder, *folder.parents):
+        if (at / PLOTLY_JS).is_file():
+            return os.path.relpath(at / PLOTLY_JS, folder).replace(os.sep, "/")
+    (folder / PLOTLY_JS).write_text(get_plotlyjs(), encoding="utf-8")
+    return PLOTLY_JS
+
+
 def write_figure(fig: go.Figure, stem: str | Path) -> list[Path]:
-    """Write ``stem.html`` always and ``stem.png`` when a Chromium is available for kaleido
-    (otherwise say so once on stderr and go on). Returns the paths written."""
+    """Write ``stem.html`` always (loading plotly.js from :func:`plotlyjs_for` its folder) and
+    ``stem.png`` when a Chromium is available for kaleido (otherwise say so once on stderr and go
+    on). Returns the paths written."""
     global _png_warned
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     written = [stem.with_suffix(".html")]
-    fig.write_html(written[0], include_plotlyjs="cdn")
+    fig.write_html(written[0], include_plotlyjs=plotlyjs_for(stem.parent))
     try:
         fig.write_image(stem.with_suffix(".png"), width=900, height=600, scale=1)
         written.append(stem.with_suffix(".png"))

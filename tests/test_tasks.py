@@ -180,6 +180,64 @@ def test_helmet_reranking_and_demonstrations(llama, tmp_path):
     assert [seq.text[a:b] for a, b in seq.char_spans["demos"]] == ["Document (Title: B): Ada did.\n\nQuestion: who?\nAnswer: Ada\n\n"]
 
 
+def test_helmet_in_context_learning(llama, tmp_path):
+    train = [{"text": f"sentence {i} about {lab}", "intent": lab} for i in range(6) for lab in ("card", "loan", "atm")]
+    demos = write_jsonl(tmp_path / "banking77_train.jsonl", train)
+    test = write_jsonl(tmp_path / "icl_banking77.jsonl", [{"text": "where is my card", "intent": "card"}, {"text": "sentence 0 about loan", "intent": "loan"}])
+    task, (ex, own) = helmet_task(test, demos=demos, shots=7)
+    seq = label(ex, llama.tokenizer)
+    assert (task.category, task.metric) == ("icl", "label") and ex.meta["labels"] == 3
+    docs = [seq.text[a:b] for (a, b) in (seq.char_spans[f"doc_{i}"][0] for i in range(1, 8))]
+    number = {d.split(" about ")[1].split("\n")[0]: d.rsplit("label: ", 1)[1] for d in docs}
+    # every label has one number, the numbers are 0..2, the answer is the asked label's
+    assert sorted(number.values()) == ["0", "1", "2"] and ex.answers == (number["card"],)
+    # balanced: the first two rounds hold every label once, the seventh starts a third round
+    assert [sorted(d.split(" about ")[1].split("\n")[0] for d in docs[r:r + 3]) for r in (0, 3)] == [["atm", "card", "loan"]] * 2
+    assert relevant_texts(seq) == [d for d in docs if "about card" in d] and seq.text[slice(*seq.char_spans["question"][0])] == "where is my card"
+    assert seq.text.endswith("where is my card\nlabel:")  # a base model: a line break before the reply start
+    assert task.grade(f"label: {number['card']}", ex.answers, ex.meta) == 1.0
+    assert "sentence 0 about loan\n" not in own.text  # a text is never its own demonstration
+    assert helmet_task(test, demos=demos, shots=7)[1][0].text == ex.text
+    with pytest.raises(DataError, match="needs shots > 0 and a demo file"):
+        helmet_task(test)
+    two = write_jsonl(tmp_path / "trec.jsonl", [{"text": "what is x", "coarse_label": 1, "fine_label": 7}])
+    with pytest.raises(DataError, match="trec.jsonl:1: .*exactly one label field"):
+        helmet_task(two, demos=demos, shots=1)
+
+
+def test_helmet_long_qa(llama, tmp_path):
+    story = "The ship left at dawn.\n\nMara kept the lighthouse on Vell Island.\n\nThe storm came at night."
+    qa = write_jsonl(tmp_path / "infbench_qa_eng.jsonl", [
+        {"id": 1, "context": story, "input": "Who kept the lighthouse?", "answer": ["Mara"]},
+        {"id": 2, "context": story, "input": "When did the ship leave?", "answer": ["at dawn"]},
+    ])  # fmt: skip
+    task, (ex, _) = helmet_task(qa)
+    seq = label(ex, llama.tokenizer)
+    assert (task.category, task.metric) == ("long_qa", "rouge_f1") and len(seq.char_spans["irrelevant"]) == 2
+    assert relevant_texts(seq) == ["Mara kept the lighthouse on Vell Island."] and ex.answers == ("Mara",)
+    assert task.grade("Mara, the keeper", ex.answers, ex.meta) == pytest.approx(0.5)  # P 1/3, R 1
+    # demonstrations from the file's other questions, with the story left out
+    _, (ex, _) = helmet_task(qa, shots=1)
+    seq = label(ex, llama.tokenizer)
+    assert [seq.text[a:b] for a, b in seq.char_spans["demos"]] == [
+        "For example:\n\n[story text]\nQuestion: When did the ship leave?\nAnswer: at dawn\n\nNow, read the following story:\n\n"]
+    mc = write_jsonl(tmp_path / "infbench_choice_eng.jsonl", [
+        {"id": 3, "context": story, "input": "Where was the lighthouse?", "answer": ["Vell Island"], "options": ["Oslo", "Vell Island", "Rye", "Kent"]}])
+    task, (ex,) = helmet_task(mc)
+    seq = label(ex, llama.tokenizer)
+    assert (task.category, task.metric) == ("long_qa", "choice") and ex.answers == ("B", "B. Vell Island")
+    assert "Options:\nA. Oslo\nB. Vell Island\nC. Rye\nD. Kent" in seq.text[slice(*seq.char_spans["question"][0])]
+    assert relevant_texts(seq) == ["Mara kept the lighthouse on Vell Island."] and task.grade("B", ex.answers, ex.meta) == 1.0
+    # NarrativeQA's own record; an abstractive answer leaves no relevant document
+    nqa = write_jsonl(tmp_path / "narrativeqa.jsonl", [{"document": {"id": "d1", "text": story}, "question": {"text": "What was the weather?"},
+                                                        "answers": [{"text": "stormy"}, {"text": "bad"}]}])  # fmt: skip
+    _, (ex,) = helmet_task(nqa)
+    assert ex.relevant is None and ex.answers == ("stormy", "bad") and ex.text.startswith("You are given a story, which can be")
+    bad = write_jsonl(tmp_path / "bad_mc.jsonl", [{"context": story, "input": "q", "answer": ["Paris"], "options": ["a", "b", "c", "d"]}])
+    with pytest.raises(DataError, match="bad_mc.jsonl:1: the answer 'Paris' is not one of the options"):
+        helmet_task(bad)
+
+
 def test_helmet_bad_records_are_named(tmp_path):
     bad = write_jsonl(tmp_path / "odd.jsonl", [{"prompt": "x"}])
     with pytest.raises(DataError, match="odd.jsonl:1: not a HELMET record"):

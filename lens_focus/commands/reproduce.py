@@ -34,6 +34,7 @@ from ..heads import load_heads
 from ..labels import RowsKind
 from ..answers import second_pass_counts, skip_counts
 from ..model import attention_layers, load_model, model_info
+from ..plots import plotlyjs_for
 from ..profile import Profile, profile_of, profile_of_checkpoint
 from ..provenance import versions
 from ..sources import load_examples
@@ -362,6 +363,7 @@ def reproduce(
             wanted |= set(s.needs)
     run = Run(model_name, out, plan, device=device, attention=attention, dtype=dtype, log=log)
     out.mkdir(parents=True, exist_ok=True)
+    plotlyjs_for(out)  # one plotly.js for every step's pages (or the one above that they share)
     (out / "plan.json").write_text(json.dumps({"model": model_name, "quick": quick, **({"dtype": dtype} if dtype != "float32" else {}), **plan.to_dict()}, indent=2) + "\n")
     stamps: dict[str, str] = {}
     status: dict[str, str] = {}

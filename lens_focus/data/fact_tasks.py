@@ -26,18 +26,7 @@ from typing import Sequence
 from ..labels import Example, Segment
 from .base import assemble, fit_count, spread
 from .facts import ATTRIBUTES, BY_NAME, PEOPLE, Fact, sentence
-
-RERANK_INSTRUCTION = ("You are provided with a list of documents, each indicated by their ID. Rank each document based on "
-                      "their relevance to the question in descending order from most relevant to least relevant texts. "
-                      "Include all documents in the rankings. Write your answer using the unique IDs, with the following "
-                      "format:\nRanking: ID3 > ID1 > ID2")  # fmt: skip
-ICL_INSTRUCTION = 'Use the provided mapping from the text to label to assign a label to the text. Only output "label: {label}" and nothing else.'
-QA_INSTRUCTION = ("You are given a story and a question. Answer the question as concisely as you can, using a single "
-                  "phrase if possible.")  # fmt: skip
-MC_INSTRUCTION = ("You are given a story and a question with multiple choices. Choose the best answer from the options "
-                  "provided. Only one of the following options is correct, output the answer using one single letter "
-                  "(A, B, C, or D). Don't say anything else.")  # fmt: skip
-LETTERS = "ABCD"
+from .helmet import ICL_INSTRUCTION, LETTERS, MC_INSTRUCTION, QA_INSTRUCTION, RERANK_INSTRUCTION
 
 
 def _facts(rng: random.Random, count: int, asked: Fact | None = None) -> list[Fact]:
