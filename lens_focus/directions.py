@@ -30,7 +30,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .fast import attention_of, rotary_tables
-from .forward import run
+from .forward import input_device, run
 from .hooks import attn_hook_name, hooked, runs_hook
 from .labels import LabeledSequence, RowsKind
 from .model import ModelInfo, attention_layers, model_info
@@ -181,7 +181,7 @@ def cache_qk(
     self_rotate = info.rotary and not runs_hook(model, "hook_rot_q")
     q_site, k_site = ("hook_rot_q", "hook_rot_k") if info.rotary and not self_rotate else ("hook_q", "hook_k")
     tables = info.rotary and (site == "pre_rotary" or self_rotate)
-    device = next(model.parameters()).device
+    device = input_device(model)
     out = []
     for seq in tqdm(seqs, desc="caching Q/K", disable=not progress, unit="seq"):
         if not seq.token_spans.get(span):

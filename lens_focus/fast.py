@@ -219,6 +219,9 @@ def fast_unsupported(model) -> str | None:
         return f"{arch}: {NOT_FAST[arch]}"
     if arch not in FAST_ARCHITECTURES:
         return f"{arch} is not one of the decoders the fast path is tested on ({', '.join(FAST_ARCHITECTURES)})"
+    offloaded = {str(v) for v in (getattr(hf, "hf_device_map", None) or {}).values()} & {"cpu", "disk"}
+    if offloaded and len(set(map(str, hf.hf_device_map.values()))) > 1:
+        return f"weights offloaded to {' and '.join(sorted(offloaded))} by the device map (the fast path runs on devices that hold their weights)"
     return None
 
 
@@ -299,6 +302,11 @@ def fast_model(model):
     generation.output_attentions = generation.return_dict_in_generate = False
     twin.generation_config = generation
     twin.eval()
+    placement = getattr(hf, "hf_device_map", None)
+    if placement and len(set(map(str, placement.values()))) > 1:  # split across devices: move activations as the bridge's model does
+        from accelerate import dispatch_model
+
+        dispatch_model(twin, device_map=placement)
     registry = state.hooks
     for layer, block in enumerate(twin.model.layers):
         attn = block.self_attn

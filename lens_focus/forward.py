@@ -26,6 +26,12 @@ PATTERN_BYTES = 2**28
 """Memory one layer's attention pattern may take in a batch (float32)."""
 
 
+def input_device(model) -> torch.device:
+    """Where a model's inputs go: the device of its token embedding (under a device map, the first
+    module's; every layer's own tensors are moved to that layer's device where they are used)."""
+    return model.get_input_embeddings().weight.device if hasattr(model, "get_input_embeddings") else next(model.parameters()).device
+
+
 def max_cells_for(model) -> int:
     """Attention cells (batch × q_pos × k_pos) per head that fit :data:`PATTERN_BYTES`."""
     return PATTERN_BYTES // (4 * int(model.cfg.n_heads))

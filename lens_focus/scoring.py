@@ -23,7 +23,7 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .forward import DEFAULT_CHUNK, chunked_forward, max_cells_for, plan_batches, run
+from .forward import DEFAULT_CHUNK, chunked_forward, input_device, max_cells_for, plan_batches, run
 from .hooks import RowsOf, hooked, last_row_from, pattern_rows
 from .interventions import Intervention, Placement
 from .labels import LabeledSequence, RowsKind
@@ -102,7 +102,7 @@ def span_sums(
     """
     n_layers = model.cfg.n_layers
     pad_id = model.tokenizer.pad_token_id or 0
-    device = next(model.parameters()).device
+    device = input_device(model)
     for seq in seqs:
         if len(seq.rows(rows)) == 0:
             raise ValueError(f"example {seq.example.id}: no rows to score (empty response)")
@@ -231,7 +231,7 @@ def head_pattern(
     hooks, fast = pattern_rows(model, rows_of, keep)
     active = intervention(Placement([seq], [0])) if intervention else nullcontext()
     with torch.no_grad(), active, hooked(model, hooks, **fast):
-        chunked_forward(model, torch.tensor([seq.input_ids], device=next(model.parameters()).device), every_position=True)
+        chunked_forward(model, torch.tensor([seq.input_ids], device=input_device(model)), every_position=True)
     return out
 
 

@@ -51,7 +51,7 @@ Rows = Annotated[RowsKind, typer.Option("--rows", help="rows a score averages: g
 
 
 def _load(model: ModelOptions):
-    lm = load_model(model.model, device=model.device, dtype=model.dtype, attention=model.attention)
+    lm = load_model(model.model, **model.load_kw())
     typer.echo(f"model  {model_info(lm)}; {attention_of(lm)} attention")
     return lm
 
@@ -244,7 +244,8 @@ def reproduce(
     given = {"data": data, "nq": str(nq) if nq else None, "kv": str(kv) if kv else None, "seed": seed, "rows": rows}
     plan = plan_for(profile_of_checkpoint(model.model), quick=quick, **{**fields, **{k: v for k, v in given.items() if v is not None}})
     typer.echo(f"plan   {'quick' if quick else 'full'} run of {model.model} on {plan.data}; steps {', '.join(s.name for s in STEPS)}")
-    status = reproduce_run(model.model, out, plan=plan, quick=quick, steps=list(steps) if steps else None, device=model.device, attention=model.attention, dtype=model.dtype)
+    status = reproduce_run(model.model, out, plan=plan, quick=quick, steps=list(steps) if steps else None, device=model.device, attention=model.attention, dtype=model.dtype,
+                           device_map=model.device_map, max_memory=model.max_memory)
     typer.echo("steps  " + ", ".join(f"{k} {v}" for k, v in status.items()))
 
 

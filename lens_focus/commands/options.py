@@ -71,6 +71,12 @@ class ModelOptions:
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")] = None
     attention: Annotated[Attention, typer.Option("--attention", help="fast (SDPA; scores from post-rotary queries and keys), eager (the bridge's attention), or auto: fast where it applies")] = "auto"
     dtype: Annotated[DType, typer.Option("--dtype", help="precision of the model's weights and activations (scores, patterns and direction training stay float32; README, Precision)")] = "float32"
+    device_map: Annotated[Optional[str], typer.Option("--device-map", help="split a model across devices: auto, balanced, balanced_low_0, sequential, or a JSON file of module -> device (not with --device; README, A model larger than one GPU)")] = None
+    max_memory: Annotated[Optional[str], typer.Option("--max-memory", help="per-device budgets for --device-map, e.g. 0=70GiB,1=70GiB,cpu=200GiB")] = None
+
+    def load_kw(self) -> dict:
+        """The keywords of :func:`lens_focus.load_model` these options set."""
+        return {"device": self.device, "dtype": self.dtype, "attention": self.attention, "device_map": self.device_map, "max_memory": self.max_memory}
 
 
 @dataclass(frozen=True)

@@ -157,16 +157,19 @@ class Step:
 class Run:
     """The state one :func:`reproduce` call shares between steps: the plan, the folder, the model
     (loaded on first use), and a log that prints above the progress bar."""
-    def __init__(self, model_name: str, out: Path, plan: Plan, *, device=None, attention: str = "auto", dtype: str = "float32", log: Log | None = None):
+    def __init__(self, model_name: str, out: Path, plan: Plan, *, device=None, attention: str = "auto", dtype: str = "float32", log: Log | None = None,
+                 device_map=None, max_memory=None):
         self.model_name, self.out, self.plan = model_name, out, plan
         self.device, self.attention, self.dtype = device, attention, dtype
+        self.device_map, self.max_memory = device_map, max_memory
         self.log = log or tqdm.write
         self._model = None
 
     @property
     def model(self):
         if self._model is None:
-            self._model = load_model(self.model_name, device=self.device, dtype=self.dtype, attention=self.attention)
+            self._model = load_model(self.model_name, device=self.device, dtype=self.dtype, attention=self.attention,
+                                     device_map=self.device_map, max_memory=self.max_memory)
             self.log(f"model  {model_info(self._model)}; {attention_of(self._model)} attention")
         return self._model
 
@@ -348,6 +351,8 @@ def reproduce(
     dtype: str = "float32",
     log: Log | None = None,
     progress: bool = True,
+    device_map=None,
+    max_memory=None,
 ) -> dict[str, str]:
     """Run every step not yet done (or only ``steps``, with what they need) into ``out`` and write
     ``out/index.md``. Returns each step's status: ``done`` (already there), ``ran``, or ``skipped``
@@ -361,7 +366,7 @@ def reproduce(
     for s in reversed(STEPS):  # what a wanted step reads is wanted too
         if s.name in wanted:
             wanted |= set(s.needs)
-    run = Run(model_name, out, plan, device=device, attention=attention, dtype=dtype, log=log)
+    run = Run(model_name, out, plan, device=device, attention=attention, dtype=dtype, log=log, device_map=device_map, max_memory=max_memory)
     out.mkdir(parents=True, exist_ok=True)
     plotlyjs_for(out)  # one plotly.js for every step's pages (or the one above that they share)
     (out / "plan.json").write_text(json.dumps({"model": model_name, "quick": quick, **({"dtype": dtype} if dtype != "float32" else {}), **plan.to_dict()}, indent=2) + "\n")
