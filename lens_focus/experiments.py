@@ -89,6 +89,65 @@ def _keep(answers: list | None, records: list[dict], **setting) -> None:
         answers += [{**setting, **r} for r in records]
 
 
+Cells = list[tuple[dict, list[dict], bool]]
+"""An experiment's settings in the order of its table, each with every prompt's record under it
+(:func:`_answers`) and whether it is compared with the baseline (the first cell) as a paired difference."""
+
+
+def compensation_cells(
+    model,
+    examples: Sequence[Example],
+    ranked: Sequence[Head],
+    *,
+    taus: Sequence[float] = TAUS,
+    ks: Sequence[int | str] = COMPENSATION_KS,
+    random_tau: float = RANDOM_TAU,
+    seed: int = 0,
+    span: str = "relevant",
+    progress: bool = True,
+    cache: RowCache | None = None,
+    **answer_kw,
+) -> Cells:
+    """Every prompt's answer in each cell of :func:`compensation_experiment` (settings ``method,
+    k, tau``); its table is :func:`cells_table` of these."""
+    cache = cache if cache is not None else RowCache()
+    info = model_info(model)
+    by = _split(examples)
+    ks_ = _head_counts(ks, ranked, info.n_total_heads)
+    cells: Cells = []
+    for variant, method in (("long", "baseline"), ("gold", "gold"), ("negative", "negative")):
+        if by[variant]:
+            records = cache([method, "per prompt"], lambda: _answers(model, by[variant], **answer_kw))
+            cells.append(({"method": method, "k": None, "tau": None}, records, False))
+    # contextual heads always also at the control's τ, so that random and contextual heads compare at one τ
+    grid = [("contextual", k, t) for k in ks_ for t in dict.fromkeys([*taus, random_tau])] + [("random", k, random_tau) for k in ks_]
+    for method, k, tau in tqdm(grid, desc="compensation", disable=not progress):
+        heads = list(ranked[:k]) if method == "contextual" else random_heads(info.n_layers, info.n_heads, k, seed=seed + k)
+        key = [method, k, tau, [list(h) for h in heads], "per prompt"]
+        records = cache(key, lambda: _answers(model, by["long"], compensation(model, heads, tau=tau, span=span), **answer_kw))
+        cells.append(({"method": method, "k": k, "tau": tau}, records, True))
+    return cells
+
+
+def cells_table(cells: Cells, columns: Sequence[str]) -> tuple[pd.DataFrame, list[dict]]:
+    """The table of ``cells`` (a row per setting: :func:`_cell`, paired against the first cell
+    where marked) and every prompt's answer under every setting (``answers.csv``)."""
+    base = cells[0][1]
+    rows = [{**setting, **_cell(records, base if paired else None)} for setting, records, paired in cells]
+    answers = [{**setting, **r} for setting, records, _ in cells for r in records]
+    return pd.DataFrame(rows, columns=list(columns)), answers
+
+
+def concat_cells(parts: Sequence[Cells]) -> Cells:
+    """The cells of several parts of one run (each on its own block of questions) as one run's:
+    the same settings, every prompt's record in part order."""
+    first = parts[0]
+    for i, other in enumerate(parts[1:], start=1):
+        if [(s, p) for s, _, p in other] != [(s, p) for s, _, p in first]:
+            raise ValueError(f"part {i} ran other settings than part 0; not parts of one run")
+    return [(setting, [r for part in parts for r in part[j][1]], paired) for j, (setting, _, paired) in enumerate(first)]
+
+
 def compensation_experiment(
     model,
     examples: Sequence[Example],
@@ -107,27 +166,14 @@ def compensation_experiment(
     """EM per ``method, k, tau``: ``contextual`` (top-k of ``ranked``) for every τ and for
     ``random_tau``, ``random`` (k seeded random heads) at ``random_tau``, and the ``baseline`` (long prompts, no
     intervention), ``gold`` and ``negative`` prompts (k and τ empty). With a ``cache``, cells
-    already in it are not run again (see :mod:`lens_focus.cache`)."""
-    cache = cache if cache is not None else RowCache()
-    info = model_info(model)
-    by = _split(examples)
-    ks_ = _head_counts(ks, ranked, info.n_total_heads)
-    rows, base = [], None
-    for variant, method in (("long", "baseline"), ("gold", "gold"), ("negative", "negative")):
-        if by[variant]:
-            records = cache([method, "per prompt"], lambda: _answers(model, by[variant], **answer_kw))
-            base = records if method == "baseline" else base
-            rows.append({"method": method, "k": None, "tau": None, **_cell(records)})
-            _keep(answers, records, method=method, k=None, tau=None)
-    # contextual heads always also at the control's τ, so that random and contextual heads compare at one τ
-    grid = [("contextual", k, t) for k in ks_ for t in dict.fromkeys([*taus, random_tau])] + [("random", k, random_tau) for k in ks_]
-    for method, k, tau in tqdm(grid, desc="compensation", disable=not progress):
-        heads = list(ranked[:k]) if method == "contextual" else random_heads(info.n_layers, info.n_heads, k, seed=seed + k)
-        key = [method, k, tau, [list(h) for h in heads], "per prompt"]
-        records = cache(key, lambda: _answers(model, by["long"], compensation(model, heads, tau=tau, span=span), **answer_kw))
-        rows.append({"method": method, "k": k, "tau": tau, **_cell(records, base)})
-        _keep(answers, records, method=method, k=k, tau=tau)
-    return pd.DataFrame(rows, columns=COMPENSATION_COLUMNS).astype({"k": "Int64"})
+    already in it are not run again (see :mod:`lens_focus.cache`); ``answers`` gets every
+    prompt's answer under every setting."""
+    cells = compensation_cells(model, examples, ranked, taus=taus, ks=ks, random_tau=random_tau, seed=seed, span=span,
+                               progress=progress, cache=cache, **answer_kw)  # fmt: skip
+    table, every = cells_table(cells, COMPENSATION_COLUMNS)
+    if answers is not None:
+        answers += every
+    return table.astype({"k": "Int64"})
 
 
 def sweep_experiment(

@@ -30,9 +30,9 @@ from ..tiny import Arch, corpus_from_jsonl, tiny_model
 from ..toy.card import write_card
 from ..toy.report import toy_report
 from ..toy.train import Recipe, train
-from .options import AnswerOptions, DataOptions, ModelOptions, command, fail, listed, numbers, positive, words
+from .options import AnswerOptions, DataOptions, ModelOptions, WorkOptions, command, fail, listed, numbers, positive, words
 from .reproduce import STEPS, plan_for, reproduce as reproduce_run
-from .runs import compensate_run, directions_run, evaluate_run, retrieval_run, score_run, sweep_run
+from .runs import compensate_run, directions_run, evaluate_run, merge_run, retrieval_run, score_run, sweep_run
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
@@ -91,12 +91,15 @@ def score(
     n_sink: Annotated[int, typer.Option("--n-sink", min=1, help="leading tokens that form the sink")] = 1,
     variants: listed("--variants", words, "prompts to answer and score: long (always), gold, negative") = "long,gold",
     out: OutDir = Path("runs/score"),
+    work: WorkOptions = WorkOptions(),
 ) -> None:
-    """Score every head by where its attention goes while the model answers (paper §2.2, Table 1, Figure 2)."""
+    """Score every head by where its attention goes while the model answers (paper §2.2, Table 1, Figure 2).
+    Splits its questions across torchrun's ranks, or takes one part of them with --shard."""
     if "long" not in variants or set(variants) - {"long", "gold", "negative"}:
         raise typer.BadParameter(f"--variants takes long (needed: heads are ranked on long prompts), gold and negative; got {csv(variants)!r}")
+    part = work.part()
     lm, examples = _setup(model, data, variants)
-    score_run(lm, examples, out, rows=rows, n_sink=n_sink, meta=data.meta(), log=typer.echo, **answers.kw())
+    score_run(lm, examples, out, rows=rows, n_sink=n_sink, meta=data.meta(), part=part, log=typer.echo, **answers.kw())
 
 
 @command(app)
@@ -109,11 +112,14 @@ def compensate(
     ks: Ks = csv(COMPENSATION_KS),
     random_tau: Annotated[float, typer.Option("--random-tau", callback=positive, help="τ of the random-heads control (> 0)")] = RANDOM_TAU,
     out: OutDir = Path("runs/compensate"),
+    work: WorkOptions = WorkOptions(),
 ) -> None:
-    """EM under split-softmax compensation on the top-k contextual heads over τ and k (paper Figure 3)."""
+    """EM under split-softmax compensation on the top-k contextual heads over τ and k (paper Figure 3).
+    Splits its questions across torchrun's ranks, or takes one part of them with --shard."""
+    part = work.part()
     lm, examples = _setup(model, data, ("long", "gold", "negative"))
     compensate_run(lm, examples, _ranked(lm, heads), out, taus=taus, ks=ks, random_tau=random_tau,
-                   seed=data.seed, log=typer.echo, **answers.kw())  # fmt: skip
+                   seed=data.seed, part=part, log=typer.echo, **answers.kw())  # fmt: skip
 
 
 @command(app, "train-directions", split="train")
@@ -247,6 +253,15 @@ def reproduce(
     status = reproduce_run(model.model, out, plan=plan, quick=quick, steps=list(steps) if steps else None, device=model.device, attention=model.attention, dtype=model.dtype,
                            device_map=model.device_map, max_memory=model.max_memory)
     typer.echo("steps  " + ", ".join(f"{k} {v}" for k, v in status.items()))
+
+
+@command(app)
+def merge(
+    parts: Annotated[list[Path], typer.Argument(help="the part folders of one run made with --shard I/N, all N of them")],
+    out: Annotated[Path, typer.Option("--out", help="folder to write what one process writes into")] = ...,
+) -> None:
+    """Combine the parts of a command run as independent jobs (--shard I/N) into the folder one process writes (score, compensate)."""
+    merge_run(parts, out, log=typer.echo)
 
 
 @command(app)

@@ -25,6 +25,7 @@ from ..fast import Attention
 from ..generate import StopAt
 from ..labels import Example
 from ..model import DType
+from ..parts import Part, current_part
 from ..sources import load_examples
 
 
@@ -116,7 +117,16 @@ class AnswerOptions:
         return {"max_new_tokens": self.max_new_tokens, "stop": self.stop, "batch_size": self.batch_size}
 
 
-GROUPS = (ModelOptions, DataOptions, AnswerOptions)
+@dataclass(frozen=True)
+class WorkOptions:
+    shard: Annotated[Optional[str], typer.Option("--shard", metavar="I/N", help="answer part I (0 to N-1) of the questions as an independent job and write it as a part folder; combine the parts with lens-focus merge (under torchrun the ranks split the work themselves)")] = None
+
+    def part(self) -> Part:
+        """This process's part of the work (:func:`lens_focus.parts.current_part`)."""
+        return current_part(self.shard)
+
+
+GROUPS = (ModelOptions, DataOptions, AnswerOptions, WorkOptions)
 INPUT_ERRORS = (FileNotFoundError, ValueError, KeyError)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, replace
@@ -358,6 +359,9 @@ def reproduce(
     ``out/index.md``. Returns each step's status: ``done`` (already there), ``ran``, or ``skipped``
     (not asked for). Deterministic under the plan's seed."""
     out = Path(out)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError("reproduce does not split its steps across torchrun's ranks yet; run it in one process "
+                         "(score and compensate split their questions under torchrun or --shard)")  # fmt: skip
     plan = plan or plan_for(profile_of_checkpoint(model_name), quick=quick)
     known = {s.name: s for s in STEPS}
     wanted = set(known) if steps is None else set(steps)

@@ -25,11 +25,12 @@ from ..answers import Answered, answer_examples, conditions, gold_response_seque
 from ..cache import RowCache
 from ..directions import INERT_NOTE, FocusDirections, train_directions
 from ..evaluation import evaluate_tasks
-from ..experiments import compensation_experiment, focus_scores, sweep_experiment
+from ..experiments import COMPENSATION_COLUMNS, cells_table, compensation_cells, concat_cells, focus_scores, sweep_experiment
 from ..interventions import focusing
 from ..heads import Head, rank_heads, save_heads
 from ..labels import Example
 from ..model import model_info
+from ..parts import Part, combine, read_parts
 from ..provenance import versions
 from ..retrieval import retrieval_scores
 from ..scoring import aggregate_scores
@@ -65,7 +66,11 @@ class Scored:
 def score_answers(model, examples: Sequence[Example], *, rows: str = "generation", **answer_kw) -> Scored:
     """Answer every example and score every head on the rows ``rows`` (paper §2.2); an error
     when every example was skipped."""
-    answered = answer_examples(model, examples, score=rows, **answer_kw)
+    return scored_from(answer_examples(model, examples, score=rows, **answer_kw))
+
+
+def scored_from(answered: list[Answered]) -> Scored:
+    """:class:`Scored` of answers given with their scores."""
     kept = [(a, c) for a, c in zip(answered, conditions(answered)) if a.sequence is not None]
     if not kept:
         raise ValueError(f"every example was skipped ({skip_counts(answered)}); nothing to score")
@@ -110,24 +115,43 @@ def score_run(
     n_sink: int = 1,
     batch_size: int = 8,
     meta: dict | None = None,
+    part: Part = Part(),
     log: Log = print,
-) -> dict:
+) -> dict | None:
     """Answer and score every example (paper §2.2): ``scores.csv``, ``heads.json`` (all heads by
     relevant score), ``examples.jsonl`` (prompts, spans, answers), ``em.csv`` and
-    ``em_by_position``, ``head_locations`` (Figure 2), ``table1`` and ``summary.json``."""
-    start, out = time.time(), Path(out)
-    info = model_info(model)
-    scored = score_answers(model, examples, rows=rows, max_new_tokens=max_new_tokens, stop=stop, batch_size=batch_size, n_sink=n_sink)
-    write_scored(scored, out, model_name=info.name)
-    answered, spars, skipped = scored.answered, head_locations.sparsity(scored.scores), skip_counts(scored.answered)
+    ``em_by_position``, ``head_locations`` (Figure 2), ``table1`` and ``summary.json``. Under a
+    split (``part``, :mod:`lens_focus.parts`) this process answers its block of questions and the
+    files are written once, where the parts come together (None returned elsewhere)."""
+    start = time.time()
+    params = {"model": model_info(model).to_dict(), "data": meta or {}, "rows": rows, "n_sink": n_sink, "stop": stop,
+              "max_new_tokens": max_new_tokens}  # fmt: skip
+    answered = answer_examples(model, part.take(examples), score=rows, max_new_tokens=max_new_tokens, stop=stop, batch_size=batch_size, n_sink=n_sink)
+    parts = combine(part, out, "score", params, answered, split=part.record(examples))
+    if parts is None:
+        return _part_written(part, out, log)
+    return finish_score([a for p in parts for a in p], out, params=params, split=part.record(examples), seconds=time.time() - start, log=log)
+
+
+def _part_written(part: Part, out: str | Path, log: Log) -> None:
+    if part.launcher == "shard":
+        log(f"wrote  part {part.index} of {part.count} into {out}/ (combine the parts with lens-focus merge PART_DIR... --out DIR)")
+
+
+def finish_score(answered: list[Answered], out: str | Path, *, params: dict, split: dict, seconds: float, log: Log = print) -> dict:
+    """The files of :func:`score_run` from every example's answer and scores (one process's, or
+    every part's in order)."""
+    out = Path(out)
+    scored = scored_from(answered)
+    write_scored(scored, out, model_name=params["model"]["name"])
+    spars, skipped = head_locations.sparsity(scored.scores), skip_counts(answered)
     summary = _summary(out, {
-        "model": info.to_dict(), "data": meta or {}, "rows": rows, "n_sink": n_sink, "stop": stop,
-        "variants": sorted({e.variant for e in examples}), "max_new_tokens": max_new_tokens,
+        **params, "variants": sorted({a.example.variant for a in answered}),
         "examples": len(answered), "scored": len(scored.kept), "skipped": skipped, "second_pass": second_pass_counts(answered),
         "skipped_ids": {a.example.id: a.skipped for a in answered if a.skipped},
         "em": {v: float(g.em.mean()) for v, g in scored.em.groupby("variant")},
         "sparsity": spars.to_dict(orient="records"), "top_heads": [list(h) for h in scored.ranked[:20]],
-        "seconds": round(time.time() - start, 1),
+        "distributed": split, "seconds": round(seconds, 1),
     })  # fmt: skip
     log(f"scored {len(scored.kept)} sequences; skipped {sum(skipped.values())} {skipped if skipped else ''}".rstrip())
     if summary["second_pass"]:
@@ -150,23 +174,49 @@ def compensate_run(
     random_tau: float = 0.3,
     seed: int = 0,
     cache: RowCache | None = None,
+    part: Part = Part(),
     log: Log = print,
     **answer_kw,
-) -> pd.DataFrame:
+) -> pd.DataFrame | None:
     """Split-softmax compensation over τ and k (Figure 3): ``compensation.csv``, ``.html``, ``.png``, and
-    every prompt's answer under every setting in ``answers.csv``."""
+    every prompt's answer under every setting in ``answers.csv``. Under a split (``part``) as
+    :func:`score_run`."""
     start = time.time()
-    answers: list[dict] = []
-    table = compensation_experiment(model, examples, ranked, taus=taus, ks=ks, random_tau=random_tau, seed=seed, cache=cache, answers=answers, **answer_kw)
+    params = {"model": model_info(model).to_dict(), "prompts": len(examples), "taus": list(taus), "ks": [str(k) for k in ks],
+              "random_tau": random_tau, "seed": seed, **answer_kw}  # fmt: skip
+    cells = compensation_cells(model, part.take(examples), ranked, taus=taus, ks=ks, random_tau=random_tau, seed=seed, cache=cache, **answer_kw)
+    parts = combine(part, out, "compensate", params, cells, split=part.record(examples))
+    if parts is None:
+        return _part_written(part, out, log)
+    return finish_compensate(concat_cells(parts), out, params=params, split=part.record(examples), seconds=time.time() - start, log=log)
+
+
+def finish_compensate(cells, out: str | Path, *, params: dict, split: dict, seconds: float, log: Log = print) -> pd.DataFrame:
+    """The files of :func:`compensate_run` from its cells (one process's, or every part's put together)."""
+    table, answers = cells_table(cells, COMPENSATION_COLUMNS)
+    table = table.astype({"k": "Int64"})
     fig3.write(table, out)
     pd.DataFrame(answers).to_csv(Path(out) / "answers.csv", index=False)
-    _summary(Path(out), {
-        "model": model_info(model).to_dict(), "prompts": len(examples), "taus": list(taus), "ks": [str(k) for k in ks],
-        "random_tau": random_tau, "seed": seed, **answer_kw, "seconds": round(time.time() - start, 1),
-    })  # fmt: skip
+    _summary(Path(out), {**params, "distributed": split, "seconds": round(seconds, 1)})
     log(table.to_string(index=False))
     log(f"wrote  {out}/ (compensation.csv, compensation.html/png, answers.csv, summary.json)")
     return table
+
+
+MERGERS = {"score": finish_score, "compensate": finish_compensate}
+"""The commands whose parts :func:`merge_run` combines, each with the function that writes its files."""
+
+
+def merge_run(folders: Sequence[str | Path], out: str | Path, *, log: Log = print):
+    """Combine the part folders of one split run (``--shard I/N``) into the folder one process writes."""
+    start = time.time()
+    meta, payloads = read_parts(folders)
+    command = meta["command"]
+    if command not in MERGERS:
+        raise ValueError(f"parts of {command!r}: merge combines {', '.join(MERGERS)}")
+    whole = [a for p in payloads for a in p] if command == "score" else concat_cells(payloads)
+    log(f"merge  {len(payloads)} parts of {command}")
+    return MERGERS[command](whole, out, params=meta["params"], split=meta["split"], seconds=time.time() - start, log=log)
 
 
 def directions_run(

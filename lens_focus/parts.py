@@ -1,0 +1,182 @@
+"""Work split across processes: the ranks of ``torchrun`` or independent jobs (``--shard I/N``),
+each answering its own block of questions, and their parts combined into what one process writes.
+
+>>> part = current_part()                 # under torchrun: this rank of the world; else the whole
+>>> mine = part.take(examples)            # whole questions, in contiguous blocks balanced by prompts
+>>> everything = combine(part, out, "score", params, compute(mine))   # None except where to write
+
+- **torchrun** (``torchrun --nproc-per-node N -m lens_focus score ...``): ``WORLD_SIZE`` and
+  ``RANK`` come from the launcher; the process group is started on ``gloo`` (CPU) or ``nccl``
+  (CUDA, each rank on the GPU ``LOCAL_RANK``), every rank's results are gathered on rank 0, and
+  rank 0 alone writes the outputs.
+- **Shards** (``--shard I/N``, ``I`` from 0 to ``N - 1``; a Slurm array, for instance): each job
+  writes its part into its own ``--out`` folder (``part.json``, readable, and ``part.pkl``, the
+  results); ``lens-focus merge PART_DIR... --out DIR`` writes what one process writes. Part files
+  are read with ``pickle``: merge only parts your own runs wrote.
+
+Questions are never split between parts (a question's prompts are answered together, as the
+Table 1 conditions and the paired intervals need), and the blocks keep the order of the data, so
+the parts put back together are the examples in the order one process answers them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import torch
+
+from .labels import Example
+from .provenance import versions
+
+Launcher = Literal["alone", "torchrun", "shard"]
+PART_JSON, PART_PICKLE = "part.json", "part.pkl"
+
+
+@dataclass(frozen=True)
+class Part:
+    """Which part of the work this process does: ``index`` of ``count``, started by ``launcher``."""
+
+    index: int = 0
+    count: int = 1
+    launcher: Launcher = "alone"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"part {self.index} of {self.count}: the index runs from 0 to {self.count - 1}")
+
+    @property
+    def main(self) -> bool:
+        """Whether this process writes the combined outputs (rank 0, or a process alone)."""
+        return self.launcher == "alone" or (self.launcher == "torchrun" and self.index == 0)
+
+    def take(self, examples: Sequence[Example]) -> list[Example]:
+        """This part's examples: block ``index`` of :func:`blocks`; an error when it is empty."""
+        mine = blocks(examples, self.count)[self.index]
+        if not mine:
+            n = len({e.question_id for e in examples})
+            raise ValueError(f"part {self.index} of {self.count} has no questions: {n} question(s) split into at most {n} parts")
+        return [examples[i] for i in mine]
+
+    def record(self, examples: Sequence[Example]) -> dict:
+        """The split as ``summary.json`` records it."""
+        return {"launcher": self.launcher, "world_size": self.count, "prompts_per_rank": [len(b) for b in blocks(examples, self.count)]}
+
+
+def blocks(examples: Sequence[Example], count: int) -> list[list[int]]:
+    """``count`` contiguous blocks of example indices, whole questions each, as equal in prompts as
+    the questions allow (with fewer questions than parts, a question a block and the last empty)."""
+    questions: list[list[int]] = []
+    seen: dict[str, int] = {}
+    for i, ex in enumerate(examples):
+        q = ex.question_id
+        if q in seen and seen[q] != len(questions) - 1:
+            raise ValueError(f"example {ex.id}: the prompts of question {q} are not next to each other; cannot split by question")
+        if q not in seen:
+            seen[q] = len(questions)
+            questions.append([])
+        questions[-1].append(i)
+    out: list[list[int]] = [[] for _ in range(count)]
+    if len(questions) <= count:  # a question a block, the last blocks empty
+        return [q for q in questions] + out[len(questions):]
+    total, done = len(examples), 0
+    b = 0
+    for q in questions:
+        # move on once this block holds its share; the last block takes the rest
+        while b < count - 1 and done >= total * (b + 1) / count:
+            b += 1
+        out[b].extend(q)
+        done += len(q)
+    return out
+
+
+def parse_shard(text: str) -> Part:
+    """``"I/N"`` (``I`` from 0 to ``N - 1``) as a :class:`Part` of launcher ``shard``."""
+    try:
+        index, count = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {text!r}: expected I/N with I from 0 to N - 1 (for example 0/4)") from None
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"--shard {text!r}: I runs from 0 to N - 1 and N >= 1")
+    return Part(index, count, "shard")
+
+
+def current_part(shard: str | None = None) -> Part:
+    """This process's part: a rank of ``torchrun`` (the process group started here when it is not
+    yet), the shard ``shard`` of independent jobs, or the whole work."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        if shard is not None:
+            raise ValueError("--shard splits the work between independent jobs; under torchrun the ranks split it")
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            if torch.cuda.is_available():
+                torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        return Part(dist.get_rank(), dist.get_world_size(), "torchrun")
+    return parse_shard(shard) if shard is not None else Part()
+
+
+def combine(part: Part, out: str | Path, command: str, params: dict, payload: Any, split: dict | None = None) -> list[Any] | None:
+    """Every part's ``payload``, in part order, where the combined outputs are written (alone:
+    ``[payload]``; torchrun: on rank 0, gathered from every rank); None elsewhere. A shard writes
+    its part into ``out`` (:func:`write_part`, with ``split``: :meth:`Part.record`) and gets None."""
+    if part.launcher == "alone":
+        return [payload]
+    if part.launcher == "shard":
+        write_part(out, part, command, params, payload, split=split)
+        return None
+    import torch.distributed as dist
+
+    gathered: list[Any] | None = [None] * part.count if part.main else None
+    dist.gather_object(payload, gathered, dst=0)
+    return gathered
+
+
+def write_part(out: str | Path, part: Part, command: str, params: dict, payload: Any, split: dict | None = None) -> Path:
+    """``out/part.json`` (the command, its parameters, which part, the whole split, the versions)
+    and ``out/part.pkl``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / PART_PICKLE, "wb") as f:
+        pickle.dump(payload, f, protocol=pickle.HIGHEST_PROTOCOL)
+    meta = {"command": command, "part": part.index, "parts": part.count, "params": params, "split": split, "versions": versions()}
+    (out / PART_JSON).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    return out
+
+
+def read_parts(folders: Sequence[str | Path]) -> tuple[dict, list[Any]]:
+    """The ``part.json`` of the first part (``command``, ``params``, ``split``) and the payloads,
+    in part order, of the part folders of one split run; an error naming the folder when one is
+    missing, repeated, or from another run."""
+    metas = []
+    for folder in map(Path, folders):
+        if not (folder / PART_JSON).is_file() or not (folder / PART_PICKLE).is_file():
+            raise FileNotFoundError(f"{folder}: not a part folder (no {PART_JSON} and {PART_PICKLE}; written by a command run with --shard)")
+        metas.append((folder, json.loads((folder / PART_JSON).read_text())))
+    if not metas:
+        raise ValueError("no part folders to merge")
+    first_folder, first = metas[0]
+    for folder, meta in metas[1:]:
+        for field in ("command", "parts", "params", "split"):
+            if meta[field] != first[field]:
+                raise ValueError(f"{folder}: {field} differs from {first_folder}'s ({meta[field]!r} vs {first[field]!r}); not parts of one run")
+        if meta["versions"].get("lens_focus") != first["versions"].get("lens_focus"):
+            raise ValueError(f"{folder}: written by lens_focus {meta['versions'].get('lens_focus')}, {first_folder} by {first['versions'].get('lens_focus')}")
+    by_index: dict[int, Path] = {}
+    for folder, meta in metas:
+        if meta["part"] in by_index:
+            raise ValueError(f"{folder} and {by_index[meta['part']]} are both part {meta['part']}")
+        by_index[meta["part"]] = folder
+    missing = sorted(set(range(first["parts"])) - set(by_index))
+    if missing:
+        raise ValueError(f"parts {missing} of {first['parts']} are missing (have {sorted(by_index)})")
+    payloads = []
+    for i in range(first["parts"]):
+        with open(by_index[i] / PART_PICKLE, "rb") as f:
+            payloads.append(pickle.load(f))
+    return first, payloads
