@@ -331,6 +331,10 @@ def write_index(out: str | Path, *, model_name: str, plan=None, versions: dict |
              + (f"; data `{plan.data}`" if plan is not None else "") + ".\n"]  # fmt: skip
     if versions is not None:
         parts.append(_versions_section(out, versions))
+    if (out / "explore.html").exists():
+        parts.append("**Explore the run:** [explore.html](explore.html), one page that works offline: click a head on the map, "
+                     "read its attention over an example's prompt and documents, without and with compensation and focus "
+                     "directions, with each answer and its EM.\n")  # fmt: skip
     for title, step, section in SECTIONS:
         if step in OPTIONAL and not (out / step).exists():
             continue

@@ -8,6 +8,7 @@ from .answers import Answered, answer_examples, conditions, gold_response_sequen
 from .sources import load_examples
 from .directions import FocusDirections, train_directions
 from .evaluation import evaluate_tasks, group_by_length, parse_settings
+from .explorer import Explorer, explore
 from .fast import attention_path, fast_model, set_attention
 from .generate import generate
 from .heads import Head, load_heads, random_heads, rank_heads, save_heads, top_heads
@@ -28,4 +29,5 @@ __all__ = [
     "FocusDirections", "gold_response_sequences", "train_directions",
     "add_hooks", "hooked", "fast_model", "set_attention", "attention_path",
     "TASKS", "build_task", "helmet_task", "evaluate_tasks", "group_by_length", "parse_settings",
+    "explore", "Explorer",
 ]

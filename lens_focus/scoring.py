@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from contextlib import nullcontext
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -214,15 +214,43 @@ def head_pattern(
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     if not (0 <= layer < n_layers and 0 <= head < n_heads):
         raise ValueError(f"no head ({layer}, {head}) in a model of {n_layers} layers × {n_heads} heads")
-    wanted = seq.rows(rows)
-    if not len(wanted):
-        raise ValueError(f"example {seq.example.id}: no rows to show (empty response)")
+    wanted = _rows_to_show(seq, rows)
     out = np.zeros((len(wanted), len(seq)), dtype=np.float32)
 
     def keep(at, positions, pattern):
         if at == layer:
             for p, row in zip(positions.tolist(), pattern[0, head].cpu().numpy()):
                 out[p - wanted.start, : row.shape[-1]] = row
+
+    _pattern_pass(model, seq, wanted, keep, intervention)
+    return out
+
+
+def mean_attention(
+    model, seq: LabeledSequence, *, rows: RowsKind = "generation", intervention: Intervention | None = None
+) -> Float[np.ndarray, "layer head k_pos"]:
+    """Every head's attention on each position of ``seq``, averaged over the scored rows
+    ``seq.rows(rows)`` (float32): summed over a span's positions, a head's contextual score of
+    that span on this sequence (Eq. 1). What the explorer colours a prompt by."""
+    wanted = _rows_to_show(seq, rows)
+    out = np.zeros((model.cfg.n_layers, model.cfg.n_heads, len(seq)), dtype=np.float64)
+
+    def keep(at, positions, pattern):
+        out[at, :, : pattern.shape[-1]] += pattern[0].sum(1).double().cpu().numpy()
+
+    _pattern_pass(model, seq, wanted, keep, intervention)
+    return (out / len(wanted)).astype(np.float32)
+
+
+def _rows_to_show(seq: LabeledSequence, rows: RowsKind) -> range:
+    wanted = seq.rows(rows)
+    if not len(wanted):
+        raise ValueError(f"example {seq.example.id}: no rows to show (empty response)")
+    return wanted
+
+
+def _pattern_pass(model, seq: LabeledSequence, wanted: range, keep: Callable, intervention: Intervention | None) -> None:
+    """One forward pass of ``seq`` calling ``keep(layer, positions, pattern)`` with the rows ``wanted``."""
 
     def rows_of(first, n):
         positions = torch.arange(first, first + n)
@@ -232,7 +260,6 @@ def head_pattern(
     active = intervention(Placement([seq], [0])) if intervention else nullcontext()
     with torch.no_grad(), active, hooked(model, hooks, **fast):
         chunked_forward(model, torch.tensor([seq.input_ids], device=input_device(model)), every_position=True)
-    return out
 
 
 def last_rows(model, store: dict):

@@ -15,7 +15,8 @@ CHECKS = {
     "01_contextual_heads": """import json
 print(json.dumps({"view": float(view.groupby("part").attention.sum()["relevant"]),
                   "scored": float(shown.scores["relevant"][top.layer, top.head]),
-                  "top": list(top), "ranked": list(lf.top_heads(scores, 1)[0]), "em_rows": len(em)}))""",
+                  "top": list(top), "ranked": list(lf.top_heads(scores, 1)[0]), "em_rows": len(em),
+                  "explorer": [len(page.data["examples"]), [s["name"] for s in page.data["settings"]], "<iframe" in page._repr_html_()]}))""",
     "02_attention_compensation": """import json
 print(json.dumps({"before": rows[0]["relevant"], "after": rows[1]["relevant"],
                   "methods": sorted(set(table.method)), "n": int(table.n.max())}))""",
@@ -43,6 +44,7 @@ def test_contextual_heads_notebook():
     assert got["top"] == got["ranked"] and got["em_rows"] == 5  # gold at 1, long at 1 / 10 / 20 and all
     # the view's pattern (a teacher-forced pass) against the score taken while generating
     assert got["view"] == pytest.approx(got["scored"], abs=1e-4) and got["view"] > 0
+    assert got["explorer"] == [3, ["baseline", "compensation"], True]  # the explorer page, inline
 
 
 def test_attention_compensation_notebook():

@@ -31,7 +31,7 @@ from ..toy.card import write_card
 from ..toy.report import toy_report
 from ..toy.train import Recipe, train
 from .options import AnswerOptions, DataOptions, ModelOptions, WorkOptions, command, fail, listed, numbers, positive, words
-from .reproduce import STEPS, plan_for, reproduce as reproduce_run
+from .reproduce import EXPLORE_PAGE, STEPS, Plan, plan_for, reproduce as reproduce_run
 from .runs import compensate_run, directions_run, evaluate_run, merge_run, retrieval_run, score_run, sweep_run
 
 app = typer.Typer(
@@ -253,6 +253,25 @@ def reproduce(
     status = reproduce_run(model.model, out, plan=plan, quick=quick, steps=list(steps) if steps else None, device=model.device, attention=model.attention, dtype=model.dtype,
                            device_map=model.device_map, max_memory=model.max_memory)
     typer.echo("steps  " + ", ".join(f"{k} {v}" for k, v in status.items()))
+
+
+@command(app)
+def explore(
+    run: Annotated[Path, typer.Argument(help="a folder of lens-focus reproduce (with plan.json and its score, heads and directions steps)")],
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="test questions shown, each at the plan's gold positions (default: the plan's explore_limit, 3)")] = None,
+    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, ... (default: cuda when available, else cpu)")] = None,
+) -> None:
+    """Write RUN/explore.html: click a head on the map, read its attention over an example's prompt, without and with
+    compensation and focus directions (one page, works offline; computed once, then kept with the run)."""
+    plan_file = run / "plan.json"
+    if not plan_file.is_file():
+        raise FileNotFoundError(f"{run}: not a folder of lens-focus reproduce (no plan.json)")
+    fields = json.loads(plan_file.read_text())
+    model_name, quick, dtype = fields.pop("model"), fields.pop("quick", False), fields.pop("dtype", "float32")
+    known = set(Plan.__dataclass_fields__)  # the run's plan, the fields it predates from the plan of its model
+    plan = plan_for(profile_of_checkpoint(model_name), quick=quick, **{k: v for k, v in fields.items() if k in known}, **({"explore_limit": limit} if limit else {}))
+    reproduce_run(model_name, run, plan=plan, quick=quick, steps=["explore"], device=device, dtype=dtype)
+    typer.echo(f"open   {run / EXPLORE_PAGE}")
 
 
 @command(app)

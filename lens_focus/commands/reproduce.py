@@ -1,6 +1,7 @@
 """Every figure and table of the paper from one call: :func:`reproduce` runs the steps in dependency
 order (contextual scores → the same under the other row convention → heads → compensation → focus directions → sweep → retrieval heads →
-Figure 9 → long-context task evaluation → focus directions over seeds → sliding-window layers, for models that have them) into one folder and writes ``index.md`` beside them.
+Figure 9 → long-context task evaluation → focus directions over seeds → sliding-window layers, for models that have them →
+the explorer page ``explore.html``) into one folder and writes ``index.md`` beside them.
 
 Resuming. Each step writes into its own sub-folder and, when it has finished, ``done.json`` with
 the parameters it ran under (its slice of the :class:`Plan`, the model, and the stamps of the
@@ -21,6 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence, get_args
 
+import pandas as pd
 from tqdm.auto import tqdm
 
 from analyses import figure9, top_k, window
@@ -29,6 +31,7 @@ from analyses.index import write_index
 from ..cache import RowCache
 from ..defaults import GOLD_POSITIONS, N_DOCS, NEEDLE_DEPTHS, RANDOM_TAU, SETTINGS, TABLE3_ALPHAS, TABLE3_INTERVENE_K, TAUS
 from ..directions import FocusDirections
+from ..explorer import explore
 from ..evaluation import group_by_length, parse_settings
 from ..fast import attention_of
 from ..heads import load_heads
@@ -97,6 +100,12 @@ class Plan:
     window_n_docs: int = 60
     window_limit: int = 30
     window_positions: tuple[int, ...] = (1, 15, 30, 45, 60)
+    # the explorer page (explore.html): test questions at the plan's positions, three settings
+    explore_limit: int = 3
+    explore_tau: float = 0.1
+    explore_compensation_k: int = 5
+    explore_alpha: float = 0.5
+    explore_focus_k: int = 20
 
     def __post_init__(self) -> None:
         if self.rows not in get_args(RowsKind):
@@ -112,7 +121,7 @@ TOY_FULL = Plan(
     alphas=(-0.5, -0.2, 0.1, 0.2, 0.3, 0.5, 1.0), sweep_ks=(1, 5, 10, 20, "all"),
     table_alphas=TABLE3_ALPHAS, needle_lengths=(80, 160, 300), needle_new_tokens=4,
     tasks=("toy_needle", "toy_qa"), task_lengths=(80, 160), task_n=20,
-    seeds_train_limit=100, seeds_heads_limit=50, seeds_test_limit=50, seeds_alpha=0.3,
+    seeds_train_limit=100, seeds_heads_limit=50, seeds_test_limit=50, seeds_alpha=0.3, explore_alpha=0.3,
 )  # fmt: skip
 TOY_QUICK = replace(
     TOY_FULL, score_limit=20, score_positions=(1, 10, 20), heads_limit=20, limit=10, positions=(1, 20), taus=(0.1, 1.5),
@@ -243,9 +252,6 @@ def _retrieval(r: Run) -> None:
 
 
 def _figure9(r: Run) -> None:
-    import pandas as pd
-
-
     retrieval = pd.read_csv(r.dir("retrieval_heads") / "retrieval_scores.csv")
     why = ("no needle was recalled, so no head has a retrieval score" if retrieval.score.isna().all()
            else "no head has a positive retrieval score, so the retrieval ranking is arbitrary" if retrieval.score.max() <= 0 else None)  # fmt: skip
@@ -299,7 +305,18 @@ def _window(r: Run) -> None:
     r.log(f"wrote  {r.dir('window')}/ (window.csv: EM {', '.join(f'{e:.2f}' for e in table.em)} at positions {list(table.gold_position)})")
 
 
+def _explore(r: Run) -> None:
+    p = r.plan
+    ex = r.examples(split="test", limit=p.explore_limit, positions=p.positions, variants=("long",))
+    page = explore(r.model, ex, scores=pd.read_csv(r.dir("score") / "scores.csv"), ranked=r.ranked(), directions=r.directions(),
+                   tau=p.explore_tau, compensation_k=p.explore_compensation_k, alpha=p.explore_alpha, focus_k=p.explore_focus_k,
+                   rows=p.rows, title=f"{r.model_name}: contextual heads, compensation and focus directions", **r.answer_kw())  # fmt: skip
+    path = page.save(r.out / EXPLORE_PAGE)
+    r.log(f"wrote  {path} ({path.stat().st_size / 2**20:.1f} MB, {len(ex)} examples)")
+
+
 _ANSWER = ("data", "n_docs", "max_new_tokens", "batch_size", "seed")
+EXPLORE_PAGE = "explore.html"
 OTHER_ROWS = {"generation": "response", "response": "generation"}
 STEPS: tuple[Step, ...] = (
     Step("score", "contextual scores on held-out questions", (), (*_ANSWER, "rows", "score_limit", "score_positions"), _score),
@@ -316,6 +333,8 @@ STEPS: tuple[Step, ...] = (
           "seeds_k", "seeds_prompts"), _seeds),
     Step("window", "sliding-window layers and a relevant document beyond their window", (),
          ("data", "max_new_tokens", "batch_size", "seed", "window_n_docs", "window_limit", "window_positions"), _window),
+    Step("explore", "the explorer page: heads, examples, compensation and focus directions side by side", ("score", "heads", "directions"),
+         (*_ANSWER, "rows", "positions", "explore_limit", "explore_tau", "explore_compensation_k", "explore_alpha", "explore_focus_k"), _explore),
 )  # fmt: skip
 """The steps in the order they run; ``needs`` are the steps whose files a step reads."""
 

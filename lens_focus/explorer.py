@@ -1,0 +1,173 @@
+"""The explorer: one self-contained HTML page for the walk a researcher does by hand. Find a head on
+the layer × head map, pick an example, read which documents the head attends to while the answer
+is produced, and see what compensation or a focus direction changes.
+
+>>> page = lf.explore(model, examples, scores=scores, ranked=ranked, directions=directions)
+>>> page                       # in a notebook: the page inline
+>>> page.save("explore.html")  # the same page as a file; it works offline, opened from disk
+
+The page holds everything it shows (no network, no other file): the map of every head's
+relevant, irrelevant (max) and sink score, the top heads, and per example the prompt's tokens and
+parts, and under each setting (the unmodified model, split-softmax compensation, focus
+directions) the answer, its EM and every head's attention on every prompt token, averaged over the
+answer rows of the run's row convention (:func:`lens_focus.scoring.mean_attention`), stored as
+float16. A token's colour is that weight; a document's bar is the sum over its tokens, the head's
+contextual score of that document on this example. Permalink: ``#head=L,H&example=I``.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .answers import answer_examples
+from .heads import Head
+from .interventions import compensation, focusing
+from .labels import Example, LabeledSequence, RowsKind
+from .model import model_info
+from .scoring import mean_attention
+
+MAPS = ("relevant", "irrelevant_max", "sink")
+PARTS = ("sink", "instruction", "relevant", "irrelevant", "question", "reply_start")
+"""A prompt token's part is the first of these spans that holds it (``other``: none of them)."""
+
+
+@dataclass(frozen=True)
+class Explorer:
+    """The explorer page: ``data`` (what it shows, :func:`explorer_data`); renders in a notebook
+    and saves as one offline HTML file."""
+
+    data: dict
+
+    def html(self) -> str:
+        template = resources.files("lens_focus").joinpath("explorer.html").read_text(encoding="utf-8")
+        payload = json.dumps(self.data, separators=(",", ":")).replace("</", "<\\/")
+        return template.replace("/*__DATA__*/null", payload, 1)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.html(), encoding="utf-8")
+        return path
+
+    def _repr_html_(self) -> str:
+        return f'<iframe srcdoc="{html.escape(self.html(), quote=True)}" style="width:100%;height:860px;border:0"></iframe>'
+
+
+def attention_of(data: dict, example: int, setting: str) -> np.ndarray:
+    """The stored attention of ``example`` under ``setting``: (layer, head, prompt token), float32."""
+    run = data["examples"][example]["runs"][setting]
+    flat = np.frombuffer(base64.b64decode(run["attention"]), dtype="<f2").astype(np.float32)
+    return flat.reshape(data["n_layers"], data["n_heads"], -1)
+
+
+def _token_texts(tokenizer, ids: Sequence[int]) -> list[str]:
+    return [tokenizer.decode([i]) for i in ids]
+
+
+def _parts(seq: LabeledSequence) -> list[str]:
+    out = ["other"] * seq.n_prompt
+    for name in reversed(PARTS):
+        for i in seq.tokens_of(name):
+            if i < seq.n_prompt:
+                out[i] = name
+    return out
+
+
+def _documents(seq: LabeledSequence) -> list[dict]:
+    relevant = set(seq.example.relevant_names)
+    docs = []
+    for name in seq.example.documents:
+        spans = [s for s in seq.token_spans.get(name, []) if s[0] < seq.n_prompt]
+        if spans:
+            docs.append({"name": name, "start": spans[0][0], "end": spans[-1][1], "relevant": name in relevant})
+    return docs
+
+
+def explorer_data(
+    model,
+    examples: Sequence[Example],
+    *,
+    scores: pd.DataFrame,
+    settings: dict[str, tuple[str, object]],
+    rows: RowsKind = "generation",
+    title: str = "",
+    progress: bool = True,
+    **answer_kw,
+) -> dict:
+    """What the explorer shows (see the module docstring). ``scores``: a score table
+    (:func:`lens_focus.score_heads`; the map reads condition ``long``); ``settings``: name ->
+    (label, intervention or None), the first the unmodified model."""
+    info = model_info(model)
+    long = scores[scores.condition == "long"]
+    maps = {span: long[long.span == span].pivot(index="layer", columns="head", values="score").reindex(
+        index=range(info.n_layers), columns=range(info.n_heads)).to_numpy().round(6).tolist() for span in MAPS}  # fmt: skip
+    ranked = long[long.span == "relevant"].sort_values("score", ascending=False)
+    out = {
+        "title": title or f"{info.name}: contextual heads", "model": info.name, "rows": rows, "n_layers": info.n_layers,
+        "n_heads": info.n_heads, "maps": maps, "top": [[int(r.layer), int(r.head)] for r in ranked.head(20).itertuples()],
+        "settings": [{"name": name, "label": label} for name, (label, _) in settings.items()], "examples": [],
+    }  # fmt: skip
+    answered = {name: answer_examples(model, examples, intervention=make, progress=False, **answer_kw) for name, (_, make) in settings.items()}
+    for i, ex in enumerate(tqdm(examples, desc="explorer", disable=not progress)):
+        first = answered[next(iter(settings))][i]
+        if first.sequence is None:
+            raise ValueError(f"example {ex.id}: skipped ({first.skipped}); the explorer shows answered examples only")
+        seq0 = first.sequence
+        record = {
+            "id": ex.id, "gold_position": ex.meta.get("gold_position"), "answers": list(ex.answers),
+            "tokens": _token_texts(model.tokenizer, seq0.input_ids[: seq0.n_prompt]), "parts": _parts(seq0),
+            "documents": _documents(seq0), "runs": {},
+        }  # fmt: skip
+        for name, (_, make) in settings.items():
+            a = answered[name][i]
+            if a.sequence is None or a.sequence.n_response == 0:
+                record["runs"][name] = {"response": a.response, "em": float(a.em), "attention": None}
+                continue
+            weights = mean_attention(model, a.sequence, rows=rows, intervention=make)[:, :, : seq0.n_prompt]
+            record["runs"][name] = {"response": a.response, "em": float(a.em),
+                                    "attention": base64.b64encode(weights.astype("<f2").tobytes()).decode("ascii")}  # fmt: skip
+        out["examples"].append(record)
+    return out
+
+
+def explore(
+    model,
+    examples: Sequence[Example],
+    *,
+    scores: pd.DataFrame,
+    ranked: Sequence[Head] | None = None,
+    directions=None,
+    tau: float = 0.1,
+    compensation_k: int = 5,
+    alpha: float = 0.5,
+    focus_k: int = 20,
+    rows: RowsKind = "generation",
+    title: str = "",
+    progress: bool = True,
+    **answer_kw,
+) -> Explorer:
+    """The explorer page for ``examples`` (long prompts): the unmodified model, split-softmax
+    compensation at ``tau`` on the top ``compensation_k`` of ``ranked`` (default: ranked by
+    ``scores``) and, given ``directions``, ``alpha · d`` on the top ``focus_k``."""
+    if not examples:
+        raise ValueError("no examples to explore")
+    if ranked is None:
+        long = scores[(scores.condition == "long") & (scores.span == "relevant")].sort_values("score", ascending=False)
+        ranked = [Head(int(r.layer), int(r.head)) for r in long.itertuples()]
+    settings: dict[str, tuple[str, object]] = {
+        "baseline": ("unmodified", None),
+        "compensation": (f"split-softmax, τ = {tau:g}, top {compensation_k}", compensation(model, list(ranked[:compensation_k]), tau=tau)),
+    }
+    if directions is not None:
+        settings["focus"] = (f"focus directions, α = {alpha:g}, top {focus_k}", focusing(model, directions, list(ranked[:focus_k]), alpha=alpha))
+    data = explorer_data(model, examples, scores=scores, settings=settings, rows=rows, title=title, progress=progress, **answer_kw)
+    return Explorer(data)
