@@ -100,12 +100,14 @@ def explorer_data(
     settings: dict[str, tuple[str, object]],
     rows: RowsKind = "generation",
     title: str = "",
+    sample: str = "",
     progress: bool = True,
     **answer_kw,
 ) -> dict:
     """What the explorer shows (see the module docstring). ``scores``: a score table
     (:func:`lens_focus.score_heads`; the map reads condition ``long``); ``settings``: name ->
-    (label, intervention or None), the first the unmodified model."""
+    (label, intervention or None), the first the unmodified model; ``sample``: what the examples
+    are a sample of, said on the page (e.g. "3 of the run's 50 test questions")."""
     info = model_info(model)
     long = scores[scores.condition == "long"]
     maps = {span: long[long.span == span].pivot(index="layer", columns="head", values="score").reindex(
@@ -114,7 +116,7 @@ def explorer_data(
     out = {
         "title": title or f"{info.name}: contextual heads", "model": info.name, "rows": rows, "n_layers": info.n_layers,
         "n_heads": info.n_heads, "maps": maps, "top": [[int(r.layer), int(r.head)] for r in ranked.head(20).itertuples()],
-        "settings": [{"name": name, "label": label} for name, (label, _) in settings.items()], "examples": [],
+        "settings": [{"name": name, "label": label} for name, (label, _) in settings.items()], "sample": sample, "examples": [],
     }  # fmt: skip
     answered = {name: answer_examples(model, examples, intervention=make, progress=False, **answer_kw) for name, (_, make) in settings.items()}
     for i, ex in enumerate(tqdm(examples, desc="explorer", disable=not progress)):
@@ -152,6 +154,7 @@ def explore(
     focus_k: int = 20,
     rows: RowsKind = "generation",
     title: str = "",
+    sample: str = "",
     progress: bool = True,
     **answer_kw,
 ) -> Explorer:
@@ -169,5 +172,5 @@ def explore(
     }
     if directions is not None:
         settings["focus"] = (f"focus directions, α = {alpha:g}, top {focus_k}", focusing(model, directions, list(ranked[:focus_k]), alpha=alpha))
-    data = explorer_data(model, examples, scores=scores, settings=settings, rows=rows, title=title, progress=progress, **answer_kw)
+    data = explorer_data(model, examples, scores=scores, settings=settings, rows=rows, title=title, sample=sample, progress=progress, **answer_kw)
     return Explorer(data)

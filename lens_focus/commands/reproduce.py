@@ -310,7 +310,8 @@ def _explore(r: Run) -> None:
     ex = r.examples(split="test", limit=p.explore_limit, positions=p.positions, variants=("long",))
     page = explore(r.model, ex, scores=pd.read_csv(r.dir("score") / "scores.csv"), ranked=r.ranked(), directions=r.directions(),
                    tau=p.explore_tau, compensation_k=p.explore_compensation_k, alpha=p.explore_alpha, focus_k=p.explore_focus_k,
-                   rows=p.rows, title=f"{r.model_name}: contextual heads, compensation and focus directions", **r.answer_kw())  # fmt: skip
+                   rows=p.rows, title=f"{r.model_name}: contextual heads, compensation and focus directions",
+                   sample=f"{p.explore_limit} of the held-out test questions, gold at {', '.join(map(str, p.positions))}", **r.answer_kw())  # fmt: skip
     path = page.save(r.out / EXPLORE_PAGE)
     r.log(f"wrote  {path} ({path.stat().st_size / 2**20:.1f} MB, {len(ex)} examples)")
 
