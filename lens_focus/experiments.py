@@ -62,11 +62,20 @@ def _split(examples: Sequence[Example]) -> dict[str, list[Example]]:
     return by
 
 
-def _answers(model, examples, intervention: Intervention | None = None, **kw) -> list[dict]:
-    """One record per prompt: ``id``, ``question_id``, ``gold_position``, ``response``, ``em``."""
-    answered = answer_examples(model, examples, intervention=intervention, progress=False, **kw)
-    return [{"id": a.example.id, "question_id": a.example.question_id, "gold_position": a.example.meta.get("gold_position"),
-             "response": a.response, "em": float(a.em)} for a in answered]  # fmt: skip
+def answer_records(model, examples, intervention: Intervention | None = None, *, mean_of: Sequence[Head] = (), rows: str = "generation", **kw) -> list[dict]:
+    """One record per prompt: ``id``, ``question_id``, ``gold_position``, ``response``, ``em``;
+    with heads ``mean_of``, also ``relevant`` and ``sink``: their mean contextual score on the
+    prompt's ``rows`` (None for a skipped prompt)."""
+    answered = answer_examples(model, examples, intervention=intervention, progress=False, **({"score": rows} if mean_of else {}), **kw)
+    picked = tuple(zip(*[(h.layer, h.head) for h in mean_of]))
+    out = []
+    for a in answered:
+        record = {"id": a.example.id, "question_id": a.example.question_id, "gold_position": a.example.meta.get("gold_position"),
+                  "response": a.response, "em": float(a.em)}  # fmt: skip
+        if mean_of:
+            record.update({span: float(a.scores[span][picked].mean()) if a.scores else None for span in ("relevant", "sink")})
+        out.append(record)
+    return out
 
 
 def _cell(records: list[dict], baseline: list[dict] | None = None) -> dict:
@@ -91,7 +100,7 @@ def _keep(answers: list | None, records: list[dict], **setting) -> None:
 
 Cells = list[tuple[dict, list[dict], bool]]
 """An experiment's settings in the order of its table, each with every prompt's record under it
-(:func:`_answers`) and whether it is compared with the baseline (the first cell) as a paired difference."""
+(:func:`answer_records`) and whether it is compared with the baseline (the first cell) as a paired difference."""
 
 
 def compensation_cells(
@@ -117,14 +126,14 @@ def compensation_cells(
     cells: Cells = []
     for variant, method in (("long", "baseline"), ("gold", "gold"), ("negative", "negative")):
         if by[variant]:
-            records = cache([method, "per prompt"], lambda: _answers(model, by[variant], **answer_kw))
+            records = cache([method, "per prompt"], lambda: answer_records(model, by[variant], **answer_kw))
             cells.append(({"method": method, "k": None, "tau": None}, records, False))
     # contextual heads always also at the control's τ, so that random and contextual heads compare at one τ
     grid = [("contextual", k, t) for k in ks_ for t in dict.fromkeys([*taus, random_tau])] + [("random", k, random_tau) for k in ks_]
     for method, k, tau in tqdm(grid, desc="compensation", disable=not progress):
         heads = list(ranked[:k]) if method == "contextual" else random_heads(info.n_layers, info.n_heads, k, seed=seed + k)
         key = [method, k, tau, [list(h) for h in heads], "per prompt"]
-        records = cache(key, lambda: _answers(model, by["long"], compensation(model, heads, tau=tau, span=span), **answer_kw))
+        records = cache(key, lambda: answer_records(model, by["long"], compensation(model, heads, tau=tau, span=span), **answer_kw))
         cells.append(({"method": method, "k": k, "tau": tau}, records, True))
     return cells
 
@@ -196,7 +205,7 @@ def sweep_experiment(
     info = model_info(model)
     long = _split(examples)["long"]
     ks_ = _head_counts(ks, ranked, info.n_total_heads)
-    base = cache(["baseline", "per prompt"], lambda: _answers(model, long, **answer_kw))
+    base = cache(["baseline", "per prompt"], lambda: answer_records(model, long, **answer_kw))
     _keep(answers, base, k=0, alpha=0.0)
     rows = []
     grid = [(k, a) for k in ks_ for a in sorted({0.0, *map(float, alphas)})]
@@ -206,7 +215,7 @@ def sweep_experiment(
             rows.append({"k": k, "alpha": 0.0, **_cell(base)})
             continue
         key = ["focus", alpha, [list(h) for h in heads], "per prompt"]
-        records = cache(key, lambda: _answers(model, long, focusing(model, directions, heads, alpha=alpha), **answer_kw))
+        records = cache(key, lambda: answer_records(model, long, focusing(model, directions, heads, alpha=alpha), **answer_kw))
         rows.append({"k": k, "alpha": float(alpha), **_cell(records, base)})
         _keep(answers, records, k=k, alpha=float(alpha))
     return pd.DataFrame(rows, columns=SWEEP_COLUMNS)

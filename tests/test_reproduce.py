@@ -69,7 +69,7 @@ def test_every_step_writes_its_artefacts_and_the_index_links_them(run):
                 "sweep/sweep.csv", "sweep/table3.md", "retrieval_heads/retrieval_scores.csv", "figure9/figure9.json",
                 "evaluation/task_scores.csv", "evaluation/sink_scores.md", "plan.json", "rows/scores.csv", "rows/table1.md",
                 "compensation/answers.csv", "sweep/answers.csv", "seeds/seeds.csv", "seeds/answers.csv", "seeds/seeds.png",
-                "seeds/seed1/directions_gold.safetensors", "seeds/seed1/directions_long.safetensors"):  # fmt: skip
+                "seeds/seed1/directions_gold.safetensors", "seeds/seed1/directions_long.safetensors", "explore.html"):  # fmt: skip
         assert (out / rel).exists(), rel
     index = (out / "index.md").read_text()
     assert "Not run yet" not in index and "(missing)" not in index
@@ -155,13 +155,13 @@ def test_a_changed_plan_redoes_the_changed_step_and_those_that_read_it(run, tmp_
     monkeypatch.setattr("lens_focus.commands.reproduce.STEPS", steps)
     monkeypatch.setattr("lens_focus.commands.reproduce.write_index", lambda out, **k: out / "index.md")
     status = reproduce("toy", out, plan=replace(TINY, alphas=(0.5,), heads_limit=5), progress=False, log=lambda s: None)
-    assert ran == [s for s, v in status.items() if v == "ran"] == ["heads", "compensation", "sweep", "evaluation"]
+    assert ran == [s for s, v in status.items() if v == "ran"] == ["heads", "compensation", "sweep", "evaluation", "explore"]
     ran.clear()
     status = reproduce("toy", out, plan=replace(TINY, alphas=(0.5,), heads_limit=5, needle_depths=(50,)), progress=False, log=lambda s: None)
     assert ran == ["retrieval_heads", "figure9"]
     ran.clear()
     status = reproduce("toy", out, plan=replace(TINY, alphas=(0.5,), heads_limit=5, needle_depths=(50,), rows="response"), progress=False, log=lambda s: None)
-    assert ran == ["score", "rows", "heads", "compensation", "directions", "sweep", "figure9", "evaluation", "seeds"]
+    assert ran == ["score", "rows", "heads", "compensation", "directions", "sweep", "figure9", "evaluation", "seeds", "explore"]
 
 
 def test_the_default_rows_leave_every_stamp_as_it_was():

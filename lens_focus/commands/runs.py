@@ -25,7 +25,7 @@ from ..answers import Answered, answer_examples, conditions, gold_response_seque
 from ..cache import RowCache
 from ..directions import INERT_NOTE, FocusDirections, train_directions
 from ..evaluation import evaluate_tasks
-from ..experiments import COMPENSATION_COLUMNS, cells_table, compensation_cells, concat_cells, focus_scores, sweep_experiment
+from ..experiments import COMPENSATION_COLUMNS, answer_records, cells_table, compensation_cells, concat_cells, focus_scores, sweep_experiment
 from ..interventions import focusing
 from ..heads import Head, rank_heads, save_heads
 from ..labels import Example
@@ -408,12 +408,8 @@ def seeds_run(
 
     def answered(seed: int, setting: str, examples, ranked, intervention=None) -> list[dict]:
         def compute():
-            got = answer_examples(model, examples, intervention=intervention, score=rows, progress=False, **answer_kw)
-            picked = tuple(zip(*[(h.layer, h.head) for h in ranked[:top]]))
-            return [{"seed": seed, "setting": setting, "id": a.example.id, "question_id": a.example.question_id,
-                     "gold_position": a.example.meta.get("gold_position"), "response": a.response, "em": float(a.em),
-                     "relevant": float(a.scores["relevant"][picked].mean()) if a.scores else None,
-                     "sink": float(a.scores["sink"][picked].mean()) if a.scores else None} for a in got]  # fmt: skip
+            got = answer_records(model, examples, intervention, mean_of=ranked[:top], rows=rows, **answer_kw)
+            return [{"seed": seed, "setting": setting, **r} for r in got]
 
         return cache(["answers", seed, setting], compute)
 
