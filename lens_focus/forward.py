@@ -32,9 +32,24 @@ def input_device(model) -> torch.device:
     return model.get_input_embeddings().weight.device if hasattr(model, "get_input_embeddings") else next(model.parameters()).device
 
 
+MASK_BYTES = 2**28
+"""Memory the fast path's padding mask may take in a batch: (batch, 1, T, T) booleans, one byte a
+cell, shared by every layer (the fast path keeps no pattern; its scored rows are a few per prompt)."""
+
+
 def max_cells_for(model) -> int:
     """Attention cells (batch × q_pos × k_pos) per head that fit :data:`PATTERN_BYTES`."""
     return PATTERN_BYTES // (4 * int(model.cfg.n_heads))
+
+
+def batch_budget(model, chunk: int = DEFAULT_CHUNK) -> tuple[int, int]:
+    """``(max_cells, chunk)`` for :func:`plan_batches` on the model's attention path. Eager: every
+    layer's pattern, batch × chunk × T float32 cells per head within :data:`PATTERN_BYTES`. Fast:
+    the prompt read in one pass, and the padding mask, batch × T × T bytes, within
+    :data:`MASK_BYTES` (at 2k tokens 64 prompts fit where the eager budget allows 3)."""
+    if attention_of(model) == "fast":
+        return MASK_BYTES, 2**62
+    return max_cells_for(model), chunk
 
 
 def plan_batches(lengths: Sequence[int], *, batch_size: int, max_cells: int, chunk: int = DEFAULT_CHUNK) -> list[list[int]]:

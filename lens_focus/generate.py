@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .forward import DEFAULT_CHUNK, chunked_forward, input_device, max_cells_for, plan_batches, run
+from .forward import DEFAULT_CHUNK, batch_budget, chunked_forward, input_device, plan_batches, run
 
 StopAt = Literal["line", "eos"]
 """``line``: the response ends at the first line break after some text (the default, as in the
@@ -127,7 +127,8 @@ def generate_batches(
     stops = eos_ids(model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(stops, default=0)
     device = input_device(model)
-    plan = plan_batches([len(p) for p in prompts], batch_size=batch_size, max_cells=max_cells_for(model), chunk=chunk)
+    max_cells, span = batch_budget(model, chunk)
+    plan = plan_batches([len(p) for p in prompts], batch_size=batch_size, max_cells=max_cells, chunk=span)
     for indices in tqdm(plan, desc="generating", disable=not progress, unit="batch"):
         rows = [list(prompts[i]) for i in indices]
         if any(not r for r in rows):

@@ -23,7 +23,7 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .forward import DEFAULT_CHUNK, chunked_forward, input_device, max_cells_for, plan_batches, run
+from .forward import DEFAULT_CHUNK, batch_budget, chunked_forward, input_device, plan_batches, run
 from .hooks import RowsOf, hooked, last_row_from, pattern_rows
 from .interventions import Intervention, Placement
 from .labels import LabeledSequence, RowsKind
@@ -106,7 +106,8 @@ def span_sums(
     for seq in seqs:
         if len(seq.rows(rows)) == 0:
             raise ValueError(f"example {seq.example.id}: no rows to score (empty response)")
-    batches = plan_batches([len(s) for s in seqs], batch_size=batch_size, max_cells=max_cells_for(model), chunk=chunk)
+    max_cells, span = batch_budget(model, chunk)
+    batches = plan_batches([len(s) for s in seqs], batch_size=batch_size, max_cells=max_cells, chunk=span)
     pending: dict[int, dict[str, np.ndarray]] = {}
     next_out = 0
     for batch in tqdm(batches, desc="scoring", disable=not progress, unit="batch"):
