@@ -39,6 +39,7 @@ def child(args) -> None:
         generate.batch_budget = forward.batch_budget
     examples = profile_of(model).needles(model.tokenizer, lengths=[args.length], depths=[100 * i / max(args.prompts - 1, 1) for i in range(args.prompts)])
     mine = part.take(examples)
+    answer_examples(model, mine[:1], score="generation", max_new_tokens=2, batch_size=1, progress=False)  # warm-up
     start = time.perf_counter()
     answer_examples(model, mine, score="generation", max_new_tokens=8, batch_size=args.batch_size, progress=False)
     seconds = time.perf_counter() - start
