@@ -130,7 +130,12 @@ def score_run(
     parts = combine(part, out, "score", params, answered, split=part.record(examples))
     if parts is None:
         return _part_written(part, out, log)
-    return finish_score([a for p in parts for a in p], out, params=params, split=part.record(examples), seconds=time.time() - start, log=log)
+    return finish_score(concat_answers(parts), out, params=params, split=part.record(examples), seconds=time.time() - start, log=log)
+
+
+def concat_answers(parts: Sequence[list[Answered]]) -> list[Answered]:
+    """Every part's answers, in part order: the examples in the order one process answers them."""
+    return [a for p in parts for a in p]
 
 
 def _part_written(part: Part, out: str | Path, log: Log) -> None:
@@ -203,8 +208,8 @@ def finish_compensate(cells, out: str | Path, *, params: dict, split: dict, seco
     return table
 
 
-MERGERS = {"score": finish_score, "compensate": finish_compensate}
-"""The commands whose parts :func:`merge_run` combines, each with the function that writes its files."""
+MERGERS = {"score": (concat_answers, finish_score), "compensate": (concat_cells, finish_compensate)}
+"""The commands whose parts :func:`merge_run` combines: how their parts' results join, and what writes their files."""
 
 
 def merge_run(folders: Sequence[str | Path], out: str | Path, *, log: Log = print):
@@ -214,9 +219,9 @@ def merge_run(folders: Sequence[str | Path], out: str | Path, *, log: Log = prin
     command = meta["command"]
     if command not in MERGERS:
         raise ValueError(f"parts of {command!r}: merge combines {', '.join(MERGERS)}")
-    whole = [a for p in payloads for a in p] if command == "score" else concat_cells(payloads)
+    join, finish = MERGERS[command]
     log(f"merge  {len(payloads)} parts of {command}")
-    return MERGERS[command](whole, out, params=meta["params"], split=meta["split"], seconds=time.time() - start, log=log)
+    return finish(join(payloads), out, params=meta["params"], split=meta["split"], seconds=time.time() - start, log=log)
 
 
 def directions_run(
