@@ -32,8 +32,9 @@ def test_committed_pages_load_plotly_from_the_repository():
     pages = sorted((REPO / "figures").rglob("*.html"))
     assert len(pages) >= 40
     for page in pages:
-        sources = SCRIPT_SRC.findall(page.read_text(encoding="utf-8"))
-        assert sources, page
+        text = page.read_text(encoding="utf-8")
+        sources = SCRIPT_SRC.findall(text)
+        assert sources or "Plotly.newPlot" not in text, page  # a plotly page loads plotly.js; the explorer holds all it runs
         for src in sources:
             assert "://" not in src and (page.parent / src).resolve().is_file(), (page, src)
 

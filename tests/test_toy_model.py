@@ -36,7 +36,7 @@ def held_out():
 
 
 def _em(model, examples, intervention=None) -> float:
-    return float(np.mean([r["em"] for r in experiments._answers(model, examples, intervention, max_new_tokens=4, batch_size=64)]))
+    return float(np.mean([r["em"] for r in experiments.answer_records(model, examples, intervention, max_new_tokens=4, batch_size=64)]))
 
 
 def test_the_toy_ships_and_loads_offline(toy):
