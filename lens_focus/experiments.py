@@ -179,10 +179,17 @@ def compensation_experiment(
     prompt's answer under every setting."""
     cells = compensation_cells(model, examples, ranked, taus=taus, ks=ks, random_tau=random_tau, seed=seed, span=span,
                                progress=progress, cache=cache, **answer_kw)  # fmt: skip
-    table, every = cells_table(cells, COMPENSATION_COLUMNS)
+    table, every = compensation_table(cells)
     if answers is not None:
         answers += every
-    return table.astype({"k": "Int64"})
+    return table
+
+
+def compensation_table(cells: Cells) -> tuple[pd.DataFrame, list[dict]]:
+    """:func:`cells_table` of :func:`compensation_cells`: the Figure 3 table (``k`` an integer
+    column with gaps) and every prompt's answer."""
+    table, answers = cells_table(cells, COMPENSATION_COLUMNS)
+    return table.astype({"k": "Int64"}), answers
 
 
 def sweep_experiment(

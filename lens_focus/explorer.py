@@ -29,7 +29,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .answers import answer_examples
-from .heads import Head
+from .heads import Head, rank_heads
 from .interventions import compensation, focusing
 from .labels import Example, LabeledSequence, RowsKind
 from .model import model_info
@@ -112,10 +112,9 @@ def explorer_data(
     long = scores[scores.condition == "long"]
     maps = {span: long[long.span == span].pivot(index="layer", columns="head", values="score").reindex(
         index=range(info.n_layers), columns=range(info.n_heads)).to_numpy().round(6).tolist() for span in MAPS}  # fmt: skip
-    ranked = long[long.span == "relevant"].sort_values("score", ascending=False)
     out = {
         "title": title or f"{info.name}: contextual heads", "model": info.name, "rows": rows, "n_layers": info.n_layers,
-        "n_heads": info.n_heads, "maps": maps, "top": [[int(r.layer), int(r.head)] for r in ranked.head(20).itertuples()],
+        "n_heads": info.n_heads, "maps": maps, "top": [list(h) for h in rank_heads(scores)[:20]],
         "settings": [{"name": name, "label": label} for name, (label, _) in settings.items()], "sample": sample, "examples": [],
     }  # fmt: skip
     answered = {name: answer_examples(model, examples, intervention=make, progress=False, **answer_kw) for name, (_, make) in settings.items()}
@@ -163,9 +162,7 @@ def explore(
     ``scores``) and, given ``directions``, ``alpha · d`` on the top ``focus_k``."""
     if not examples:
         raise ValueError("no examples to explore")
-    if ranked is None:
-        long = scores[(scores.condition == "long") & (scores.span == "relevant")].sort_values("score", ascending=False)
-        ranked = [Head(int(r.layer), int(r.head)) for r in long.itertuples()]
+    ranked = rank_heads(scores) if ranked is None else ranked
     settings: dict[str, tuple[str, object]] = {
         "baseline": ("unmodified", None),
         "compensation": (f"split-softmax, τ = {tau:g}, top {compensation_k}", compensation(model, list(ranked[:compensation_k]), tau=tau)),

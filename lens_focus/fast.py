@@ -219,8 +219,9 @@ def fast_unsupported(model) -> str | None:
         return f"{arch}: {NOT_FAST[arch]}"
     if arch not in FAST_ARCHITECTURES:
         return f"{arch} is not one of the decoders the fast path is tested on ({', '.join(FAST_ARCHITECTURES)})"
-    offloaded = {str(v) for v in (getattr(hf, "hf_device_map", None) or {}).values()} & {"cpu", "disk"}
-    if offloaded and len(set(map(str, hf.hf_device_map.values()))) > 1:
+    placed = {str(v) for v in (getattr(hf, "hf_device_map", None) or {}).values()}
+    offloaded = placed & {"cpu", "disk"}
+    if offloaded and len(placed) > 1:
         return f"weights offloaded to {' and '.join(sorted(offloaded))} by the device map (the fast path runs on devices that hold their weights)"
     return None
 

@@ -81,7 +81,7 @@ def blocks(examples: Sequence[Example], count: int) -> list[list[int]]:
         questions[-1].append(i)
     out: list[list[int]] = [[] for _ in range(count)]
     if len(questions) <= count:  # a question a block, the last blocks empty
-        return [q for q in questions] + out[len(questions):]
+        return questions + out[len(questions):]
     total, done = len(examples), 0
     b = 0
     for q in questions:

@@ -25,7 +25,7 @@ from ..answers import Answered, answer_examples, conditions, gold_response_seque
 from ..cache import RowCache
 from ..directions import INERT_NOTE, FocusDirections, train_directions
 from ..evaluation import evaluate_tasks
-from ..experiments import COMPENSATION_COLUMNS, answer_records, cells_table, compensation_cells, concat_cells, focus_scores, sweep_experiment
+from ..experiments import answer_records, compensation_cells, compensation_table, concat_cells, focus_scores, sweep_experiment
 from ..interventions import focusing
 from ..heads import Head, rank_heads, save_heads
 from ..labels import Example
@@ -127,10 +127,11 @@ def score_run(
     params = {"model": model_info(model).to_dict(), "data": meta or {}, "rows": rows, "n_sink": n_sink, "stop": stop,
               "max_new_tokens": max_new_tokens}  # fmt: skip
     answered = answer_examples(model, part.take(examples), score=rows, max_new_tokens=max_new_tokens, stop=stop, batch_size=batch_size, n_sink=n_sink)
-    parts = combine(part, out, "score", params, answered, split=part.record(examples))
+    split = part.record(examples)
+    parts = combine(part, out, "score", params, answered, split=split)
     if parts is None:
         return _part_written(part, out, log)
-    return finish_score(concat_answers(parts), out, params=params, split=part.record(examples), seconds=time.time() - start, log=log)
+    return finish_score(concat_answers(parts), out, params=params, split=split, seconds=time.time() - start, log=log)
 
 
 def concat_answers(parts: Sequence[list[Answered]]) -> list[Answered]:
@@ -190,16 +191,16 @@ def compensate_run(
     params = {"model": model_info(model).to_dict(), "prompts": len(examples), "taus": list(taus), "ks": [str(k) for k in ks],
               "random_tau": random_tau, "seed": seed, **answer_kw}  # fmt: skip
     cells = compensation_cells(model, part.take(examples), ranked, taus=taus, ks=ks, random_tau=random_tau, seed=seed, cache=cache, **answer_kw)
-    parts = combine(part, out, "compensate", params, cells, split=part.record(examples))
+    split = part.record(examples)
+    parts = combine(part, out, "compensate", params, cells, split=split)
     if parts is None:
         return _part_written(part, out, log)
-    return finish_compensate(concat_cells(parts), out, params=params, split=part.record(examples), seconds=time.time() - start, log=log)
+    return finish_compensate(concat_cells(parts), out, params=params, split=split, seconds=time.time() - start, log=log)
 
 
 def finish_compensate(cells, out: str | Path, *, params: dict, split: dict, seconds: float, log: Log = print) -> pd.DataFrame:
     """The files of :func:`compensate_run` from its cells (one process's, or every part's put together)."""
-    table, answers = cells_table(cells, COMPENSATION_COLUMNS)
-    table = table.astype({"k": "Int64"})
+    table, answers = compensation_table(cells)
     fig3.write(table, out)
     pd.DataFrame(answers).to_csv(Path(out) / "answers.csv", index=False)
     _summary(Path(out), {**params, "distributed": split, "seconds": round(seconds, 1)})
