@@ -1,6 +1,8 @@
 """Batches on the fast path, side by side in one run: answering and scoring needle prompts of about
-T tokens on SmolLM2 (fast path) with the old batch planning (the eager path's pattern budget) and
-the new (the fast path's padding mask), and the new in one process against two under torchrun.
+T tokens on SmolLM2 (fast path) with the old batch planning (the eager path's pattern budget, the
+(batch, 1, T, T) mask ``transformers`` builds), the new planning (batch × T tokens of key-value
+cache and activations) with that built mask and with the mask kept as the batch's padding (what
+the fast path does now), and the new in one process against two under torchrun.
 
     python bench/bench_batches.py [--lengths 2048,8192] [--prompts 8] [--batch-size 8] [--repeat 2]
 
@@ -31,6 +33,11 @@ def child(args) -> None:
     from lens_focus.profile import profile_of
 
     part = current_part()
+    if args.mask == "built":  # the (batch, 1, T, T) booleans of transformers' sdpa_mask, as the fast path had before
+        import lens_focus.fast as fast
+        from transformers.masking_utils import sdpa_mask
+
+        fast._mask = sdpa_mask
     model = load_model(args.model, device="cpu", attention="fast")
     if args.planning == "old":  # the eager path's budget, as every path planned before
         forward.batch_budget = lambda m, chunk=forward.DEFAULT_CHUNK: (forward.max_cells_for(m), chunk)
@@ -46,11 +53,11 @@ def child(args) -> None:
     print(json.dumps({"rank": part.index, "seconds": seconds, "prompts": len(mine), "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
-def measure(args, length: int, planning: str, ranks: int) -> dict:
+def measure(args, length: int, planning: str, mask: str, ranks: int) -> dict:
     runs = []
     for _ in range(args.repeat):
         cmd = [sys.executable, *(["-m", "torch.distributed.run", "--nproc-per-node", str(ranks)] if ranks > 1 else []), __file__, "--child",
-               "--planning", planning, "--length", str(length), "--prompts", str(args.prompts), "--batch-size", str(args.batch_size), "--model", args.model]  # fmt: skip
+               "--planning", planning, "--mask", mask, "--length", str(length), "--prompts", str(args.prompts), "--batch-size", str(args.batch_size), "--model", args.model]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 2) // ranks))}
         start = time.perf_counter()
         done = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -72,19 +79,22 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2")
     ap.add_argument("--child", action="store_true")
     ap.add_argument("--planning", default="new")
+    ap.add_argument("--mask", default="padding")
     ap.add_argument("--length", type=int)
     args = ap.parse_args()
     if args.child:
         return child(args)
-    print(f"{'T':>6} {'variant':>22} {'prompts/s':>10} {'peak MB':>8}")
+    print(f"{'T':>6} {'variant':>26} {'prompts/s':>10} {'peak MB':>8}")
     for length in [int(x) for x in args.lengths.split(",")]:
-        got = {name: measure(args, length, planning, ranks) for name, planning, ranks in
-               (("old planning", "old", 1), ("new planning", "new", 1), ("new, torchrun 2", "new", 2))}  # fmt: skip
+        got = {name: measure(args, length, planning, mask, ranks) for name, planning, mask, ranks in
+               (("old planning, built mask", "old", "built", 1), ("new planning, built mask", "new", "built", 1),
+                ("new planning, padding", "new", "padding", 1), ("new, torchrun 2", "new", "padding", 2))}  # fmt: skip
         for name, r in got.items():
-            print(f"{length:>6} {name:>22} " + (f"{r['prompts_per_s']:>10.3f} {r['peak_mb']:>8.0f}" if "error" not in r else f"  {r['error']}"))
+            print(f"{length:>6} {name:>26} " + (f"{r['prompts_per_s']:>10.3f} {r['peak_mb']:>8.0f}" if "error" not in r else f"  {r['error']}"))
         if all("error" not in r for r in got.values()):
-            old, new, two = got["old planning"], got["new planning"], got["new, torchrun 2"]
-            print(f"{length:>6} new / old planning: throughput {new['prompts_per_s'] / old['prompts_per_s']:.2f}x, peak memory "
+            old, built, new, two = got.values()
+            print(f"{length:>6} padding / built mask (same batches): throughput {new['prompts_per_s'] / built['prompts_per_s']:.2f}x, peak memory "
+                  f"{new['peak_mb'] / built['peak_mb']:.2f}x; new / old: throughput {new['prompts_per_s'] / old['prompts_per_s']:.2f}x, peak memory "
                   f"{new['peak_mb'] / old['peak_mb']:.2f}x; torchrun 2 / one process: throughput {two['prompts_per_s'] / new['prompts_per_s']:.2f}x")
 
 

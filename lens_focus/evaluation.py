@@ -3,11 +3,14 @@
 :func:`evaluate_tasks` answers every task at every length under every setting (the unmodified
 model, or ``α · d`` on the top-k contextual heads) and grades each answer with its task's metric;
 under the baseline it also scores the top contextual heads' attention while the model answers,
-so that the sink score per task (Tables 12–13) comes from the same answers.
+so that the sink score per task (Tables 12–13) comes from the same answers. Its work
+(:func:`evaluation_cells`) and its tables (:func:`evaluation_tables`) are apart, so that the
+parts of a run split across processes (:func:`split_sets`, :func:`concat_evaluation`) join into
+the tables one process makes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -20,9 +23,8 @@ from .defaults import SETTINGS
 from .heads import Head
 from .interventions import focusing
 from .labels import Example, RowsKind, label
+from .parts import Part
 from .tasks import Task
-
-"""The paper's five: no intervention, and α = ±0.2 on the top-10 and top-20 heads."""
 TASK_COLUMNS = ["task", "category", "length", "setting", "score", "n"]
 SINK_COLUMNS = ["task", "category", "length", "sink", "relevant", "n", "skipped"]
 ANSWER_COLUMNS = ["task", "length", "setting", "id", "depth", "response", "answers", "score"]
@@ -84,10 +86,21 @@ def group_by_length(task: Task, examples: Sequence[Example], tokenizer=None) -> 
     return [TaskSet(task, length, [e for e in examples if int(e.meta["length"]) == length]) for length in lengths]
 
 
-def _head_mean(scored: Sequence[dict[str, np.ndarray]], span: str, heads: Sequence[Head]) -> float:
-    """The mean over answers and ``heads`` of one span's score (NaN when no answer has it)."""
-    values = [[s[span][h] for h in heads] for s in scored if span in s]
-    return float(np.mean(values)) if values else float("nan")
+def split_sets(sets: Sequence[TaskSet], part: Part) -> list[TaskSet]:
+    """Every task set with this ``part``'s prompts of it (:mod:`lens_focus.parts`: blocks of whole
+    questions over all the sets' prompts in order; a set may keep none)."""
+    flat = [(i, e) for i, ts in enumerate(sets) for e in ts.examples]
+    kept: list[list[Example]] = [[] for _ in sets]
+    for j in part.indices([e for _, e in flat], keys=[(i, e.question_id) for i, e in flat]):
+        i, e = flat[j]
+        kept[i].append(e)
+    return [replace(ts, examples=k) for ts, k in zip(sets, kept)]
+
+
+def split_record(sets: Sequence[TaskSet], part: Part) -> dict:
+    """The split of :func:`split_sets` as ``summary.json`` records it."""
+    flat = [(i, e) for i, ts in enumerate(sets) for e in ts.examples]
+    return part.record([e for _, e in flat], keys=[(i, e.question_id) for i, e in flat])
 
 
 def evaluate_tasks(
@@ -117,8 +130,32 @@ def evaluate_tasks(
     - ``answers``: every response with its score.
 
     Settings other than the baseline need ``directions`` and at least ``k`` heads in ``ranked``.
-    With a ``cache``, the (task, length, setting) cells already in it are not run again.
+    With a ``cache``, the (task, length, setting) cells already in it are not run again. The
+    work and its tables are also there apart: :func:`evaluation_cells`, :func:`evaluation_tables`.
     """
+    cells = evaluation_cells(model, sets, settings=settings, directions=directions, ranked=ranked, sink_k=sink_k,
+                             batch_size=batch_size, n_sink=n_sink, rows=rows, progress=progress, cache=cache)  # fmt: skip
+    return evaluation_tables(cells)
+
+
+def evaluation_cells(
+    model,
+    sets: Sequence[TaskSet],
+    *,
+    settings: Sequence[Setting] = tuple(parse_settings(SETTINGS)),
+    directions=None,
+    ranked: Sequence[Head] = (),
+    sink_k: int = 5,
+    batch_size: int = 4,
+    n_sink: int = 1,
+    rows: RowsKind = "generation",
+    progress: bool = True,
+    cache: RowCache | None = None,
+) -> list[dict]:
+    """The work of :func:`evaluate_tasks`, a cell per setting and task set (in that order): its
+    ``answers`` with their grades, ``heads`` (baseline only: per scored answer, the top ``sink_k``
+    heads' ``sink`` and ``relevant`` scores) and ``skipped``. A set without prompts (a part of a
+    split run may hold none of a set's) gives an empty cell."""
     cache = cache if cache is not None else RowCache()
     steered = [s for s in settings if s.k is not None]
     if steered and directions is None:
@@ -129,16 +166,46 @@ def evaluate_tasks(
     if len(ranked) < sink_k:
         raise ValueError(f"the sink table averages the top {sink_k} heads; {len(ranked)} ranked")
     sink_heads = list(ranked[:sink_k])
-    scores, sinks, answers = [], [], []
+    cells = []
     grid = [(s, ts) for s in settings for ts in sets]
     for setting, ts in tqdm(grid, desc="evaluate", disable=not progress):
         heads = [list(h) for h in (sink_heads if setting.k is None else ranked[: setting.k])]
         key = [ts.task.name, ts.length, setting.name, heads, [e.id for e in ts.examples]] + ([rows] if rows != "generation" and setting.k is None else [])
-        cell = cache(key, lambda: _cell(model, ts, setting, directions, ranked, sink_heads, batch_size, n_sink, rows))
-        scores.append(cell["score"])
-        answers += cell["answers"]
-        if cell["sink"] is not None:
-            sinks.append(cell["sink"])
+        compute = lambda: _cell(model, ts, setting, directions, ranked, sink_heads, batch_size, n_sink, rows)  # noqa: E731
+        cell = cache(key + ["per answer"], compute) if ts.examples else {"answers": [], "heads": [] if setting.k is None else None, "skipped": 0}
+        cells.append({"task": ts.task.name, "category": ts.task.category, "length": ts.length, "setting": setting.name, **cell})
+    return cells
+
+
+def concat_evaluation(parts: Sequence[list[dict]]) -> list[dict]:
+    """The cells of several parts of one run (each on its own questions) as one run's."""
+    first = parts[0]
+    where = ["task", "length", "setting"]
+    for i, other in enumerate(parts[1:], start=1):
+        if [[c[w] for w in where] for c in other] != [[c[w] for w in where] for c in first]:
+            raise ValueError(f"part {i} ran other cells than part 0; not parts of one run")
+    return [
+        {**cell, "answers": [a for p in parts for a in p[j]["answers"]], "skipped": sum(p[j]["skipped"] for p in parts),
+         "heads": None if cell["heads"] is None else [h for p in parts for h in p[j]["heads"]]}
+        for j, cell in enumerate(first)
+    ]  # fmt: skip
+
+
+def _mean(heads: Sequence[dict[str, list[float]]], span: str) -> float:
+    """The mean over answers and heads of one span's score (NaN when no answer has it)."""
+    values = [h[span] for h in heads if span in h]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def evaluation_tables(cells: Sequence[dict]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``(task_scores, sink_scores, answers)`` of :func:`evaluate_tasks` from its cells."""
+    scores, sinks, answers = [], [], []
+    for c in cells:
+        where = {"task": c["task"], "category": c["category"], "length": c["length"]}
+        scores.append({**where, "setting": c["setting"], "score": float(np.mean([a["score"] for a in c["answers"]])), "n": len(c["answers"])})
+        answers += c["answers"]
+        if c["heads"] is not None:
+            sinks.append({**where, "sink": _mean(c["heads"], "sink"), "relevant": _mean(c["heads"], "relevant"), "n": len(c["heads"]), "skipped": c["skipped"]})
     return (
         pd.DataFrame(scores, columns=TASK_COLUMNS),
         pd.DataFrame(sinks, columns=SINK_COLUMNS),
@@ -147,7 +214,8 @@ def evaluate_tasks(
 
 
 def _cell(model, ts: TaskSet, setting: Setting, directions, ranked, sink_heads, batch_size: int, n_sink: int, rows: RowsKind) -> dict:
-    """One task set under one setting: its score row, its answer rows, and (baseline) its sink row."""
+    """One task set under one setting: its answers with their grades, (baseline) the sink heads'
+    scores of every scored answer and the answers skipped."""
     task = ts.task
     baseline = setting.k is None
     answered = answer_examples(
@@ -156,18 +224,12 @@ def _cell(model, ts: TaskSet, setting: Setting, directions, ranked, sink_heads, 
         intervention=None if baseline else focusing(model, directions, list(ranked[: setting.k]), alpha=setting.alpha),
         progress=False,
     )  # fmt: skip
-    graded = [task.grade(a.response, a.example.answers, a.example.meta) for a in answered]
-    score = {"task": task.name, "category": task.category, "length": ts.length, "setting": setting.name,
-             "score": float(np.mean(graded)), "n": len(graded)}  # fmt: skip
     answers = [
         {"task": task.name, "length": ts.length, "setting": setting.name, "id": a.example.id, "depth": a.example.meta.get("depth"),
-         "response": a.response, "answers": " | ".join(a.example.answers), "score": g}
-        for a, g in zip(answered, graded)
+         "response": a.response, "answers": " | ".join(a.example.answers), "score": task.grade(a.response, a.example.answers, a.example.meta)}
+        for a in answered
     ]  # fmt: skip
-    sink = None
+    heads = None
     if baseline:
-        scored = [a.scores for a in answered if a.scores]
-        sink = {"task": task.name, "category": task.category, "length": ts.length,
-                "sink": _head_mean(scored, "sink", sink_heads), "relevant": _head_mean(scored, "relevant", sink_heads),
-                "n": len(scored), "skipped": sum(skip_counts(answered).values())}  # fmt: skip
-    return {"score": score, "answers": answers, "sink": sink}
+        heads = [{span: [float(a.scores[span][h]) for h in sink_heads] for span in ("sink", "relevant") if span in a.scores} for a in answered if a.scores]
+    return {"answers": answers, "heads": heads, "skipped": sum(skip_counts(answered).values()) if baseline else 0}

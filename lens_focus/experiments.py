@@ -5,6 +5,11 @@
 - :func:`sweep_experiment` (Figure 4): EM under focus directions over α and k.
 - :func:`focus_scores` (Table 3): contextual scores of chosen heads under focus directions.
 
+Each is also there in two halves, the work and its table (:func:`compensation_cells` and
+:func:`compensation_table`, :func:`sweep_cells` and :func:`sweep_table`, :func:`focus_records` and
+:func:`focus_table`), so that parts of a run answered by several processes join into one table
+(:mod:`lens_focus.parts`).
+
 Every run answers the same examples greedily; ``em`` is the mean ``best_subspan_em``, ``n`` the
 number of prompts it averages and ``em_low``, ``em_high`` its 95% Wilson interval. Every row that
 intervenes on the long prompts also carries its paired difference from the unmodified model on
@@ -93,14 +98,9 @@ def _cell(records: list[dict], baseline: list[dict] | None = None) -> dict:
     return out
 
 
-def _keep(answers: list | None, records: list[dict], **setting) -> None:
-    if answers is not None:
-        answers += [{**setting, **r} for r in records]
-
-
 Cells = list[tuple[dict, list[dict], bool]]
 """An experiment's settings in the order of its table, each with every prompt's record under it
-(:func:`answer_records`) and whether it is compared with the baseline (the first cell) as a paired difference."""
+(:func:`answer_records`) and whether it is compared with the baseline (the first cell that is not) as a paired difference."""
 
 
 def compensation_cells(
@@ -192,6 +192,48 @@ def compensation_table(cells: Cells) -> tuple[pd.DataFrame, list[dict]]:
     return table.astype({"k": "Int64"}), answers
 
 
+def sweep_cells(
+    model,
+    examples: Sequence[Example],
+    directions,
+    ranked: Sequence[Head],
+    *,
+    alphas: Sequence[float] = ALPHAS,
+    ks: Sequence[int | str] = SWEEP_KS,
+    progress: bool = True,
+    cache: RowCache | None = None,
+    **answer_kw,
+) -> Cells:
+    """Every prompt's answer in each cell of :func:`sweep_experiment` (settings ``k, alpha``, in
+    the order of its table); the α = 0 cells share the unmodified model's records, run once.
+    Its table is :func:`sweep_table` of these."""
+    cache = cache if cache is not None else RowCache()
+    info = model_info(model)
+    long = _split(examples)["long"]
+    ks_ = _head_counts(ks, ranked, info.n_total_heads)
+    base = cache(["baseline", "per prompt"], lambda: answer_records(model, long, **answer_kw))
+    cells: Cells = []
+    grid = [(k, a) for k in ks_ for a in sorted({0.0, *map(float, alphas)})]
+    for k, alpha in tqdm(grid, desc="focus sweep", disable=not progress):
+        if alpha == 0:
+            cells.append(({"k": k, "alpha": 0.0}, base, False))
+            continue
+        heads = list(ranked[:k])
+        key = ["focus", alpha, [list(h) for h in heads], "per prompt"]
+        records = cache(key, lambda: answer_records(model, long, focusing(model, directions, heads, alpha=alpha), **answer_kw))
+        cells.append(({"k": k, "alpha": float(alpha)}, records, True))
+    return cells
+
+
+def sweep_table(cells: Cells) -> tuple[pd.DataFrame, list[dict]]:
+    """The Figure 4 table of :func:`sweep_cells` (each α ≠ 0 paired against the unmodified model)
+    and every prompt's answer, the unmodified model's once (``k = 0, alpha = 0``)."""
+    base = next(records for _, records, paired in cells if not paired)
+    rows = [{**setting, **_cell(records, base if paired else None)} for setting, records, paired in cells]
+    answers = [{"k": 0, "alpha": 0.0, **r} for r in base] + [{**setting, **r} for setting, records, paired in cells if paired for r in records]
+    return pd.DataFrame(rows, columns=SWEEP_COLUMNS), answers
+
+
 def sweep_experiment(
     model,
     examples: Sequence[Example],
@@ -207,25 +249,72 @@ def sweep_experiment(
 ) -> pd.DataFrame:
     """EM per ``k, alpha`` with ``alpha · d`` on the top-k heads of ``ranked`` (long prompts).
     α = 0, the unmodified model, is always included (added when ``alphas`` lacks it): run once
-    and shared by every k. With a ``cache``, cells already in it are not run again."""
+    and shared by every k. With a ``cache``, cells already in it are not run again; ``answers``
+    gets every prompt's answer under every setting."""
+    cells = sweep_cells(model, examples, directions, ranked, alphas=alphas, ks=ks, progress=progress, cache=cache, **answer_kw)
+    table, every = sweep_table(cells)
+    if answers is not None:
+        answers += every
+    return table
+
+
+def focus_records(
+    model,
+    examples: Sequence[Example],
+    directions,
+    heads: Sequence[Head],
+    *,
+    intervene: Sequence[Head] | None = None,
+    alphas: Sequence[float] = TABLE3_ALPHAS,
+    rows: str = "generation",
+    progress: bool = True,
+    cache: RowCache | None = None,
+    **answer_kw,
+) -> list[dict]:
+    """The records of :func:`focus_scores` before its table: per α, intervened heads, reported
+    head and span, the ``score`` averaged over ``n`` prompts (records of several parts of one
+    run, each on its own questions, join by :func:`focus_table`)."""
     cache = cache if cache is not None else RowCache()
-    info = model_info(model)
-    long = _split(examples)["long"]
-    ks_ = _head_counts(ks, ranked, info.n_total_heads)
-    base = cache(["baseline", "per prompt"], lambda: answer_records(model, long, **answer_kw))
-    _keep(answers, base, k=0, alpha=0.0)
-    rows = []
-    grid = [(k, a) for k in ks_ for a in sorted({0.0, *map(float, alphas)})]
-    for k, alpha in tqdm(grid, desc="focus sweep", disable=not progress):
-        heads = list(ranked[:k])
-        if alpha == 0:
-            rows.append({"k": k, "alpha": 0.0, **_cell(base)})
-            continue
-        key = ["focus", alpha, [list(h) for h in heads], "per prompt"]
-        records = cache(key, lambda: answer_records(model, long, focusing(model, directions, heads, alpha=alpha), **answer_kw))
-        rows.append({"k": k, "alpha": float(alpha), **_cell(records, base)})
-        _keep(answers, records, k=k, alpha=float(alpha))
-    return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
+    by = _split(examples)
+    intervene = list(heads if intervene is None else intervene)
+    wanted = [("long", s, s) for s in ("relevant", "irrelevant", "irrelevant_max", "sink")]
+    if by["gold"]:
+        wanted += [("gold", "relevant", "gold_relevant"), ("gold", "sink", "gold_sink")]
+
+    def one(alpha: float) -> list[dict]:
+        make = focusing(model, directions, intervene, alpha=alpha) if alpha else None
+        means, counts = {}, {}
+        for variant in {w[0] for w in wanted}:
+            answered = [a for a in answer_examples(model, by[variant], intervention=make, score=rows, progress=False, **answer_kw) if a.scores]
+            if not answered:
+                raise ValueError(f"no {variant} answer could be scored at alpha={alpha}")
+            for span in {w[1] for w in wanted if w[0] == variant}:
+                having = [a.scores[span] for a in answered if span in a.scores]
+                means[variant, span], counts[variant, span] = np.mean(having, axis=0), len(having)
+        return [{"intervened": len(intervene), "alpha": float(alpha), "layer": layer, "head": head, "span": name,
+                 "score": float(means[variant, span][layer, head]), "n": counts[variant, span]}
+                for variant, span, name in wanted for layer, head in heads]  # fmt: skip
+
+    records = []
+    for alpha in tqdm([0.0, *[a for a in alphas if a != 0]], desc="table 3", disable=not progress):
+        # α = 0 intervenes on nothing: one cell whichever heads the others intervene on
+        key = ["table3", float(alpha), [list(h) for h in heads]] + ([] if not alpha or intervene == list(heads) else [[list(h) for h in intervene]])
+        key += ([] if rows == "generation" else [rows]) + ["with n"]
+        records += cache(key, lambda: one(alpha))
+    return records
+
+
+def focus_table(records: Sequence[dict]) -> pd.DataFrame:
+    """The Table 3 frame of :func:`focus_records` (of one process, or of every part of a run put
+    together: a head's scores from several parts are averaged weighted by their prompts), with
+    ``delta`` against α = 0 (intervening on nothing: shared by every ``intervened``)."""
+    keys = ["intervened", "alpha", "layer", "head", "span"]
+    frame = pd.DataFrame(list(records)).assign(weighted=lambda f: f.score * f.n)
+    table = frame.groupby(keys, sort=False, as_index=False)[["weighted", "n"]].sum()
+    table["score"] = table.weighted / table.n
+    zero = table[table.alpha == 0].drop_duplicates(["layer", "head", "span"]).set_index(["layer", "head", "span"])["score"]
+    table["delta"] = [s - zero[(l, h, sp)] for l, h, sp, s in zip(table["layer"], table["head"], table["span"], table["score"])]
+    return table[TABLE3_COLUMNS]
 
 
 def focus_scores(
@@ -246,32 +335,5 @@ def focus_scores(
     intervenes on the top 20 and reports the top 5): ``relevant``, ``irrelevant``, ``irrelevant_max``, ``sink`` on long prompts and
     ``gold_relevant``, ``gold_sink`` on gold-only prompts; ``delta`` against α = 0. With a
     ``cache``, the α already in it are not run again."""
-    cache = cache if cache is not None else RowCache()
-    by = _split(examples)
-    intervene = list(heads if intervene is None else intervene)
-    wanted = [("long", s, s) for s in ("relevant", "irrelevant", "irrelevant_max", "sink")]
-    if by["gold"]:
-        wanted += [("gold", "relevant", "gold_relevant"), ("gold", "sink", "gold_sink")]
-
-    def one(alpha: float) -> list[dict]:
-        make = focusing(model, directions, intervene, alpha=alpha) if alpha else None
-        means = {}
-        for variant in {w[0] for w in wanted}:
-            answered = [a for a in answer_examples(model, by[variant], intervention=make, score=rows, progress=False, **answer_kw) if a.scores]
-            if not answered:
-                raise ValueError(f"no {variant} answer could be scored at alpha={alpha}")
-            for span in {w[1] for w in wanted if w[0] == variant}:
-                means[variant, span] = np.mean([a.scores[span] for a in answered if span in a.scores], axis=0)
-        return [{"intervened": len(intervene), "alpha": float(alpha), "layer": layer, "head": head, "span": name, "score": float(means[variant, span][layer, head])}
-                for variant, span, name in wanted for layer, head in heads]  # fmt: skip
-
-    records = []
-    for alpha in tqdm([0.0, *[a for a in alphas if a != 0]], desc="table 3", disable=not progress):
-        # α = 0 intervenes on nothing: one cell whichever heads the others intervene on
-        key = ["table3", float(alpha), [list(h) for h in heads]] + ([] if not alpha or intervene == list(heads) else [[list(h) for h in intervene]])
-        key += [] if rows == "generation" else [rows]
-        records += cache(key, lambda: one(alpha))
-    table = pd.DataFrame(records)
-    zero = table[table.alpha == 0].set_index(["layer", "head", "span"])["score"]
-    table["delta"] = [s - zero[(l, h, sp)] for l, h, sp, s in zip(table["layer"], table["head"], table["span"], table["score"])]
-    return table[TABLE3_COLUMNS]
+    return focus_table(focus_records(model, examples, directions, heads, intervene=intervene, alphas=alphas, rows=rows,
+                                     progress=progress, cache=cache, **answer_kw))  # fmt: skip

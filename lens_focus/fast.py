@@ -14,7 +14,10 @@ bridge's parameters* (no copy) with a registered attention function that
 4. hands :attr:`FastHooks.observe` an :class:`AttnCall` that computes the (patched) pattern of
    any rows on request (contextual scores),
 
-so the extra memory is O(rows × k_pos) per head, never O(k_pos²). Which path a model runs is set
+so the extra memory is O(rows × k_pos) per head, never O(k_pos²). A left-padded batch keeps its
+mask as its padding (:class:`PaddedCausal`, batch × k_pos) rather than the (batch, 1, T, T)
+booleans ``transformers`` builds, and SDPA runs per prompt on its unpadded slice, so a padded
+batch too stays linear in T (layers with a sliding window still get the built mask). Which path a model runs is set
 by :func:`set_attention` (``load_model(..., attention=...)``) and kept beside the model, not on it
 (:func:`state_of`); :func:`lens_focus.forward.run` dispatches on it. Hooks for the fast path are
 registered with :func:`add_fast_hooks`, which returns removers, so interventions register for both
@@ -63,6 +66,30 @@ PATTERN_CELLS = 2**25
 # --- what one layer's attention sees ----------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class PaddedCausal:
+    """The causal mask of a left-padded batch read in one pass, kept as its padding: ``keep``
+    (batch, k_pos), True on a prompt's tokens. It stands for the (batch, 1, T, T) boolean mask
+    that ``transformers`` would build, so a padded batch's memory stays linear in T: SDPA runs
+    per prompt on its unpadded slice (causal, no mask) and explicit rows read their masks from it."""
+
+    keep: Bool[Tensor, "batch k_pos"]
+
+    def to(self, *args, **kwargs) -> "PaddedCausal":  # moved with the other inputs across a device map
+        return PaddedCausal(self.keep.to(*args, **kwargs))
+
+    @property
+    def starts(self) -> list[int]:
+        """Each prompt's first token: its left padding's length."""
+        return (~self.keep).sum(1).tolist()
+
+    def rows(self, positions: Int[Tensor, " r"]) -> Bool[Tensor, "batch 1 r k_pos"]:
+        """The mask of the rows at batch positions ``positions``."""
+        keys = torch.arange(self.keep.shape[1], device=positions.device)
+        return (positions[:, None] >= keys[None, :])[None, None] & self.keep.to(positions.device)[:, None, None, :]
+
+
+
 @dataclass
 class AttnCall:
     """One layer's attention call on the fast path, in the model's own tensors.
@@ -76,8 +103,9 @@ class AttnCall:
     key: Float[Tensor, "batch kv k_pos d_head"]
     """Post-rotary keys, the cached ones included."""
     value: Float[Tensor, "batch kv k_pos d_head"]
-    mask: Tensor | None
-    """(batch, 1, q_pos, k_pos): bool (True = may attend) or additive float; None = causal."""
+    mask: "Tensor | PaddedCausal | None"
+    """(batch, 1, q_pos, k_pos): bool (True = may attend) or additive float; a :class:`PaddedCausal`;
+    None = causal."""
     scaling: float
     patches: list = field(default_factory=list)
     window: int | None = None
@@ -108,6 +136,8 @@ class AttnCall:
             distance = positions[:, None] - torch.arange(self.n_keys, device=scores.device)[None, :]
             keep = (distance >= 0) & (distance < self.window) if self.window else distance >= 0
             scores = scores.masked_fill(~keep, float("-inf"))
+        elif isinstance(self.mask, PaddedCausal):
+            scores = scores.masked_fill(~self.mask.rows(positions), float("-inf"))
         elif self.mask.dtype == torch.bool:
             scores = scores.masked_fill(~self.mask[:, :, rows], float("-inf"))
         else:
@@ -347,19 +377,31 @@ def rotary_tables(model, length: int) -> tuple[Tensor, Tensor]:
 # --- the attention function -------------------------------------------------------------------
 
 
-def _attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None, **kwargs):
+def _sdpa(module, query, key, value, mask, **kwargs):
+    """``transformers``' SDPA attention; with a :class:`PaddedCausal` mask, per prompt on its
+    unpadded slice (causal), the padding rows left at zero."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
+    if not isinstance(mask, PaddedCausal):
+        return sdpa_attention_forward(module, query, key, value, mask, **kwargs)
+    out = query.new_zeros(query.shape[0], query.shape[2], query.shape[1], value.shape[-1])  # (batch, q_pos, head, d_head)
+    for b, start in enumerate(mask.starts):
+        row, _ = sdpa_attention_forward(module, query[b : b + 1, :, start:], key[b : b + 1, :, start:], value[b : b + 1, :, start:], None, **kwargs)
+        out[b, start:] = row[0]
+    return out, None
+
+
+def _attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None, **kwargs):
     layer, hooks = getattr(module, "_lens", (None, None))
     if not hooks:  # nothing registered (or a module outside lens_focus): plain SDPA
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+        return _sdpa(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
     if kwargs.get("softcap"):
         raise RuntimeError(f"layer {layer}: soft-capped attention reached the fast path, which cannot compute it")
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     call = AttnCall(layer, query, key, value, attention_mask, scale, patches=list(hooks.patch.get(layer, [])), window=kwargs.get("sliding_window"))
     for edit in hooks.query.get(layer, []):
         call.query = edit(call)
-    out, weights = sdpa_attention_forward(module, call.query, key, value, attention_mask, dropout=dropout, scaling=scale, **kwargs)
+    out, weights = _sdpa(module, call.query, key, value, attention_mask, dropout=dropout, scaling=scale, **kwargs)
     if call.patches:
         changed = torch.zeros(call.query.shape[0], call.n_rows, dtype=torch.bool, device=query.device)
         for patch in call.patches:
@@ -377,6 +419,23 @@ def _attention(module, query, key, value, attention_mask, dropout: float = 0.0, 
     return out, weights
 
 
+def _mask(batch_size: int, q_length: int, kv_length: int, q_offset: int = 0, kv_offset: int = 0, mask_function=None,
+          attention_mask=None, local_size: int | None = None, **kwargs):
+    """The fast path's mask function (``transformers``' ``AttentionMaskInterface``): a left-padded
+    batch read in one pass under full causal attention gets a :class:`PaddedCausal`; anything
+    else (cached steps, sliding windows, masks of other shapes) what ``sdpa_mask`` builds."""
+    from transformers.masking_utils import causal_mask_function, sdpa_mask
+
+    mask_function = mask_function or causal_mask_function
+    if (attention_mask is not None and attention_mask.dim() == 2 and q_length == kv_length > 1 and q_offset == 0 and kv_offset == 0
+            and mask_function is causal_mask_function and local_size is None):  # fmt: skip
+        keep = attention_mask[:, :kv_length].bool()
+        if not bool(keep.all()) and bool((keep[:, 1:] >= keep[:, :-1]).all()) and bool(keep[:, -1].all()):  # padding on the left only
+            return PaddedCausal(keep)
+    return sdpa_mask(batch_size=batch_size, q_length=q_length, kv_length=kv_length, q_offset=q_offset, kv_offset=kv_offset,
+                     mask_function=mask_function, attention_mask=attention_mask, local_size=local_size, **kwargs)  # fmt: skip
+
+
 _REGISTERED = False
 
 
@@ -385,8 +444,8 @@ def _register() -> None:
     if _REGISTERED:
         return
     from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+    from transformers.masking_utils import AttentionMaskInterface
 
     AttentionInterface.register(IMPLEMENTATION, _attention)
-    AttentionMaskInterface.register(IMPLEMENTATION, sdpa_mask)
+    AttentionMaskInterface.register(IMPLEMENTATION, _mask)
     _REGISTERED = True

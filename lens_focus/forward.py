@@ -15,11 +15,13 @@ import ctypes
 import sys
 from typing import Sequence
 
+import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
 from .compat import cache_kwargs, new_cache
 from .fast import attention_of, fast_model
+from .model import attention_layers, model_info
 
 DEFAULT_CHUNK = 1024
 PATTERN_BYTES = 2**28
@@ -33,8 +35,32 @@ def input_device(model) -> torch.device:
 
 
 MASK_BYTES = 2**28
-"""Memory the fast path's padding mask may take in a batch: (batch, 1, T, T) booleans, one byte a
-cell, shared by every layer (the fast path keeps no pattern; its scored rows are a few per prompt)."""
+"""Memory the fast path's padding mask may take in a batch of a model with sliding-window layers:
+(batch, 1, T, T) booleans, one byte a cell, shared by those layers."""
+BATCH_BYTES = 2**31
+"""Memory a fast-path batch on the CPU may take for what grows with its tokens: the key-value
+cache of every layer and one layer's activations (the fast path keeps no pattern; its scored rows
+are a few per prompt, and a padded batch keeps its mask as its padding:
+:class:`lens_focus.fast.PaddedCausal`). On a GPU: half the memory free when the batches are planned."""
+
+
+def batch_bytes(model) -> int:
+    """:data:`BATCH_BYTES`, or on a GPU half of its free memory."""
+    device = input_device(model)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free) // 2
+    return BATCH_BYTES
+
+
+def token_bytes(model) -> int:
+    """Bytes one token of a batch holds on the fast path: its keys and values in every layer, and
+    one layer's hidden state and MLP activations."""
+    cfg, info = model.cfg, model_info(model)
+    size = next(model.parameters()).element_size()
+    cache = info.n_layers * 2 * info.n_kv_heads * info.d_head
+    layer = 4 * int(cfg.d_model) + 3 * int(getattr(cfg, "d_mlp", None) or 4 * cfg.d_model)
+    return size * (cache + layer)
 
 
 def max_cells_for(model) -> int:
@@ -45,10 +71,13 @@ def max_cells_for(model) -> int:
 def batch_budget(model, chunk: int = DEFAULT_CHUNK) -> tuple[int, int]:
     """``(max_cells, chunk)`` for :func:`plan_batches` on the model's attention path. Eager: every
     layer's pattern, batch × chunk × T float32 cells per head within :data:`PATTERN_BYTES`. Fast:
-    the prompt read in one pass, and the padding mask, batch × T × T bytes, within
-    :data:`MASK_BYTES` (at 2k tokens 64 prompts fit where the eager budget allows 3)."""
+    the prompt read in one pass, batch × T tokens of :func:`token_bytes` within
+    :func:`batch_bytes` (linear in T); with sliding-window layers, whose padded batches get a
+    built mask, batch × T × T bytes within :data:`MASK_BYTES`."""
     if attention_of(model) == "fast":
-        return MASK_BYTES, 2**62
+        if any(a.window for a in attention_layers(model)):
+            return MASK_BYTES, 2**62
+        return batch_bytes(model) // token_bytes(model), 1
     return max_cells_for(model), chunk
 
 

@@ -24,8 +24,9 @@ import json
 import os
 import pickle
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Hashable, Literal, Sequence
 
 import torch
 
@@ -33,6 +34,8 @@ from .labels import Example
 from .provenance import versions
 
 Launcher = Literal["alone", "torchrun", "shard"]
+WAIT = timedelta(hours=int(os.environ.get("LENS_FOCUS_WAIT_HOURS", "24")))
+"""How long a rank of torchrun waits for the others (``$LENS_FOCUS_WAIT_HOURS``, 24 by default)."""
 PART_JSON, PART_PICKLE = "part.json", "part.pkl"
 
 
@@ -53,26 +56,34 @@ class Part:
         """Whether this process writes the combined outputs (rank 0, or a process alone)."""
         return self.launcher == "alone" or (self.launcher == "torchrun" and self.index == 0)
 
-    def take(self, examples: Sequence[Example]) -> list[Example]:
-        """This part's examples: block ``index`` of :func:`blocks`; an error when it is empty."""
-        mine = blocks(examples, self.count)[self.index]
+    def indices(self, examples: Sequence[Example], keys: Sequence[Hashable] | None = None) -> list[int]:
+        """The indices of this part's examples: block ``index`` of :func:`blocks`; an error when it is empty."""
+        mine = blocks(examples, self.count, keys)[self.index]
         if not mine:
-            n = len({e.question_id for e in examples})
+            n = len(set(_keys(examples, keys)))
             raise ValueError(f"part {self.index} of {self.count} has no questions: {n} question(s) split into at most {n} parts")
-        return [examples[i] for i in mine]
+        return mine
 
-    def record(self, examples: Sequence[Example]) -> dict:
+    def take(self, examples: Sequence[Example], keys: Sequence[Hashable] | None = None) -> list[Example]:
+        """This part's examples (:meth:`indices`)."""
+        return [examples[i] for i in self.indices(examples, keys)]
+
+    def record(self, examples: Sequence[Example], keys: Sequence[Hashable] | None = None) -> dict:
         """The split as ``summary.json`` records it."""
-        return {"launcher": self.launcher, "world_size": self.count, "prompts_per_rank": [len(b) for b in blocks(examples, self.count)]}
+        return {"launcher": self.launcher, "world_size": self.count, "prompts_per_rank": [len(b) for b in blocks(examples, self.count, keys)]}
 
 
-def blocks(examples: Sequence[Example], count: int) -> list[list[int]]:
+def _keys(examples: Sequence[Example], keys: Sequence[Hashable] | None) -> list[Hashable]:
+    return [e.question_id for e in examples] if keys is None else list(keys)
+
+
+def blocks(examples: Sequence[Example], count: int, keys: Sequence[Hashable] | None = None) -> list[list[int]]:
     """``count`` contiguous blocks of example indices, whole questions each, as equal in prompts as
-    the questions allow (with fewer questions than parts, a question a block and the last empty)."""
+    the questions allow (with fewer questions than parts, a question a block and the last empty).
+    A question is the examples of one key: ``keys`` (one per example) or their ``question_id``."""
     questions: list[list[int]] = []
-    seen: dict[str, int] = {}
-    for i, ex in enumerate(examples):
-        q = ex.question_id
+    seen: dict[Hashable, int] = {}
+    for i, (ex, q) in enumerate(zip(examples, _keys(examples, keys), strict=True)):
         if q in seen and seen[q] != len(questions) - 1:
             raise ValueError(f"example {ex.id}: the prompts of question {q} are not next to each other; cannot split by question")
         if q not in seen:
@@ -116,9 +127,29 @@ def current_part(shard: str | None = None) -> Part:
         if not dist.is_initialized():
             if torch.cuda.is_available():
                 torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+            # ranks wait for each other while one runs a step that does not split (reproduce): hours, not the default 30 min
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo", timeout=WAIT)
         return Part(dist.get_rank(), dist.get_world_size(), "torchrun")
     return parse_shard(shard) if shard is not None else Part()
+
+
+def barrier(part: Part) -> None:
+    """Under torchrun, wait until every rank is here; elsewhere nothing."""
+    if part.launcher == "torchrun":
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def broadcast(part: Part, value: Any) -> Any:
+    """Under torchrun, rank 0's ``value`` on every rank; elsewhere ``value``."""
+    if part.launcher != "torchrun":
+        return value
+    import torch.distributed as dist
+
+    box = [value if part.main else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def combine(part: Part, out: str | Path, command: str, params: dict, payload: Any, split: dict | None = None) -> list[Any] | None:

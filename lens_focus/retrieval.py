@@ -48,20 +48,19 @@ def copy_credits(
     return (inside & same).sum(0).numpy()
 
 
-def retrieval_scores(
+def retrieval_samples(
     model, examples: Sequence[Example], *, max_new_tokens: int = 50, batch_size: int = 4, recall: float = 0.5, progress: bool = True
-) -> tuple[pd.DataFrame, dict]:
-    """Every head's retrieval score over ``examples`` (each with an ``answer`` span): a frame
-    ``layer, head, score, n`` ranked by score, and counts (``samples``, ``counted``: the samples
-    whose response recalls the answer)."""
+) -> list[np.ndarray | None]:
+    """Per example, in order, its copies per head over the answer span's length, ``(layer,
+    head)``, or None when its response does not recall the answer (and the sample does not count)."""
     if not examples:
         raise ValueError("no examples to score retrieval heads on")
     prompts = label_prompts(model, examples, max_new_tokens=max_new_tokens)
     for seq in prompts:
         if not seq.token_spans.get("answer"):
             raise ValueError(f"example {seq.example.id}: no 'answer' span (build it with lens_focus.data.needle)")
-    n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
-    per_sample: list[np.ndarray] = []
+    n_layers = model.cfg.n_layers
+    samples: list[np.ndarray | None] = [None] * len(examples)
     tops: dict = {}
 
     def watch(batch):
@@ -82,11 +81,28 @@ def retrieval_scores(
             if answer_recall(gen.text, ex.answers[0]) <= recall:
                 continue
             (s, e), pad = seq.token_spans["answer"][0], batch.pad(b)
-            copies = copy_credits(top[:, b] - pad, gen.ids, seq.input_ids, (s, e))
-            per_sample.append(copies / (e - s))
+            samples[i] = copy_credits(top[:, b] - pad, gen.ids, seq.input_ids, (s, e)) / (e - s)
         batch.cache = None
+    return samples
+
+
+def retrieval_frame(samples: Sequence[np.ndarray | None], n_layers: int, n_heads: int) -> tuple[pd.DataFrame, dict]:
+    """Every head's retrieval score, the mean over the samples that count of
+    :func:`retrieval_samples` (of one process, or of every part of a run in order): a frame
+    ``layer, head, score, n`` ranked by score, and counts (``samples``, ``counted``)."""
+    counted = [x for x in samples if x is not None]
     layer, head = np.meshgrid(np.arange(n_layers), np.arange(n_heads), indexing="ij")
-    mean = np.mean(per_sample, axis=0) if per_sample else np.full((n_layers, n_heads), np.nan)
-    frame = pd.DataFrame({"layer": layer.ravel(), "head": head.ravel(), "score": mean.ravel(), "n": len(per_sample)})
+    mean = np.mean(counted, axis=0) if counted else np.full((n_layers, n_heads), np.nan)
+    frame = pd.DataFrame({"layer": layer.ravel(), "head": head.ravel(), "score": mean.ravel(), "n": len(counted)})
     frame = frame.sort_values(["score", "layer", "head"], ascending=[False, True, True], ignore_index=True)
-    return frame, {"samples": len(examples), "counted": len(per_sample)}
+    return frame, {"samples": len(samples), "counted": len(counted)}
+
+
+def retrieval_scores(
+    model, examples: Sequence[Example], *, max_new_tokens: int = 50, batch_size: int = 4, recall: float = 0.5, progress: bool = True
+) -> tuple[pd.DataFrame, dict]:
+    """Every head's retrieval score over ``examples`` (each with an ``answer`` span): a frame
+    ``layer, head, score, n`` ranked by score, and counts (``samples``, ``counted``: the samples
+    whose response recalls the answer)."""
+    samples = retrieval_samples(model, examples, max_new_tokens=max_new_tokens, batch_size=batch_size, recall=recall, progress=progress)
+    return retrieval_frame(samples, model.cfg.n_layers, model.cfg.n_heads)

@@ -10,6 +10,7 @@ from lens_focus.fast import attention_of, attention_path, fast_hooks, fast_model
 from lens_focus.forward import run
 from lens_focus.generate import generate_batches
 from lens_focus.heads import Head
+from lens_focus.model import attention_layers
 from lens_focus.interventions import Placement, compensation, focus, focusing, placement_span, split_softmax
 from lens_focus.scoring import span_sums
 
@@ -61,8 +62,31 @@ def test_fast_model_shares_parameters_and_equals_the_bridge(arch, models, exampl
             second, _ = run(model, nxt, attention_mask=torch.cat([mask, mask[:, -1:]], 1), position_ids=pos[:, -1:] + 1, cache=cache)
         return torch.stack([first, second])
 
-    eager, fast = on_both(model, two_steps)
+    seen = []
+    remove = fast_module.add_fast_hooks(model, observe={0: lambda call: seen.append(type(call.mask).__name__)})
+    try:
+        eager, fast = on_both(model, two_steps)
+    finally:
+        remove[0]()
     assert (eager - fast).abs().max() < 1e-4
+    # the padded prompt's mask is kept as its padding (no batch × T × T tensor); the cached step's is a (batch, 1, 1, T) tensor
+    assert seen == ["Tensor" if attention_layers(model)[0].window else "PaddedCausal", "Tensor"]
+
+
+def test_padding_mask_stands_for_the_mask_transformers_builds():
+    from transformers.masking_utils import causal_mask_function, sdpa_mask
+
+    keep = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [0, 0, 0, 0, 1]]).bool()
+    compact = fast_module._mask(3, 5, 5, mask_function=causal_mask_function, attention_mask=keep)
+    assert isinstance(compact, fast_module.PaddedCausal) and compact.starts == [2, 0, 4]
+    built = sdpa_mask(batch_size=3, q_length=5, kv_length=5, attention_mask=keep, allow_is_causal_skip=False)
+    assert torch.equal(compact.rows(torch.arange(5)), built)
+    assert torch.equal(compact.rows(torch.tensor([1, 4])), built[:, :, [1, 4]])
+    # what it does not stand for is built as before: right padding, cached steps, sliding windows, no padding
+    right = keep.flip(1)
+    for kw in (dict(attention_mask=right), dict(attention_mask=keep, local_size=3), dict(attention_mask=torch.ones(3, 5).bool())):
+        assert not isinstance(fast_module._mask(3, 5, 5, mask_function=causal_mask_function, **kw), fast_module.PaddedCausal)
+    assert not isinstance(fast_module._mask(3, 1, 5, q_offset=4, mask_function=causal_mask_function, attention_mask=keep), fast_module.PaddedCausal)
 
 
 def test_other_architectures_fall_back_with_a_message(models):

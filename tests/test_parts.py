@@ -2,20 +2,23 @@
 --shard and put together by merge, and the ranks of torchrun gathered on rank 0, each giving
 exactly the files one process writes."""
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
+from typer.testing import CliRunner
 
 from lens_focus import load_examples, load_model
-from lens_focus.commands.runs import compensate_run, merge_run, score_run
-from lens_focus.heads import load_heads
+from lens_focus.commands.cli import app
+from lens_focus.commands.runs import compensate_run, evaluate_run, merge_run, retrieval_run, score_run, sweep_run
+from lens_focus.directions import FocusDirections, zero_directions
+from lens_focus.evaluation import group_by_length, parse_settings, split_sets
+from lens_focus.heads import Head, load_heads
 from lens_focus.parts import Part, blocks, parse_shard, read_parts
+from lens_focus.profile import profile_of_checkpoint
+from lens_focus.tasks import TASKS, build_task
 
-REPO = Path(__file__).resolve().parents[1]
 SCORE_FILES = ["scores.csv", "heads.json", "examples.jsonl", "em.csv", "table1.csv", "sparsity.csv"]
 
 
@@ -90,15 +93,63 @@ def test_shards_merged_write_what_one_process_writes(toy, examples, tmp_path):
         read_parts([tmp_path / "one"])
 
 
-def test_torchrun_ranks_write_what_one_process_writes(tmp_path):
-    args = ["score", "--data", "toy", "--limit", "4", "--max-new-tokens", "4"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    subprocess.run([sys.executable, "-m", "lens_focus", *args, "--out", str(tmp_path / "one")], env=env, check=True, capture_output=True)
-    launched = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "lens_focus", *args,
-                               "--out", str(tmp_path / "two")], env=env, capture_output=True, text=True)  # fmt: skip
-    assert launched.returncode == 0, launched.stderr[-2000:]
-    same_files(tmp_path / "one", tmp_path / "two", SCORE_FILES)
-    split = json.loads((tmp_path / "two" / "summary.json").read_text())["distributed"]
-    assert split == {"launcher": "torchrun", "world_size": 2, "prompts_per_rank": [12, 12]}  # 4 questions, 6 prompts each (5 positions, gold)
-    scores = pd.read_csv(tmp_path / "two" / "scores.csv")
-    assert set(scores.condition) >= {"long", "gold"} and len(scores) > 0
+def quiet(_):
+    pass
+
+
+def split_and_merged(tmp_path: Path, name: str, run) -> tuple[Path, Path]:
+    """``run(out, part)`` once alone and as two shards merged: the two folders."""
+    run(tmp_path / name, Part())
+    for i in range(2):
+        assert run(tmp_path / f"{name}{i}", Part(i, 2, "shard")) is None
+    merge_run([tmp_path / f"{name}0", tmp_path / f"{name}1"], tmp_path / f"{name}_merged", log=quiet)
+    return tmp_path / name, tmp_path / f"{name}_merged"
+
+
+def test_sweep_retrieval_and_evaluation_shards_merged(toy, examples, tmp_path):
+    g = torch.Generator().manual_seed(0)
+    zero = zero_directions(toy)
+    d = FocusDirections(q=torch.randn(zero.q.shape, generator=g), k=torch.randn(zero.k.shape, generator=g), site=zero.site, meta=zero.meta)
+    ranked = [Head(layer, head) for layer in range(8) for head in range(4)]
+    kw = dict(max_new_tokens=2, batch_size=8, log=quiet)
+    # sweep: Figure 4's cells with their paired intervals, and Table 3's scores averaged over every part's prompts
+    three = [e for e in examples if e.question_id in list(dict.fromkeys(x.question_id for x in examples))[:3]]
+    one, merged = split_and_merged(tmp_path, "sweep", lambda out, part: sweep_run(
+        toy, three, d, ranked, out, alphas=[2.0], ks=[2], table_alphas=[2.0], table_k=2, intervene_k=4, part=part, **kw))
+    same_files(one, merged, ["sweep.csv", "answers.csv", "table3.csv"])
+    table3 = pd.read_csv(one / "table3.csv")
+    assert (table3[table3.alpha == 2.0].delta.abs() > 0.01).any()  # the directions move the scores: the averages differ from α = 0's
+    assert json.loads((merged / "summary.json").read_text())["distributed"]["world_size"] == 2
+    # retrieval: the samples that recall the needle, from every part
+    needles = profile_of_checkpoint("toy").needles(toy.tokenizer, lengths=[80, 120], depths=[0.0, 50.0, 100.0])
+    one, merged = split_and_merged(tmp_path, "retrieval", lambda out, part: retrieval_run(toy, needles, out, max_new_tokens=6, batch_size=4, part=part, log=quiet))
+    same_files(one, merged, ["retrieval_scores.csv", "retrieval_heads.json"])
+    assert json.loads((one / "summary.json").read_text())["counted"] > 2  # more than one part's samples count
+    # evaluation: every task set's prompts split in blocks of questions; scores, sink table and answers as one process's
+    sets = [s for t in ("toy_needle", "toy_qa") for s in group_by_length(TASKS[t], build_task(t, toy.tokenizer, lengths=[80], n=3))]
+    halves = [split_sets(sets, Part(i, 2)) for i in range(2)]
+    assert [a.examples + b.examples for a, b in zip(*halves)] == [s.examples for s in sets]
+    settings = parse_settings("baseline,4_1")
+    one, merged = split_and_merged(tmp_path, "evaluate", lambda out, part: evaluate_run(
+        toy, sets, out, settings=settings, directions=d, ranked=ranked, sink_k=2, batch_size=4, part=part, log=quiet))
+    same_files(one, merged, ["task_scores.csv", "sink_scores.csv", "category_scores.csv", "answers.csv"])
+    split = json.loads((merged / "summary.json").read_text())["distributed"]
+    assert sum(split["prompts_per_rank"]) == sum(len(s.examples) for s in sets) and min(split["prompts_per_rank"]) > 0
+
+
+def test_shard_and_merge_from_the_command_line(tmp_path):
+    """--shard I/N on a command and lens-focus merge, as a Slurm array would run them; torchrun
+    through the command line is tested with reproduce (tests/test_reproduce.py)."""
+    args = ["retrieval", "--model", "toy", "--lengths", "80,120", "--depths", "0,50,100", "--max-new-tokens", "6"]
+    runner = CliRunner()
+    for extra, out in (([], "one"), (["--shard", "0/2"], "p0"), (["--shard", "1/2"], "p1")):
+        result = runner.invoke(app, [*args, *extra, "--out", str(tmp_path / out)])
+        assert result.exit_code == 0, result.output
+    assert "combine the parts with lens-focus merge" in result.output and not (tmp_path / "p1" / "retrieval_scores.csv").exists()
+    merged = runner.invoke(app, ["merge", str(tmp_path / "p0"), str(tmp_path / "p1"), "--out", str(tmp_path / "merged")])
+    assert merged.exit_code == 0, merged.output
+    same_files(tmp_path / "one", tmp_path / "merged", ["retrieval_scores.csv", "retrieval_heads.json"])
+    bad = runner.invoke(app, [*args, "--shard", "2/2", "--out", str(tmp_path / "bad")])
+    assert bad.exit_code != 0 and "--shard '2/2'" in bad.output
+    missing = runner.invoke(app, ["merge", str(tmp_path / "p0"), "--out", str(tmp_path / "m2")])
+    assert missing.exit_code != 0 and "parts [1] of 2 are missing" in missing.output

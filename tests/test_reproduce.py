@@ -1,7 +1,11 @@
 """``lens-focus reproduce``: every step in order, the index beside the paper, and resuming."""
 import json
+import os
 import re
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,6 +15,7 @@ from lens_focus.cache import RowCache
 from lens_focus.commands.cli import app
 from lens_focus.profile import Profile
 from lens_focus.commands.reproduce import STEPS, TOY_QUICK, Plan, plan_for, reproduce, step_params
+from lens_focus.directions import FocusDirections
 from lens_focus.stats import em_text
 
 # Smaller than --quick: every step runs, each for seconds.
@@ -227,3 +232,29 @@ def test_cli_runs_chosen_steps_with_what_they_read(tmp_path):
     plan.write_text('{"epoch": 2}')
     bad = CliRunner().invoke(app, ["reproduce", "--model", "toy", "--plan", str(plan), "--out", str(tmp_path)])
     assert bad.exit_code != 0 and "unknown plan fields ['epoch']" in bad.output
+
+
+def test_torchrun_ranks_reproduce_what_one_process_writes(run, tmp_path):
+    """Two ranks of torchrun: the question steps split (each rank its own cell cache), rank 0 alone
+    trains the directions while the other waits, and every table is the one process's."""
+    one, _ = run
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({k: v for k, v in TINY.to_dict().items() if k != "data"}))
+    two = tmp_path / "two"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    steps = "score,compensation,sweep,retrieval_heads,evaluation"
+    launched = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "lens_focus", "reproduce",
+                               "--model", "toy", "--plan", str(plan), "--steps", steps, "--out", str(two)], env=env, capture_output=True, text=True)  # fmt: skip
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    for name in ["score/scores.csv", "score/em.csv", "heads/scores.csv", "compensation/compensation.csv", "compensation/answers.csv",
+                 "sweep/sweep.csv", "sweep/answers.csv", "sweep/table3.csv", "retrieval_heads/retrieval_scores.csv",
+                 "evaluation/task_scores.csv", "evaluation/sink_scores.csv", "evaluation/answers.csv"]:  # fmt: skip
+        pd.testing.assert_frame_equal(pd.read_csv(one / name), pd.read_csv(two / name), check_exact=False, rtol=0, atol=1e-6, obj=name)
+    assert (one / "heads/heads.json").read_text() == (two / "heads/heads.json").read_text()
+    a, b = (FocusDirections.load(d / "directions/directions.safetensors") for d in (one, two))
+    assert (a.q == b.q).all() and (a.k == b.k).all()
+    for step in ("score", "heads", "compensation", "sweep", "retrieval_heads", "evaluation"):
+        split = json.loads((two / step / "summary.json").read_text())["distributed"]
+        assert split["launcher"] == "torchrun" and split["world_size"] == 2 and min(split["prompts_per_rank"]) > 0, step
+    assert sorted(p.name for p in (two / "sweep").glob("cells*.jsonl")) == ["cells.0of2.jsonl", "cells.1of2.jsonl"]
+    assert "── directions: focus directions (rank 0 alone; the others wait)" in launched.stdout + launched.stderr

@@ -155,12 +155,15 @@ def sweep(
     intervene_k: Annotated[int, typer.Option("--intervene-k", min=1, help="top heads Table 3's right half intervenes on (its left half: the reported heads)")] = TABLE3_INTERVENE_K,
     rows: Rows = "generation",
     out: OutDir = Path("runs/sweep"),
+    work: WorkOptions = WorkOptions(),
 ) -> None:
-    """EM over focus strength α and head count k (paper Figure 4) and the top heads' scores under α (Table 3)."""
+    """EM over focus strength α and head count k (paper Figure 4) and the top heads' scores under α (Table 3).
+    Splits its questions across torchrun's ranks, or takes one part of them with --shard."""
+    part = work.part()
     lm, examples = _setup(model, data, ("long", "gold"))
     d = _directions(directions, lm)
     sweep_run(lm, examples, d, _ranked(lm, heads), out, alphas=alphas, ks=ks, table_alphas=table_alphas,
-              table_k=table_k, intervene_k=intervene_k, rows=rows, log=typer.echo, **answers.kw())  # fmt: skip
+              table_k=table_k, intervene_k=intervene_k, rows=rows, part=part, log=typer.echo, **answers.kw())  # fmt: skip
 
 
 @command(app, model="smollm2", max_new_tokens=50, batch_size=4)
@@ -171,9 +174,12 @@ def retrieval(
     lengths: listed("--lengths", numbers(int, low=1), "context lengths in tokens (default: 80,160,300 for a toy-vocabulary model; 1000,2000,4000 within the context)") = None,
     depths: listed("--depths", numbers(low=0.0, high=100.0), "needle depths in percent") = csv(NEEDLE_DEPTHS),
     out: OutDir = Path("runs/retrieval"),
+    work: WorkOptions = WorkOptions(),
 ) -> None:
     """Rank heads by retrieval score on a needle-in-a-haystack test (Wu et al. 2024; paper §5, Figure 9).
-    For a toy-vocabulary model the needles, filler and question are in the toy vocabulary."""
+    For a toy-vocabulary model the needles, filler and question are in the toy vocabulary.
+    Splits its needles across torchrun's ranks, or takes one part of them with --shard."""
+    part = work.part()
     profile = profile_of_checkpoint(model.model)
     if profile.toy_vocabulary and filler is not None:
         raise ValueError("--filler does not apply to a toy-vocabulary model: its haystack is made of toy facts")
@@ -183,7 +189,7 @@ def retrieval(
     typer.echo(f"data   {len(examples)} needle prompts: lengths {list(lengths)}, depths {list(depths)}, filler {filler or 'built-in'}"
                + (" (toy vocabulary)" if profile.toy_vocabulary else ""))  # fmt: skip
     meta = {"lengths": list(lengths), "depths": [float(d) for d in depths], "filler": str(filler or "built-in")}
-    retrieval_run(lm, examples, out, max_new_tokens=answers.max_new_tokens, batch_size=answers.batch_size, meta=meta, log=typer.echo)
+    retrieval_run(lm, examples, out, max_new_tokens=answers.max_new_tokens, batch_size=answers.batch_size, meta=meta, part=part, log=typer.echo)
 
 
 @command(app, batch_size=4)
@@ -205,8 +211,11 @@ def evaluate(
     seed: Annotated[int, typer.Option("--seed", help="draws the prompts; nq and json_kv from --kv take other held-out questions per seed")] = 0,
     rows: Rows = "generation",
     out: OutDir = Path("runs/evaluate"),
+    work: WorkOptions = WorkOptions(),
 ) -> None:
-    """Focus directions on long-context tasks: scores per task, category and setting, and the top heads' sink score per task (paper Tables 2, 5-13)."""
+    """Focus directions on long-context tasks: scores per task, category and setting, and the top heads' sink score per task (paper Tables 2, 5-13).
+    Splits every task's questions across torchrun's ranks, or takes one part of them with --shard."""
+    part = work.part()
     chosen = parse_settings(settings)
     profile = profile_of_checkpoint(model.model)
     names = list(tasks) if tasks else profile.tasks(nq=nq)
@@ -227,7 +236,8 @@ def evaluate(
         "directions": str(directions) if directions else None, "heads": str(heads),
         "nq": str(nq) if nq else None, "kv": str(kv) if kv else "generated",
     }  # fmt: skip
-    evaluate_run(lm, sets, out, settings=chosen, directions=d, ranked=ranked, sink_k=sink_k, batch_size=answers.batch_size, rows=rows, meta=meta, log=typer.echo)
+    evaluate_run(lm, sets, out, settings=chosen, directions=d, ranked=ranked, sink_k=sink_k, batch_size=answers.batch_size, rows=rows, meta=meta,
+                 part=part, log=typer.echo)  # fmt: skip
 
 
 @command(app)
@@ -279,7 +289,8 @@ def merge(
     parts: Annotated[list[Path], typer.Argument(help="the part folders of one run made with --shard I/N, all N of them")],
     out: Annotated[Path, typer.Option("--out", help="folder to write what one process writes into")] = ...,
 ) -> None:
-    """Combine the parts of a command run as independent jobs (--shard I/N) into the folder one process writes (score, compensate)."""
+    """Combine the parts of a command run as independent jobs (--shard I/N) into the folder one process writes
+    (score, compensate, sweep, retrieval, evaluate)."""
     merge_run(parts, out, log=typer.echo)
 
 

@@ -10,12 +10,16 @@ redone, and so is every step after it that reads its files. Inside the long step
 cell (a compensation or sweep setting, a Table 3 strength, a task under a setting) is kept in
 ``cells.jsonl`` as it completes, so an interrupted step resumes at the cell where it stopped.
 The model is loaded only when some step has work to do.
+
+Under ``torchrun`` (``torchrun --nproc-per-node N -m lens_focus reproduce ...``) the steps that
+answer questions split them across the ranks and rank 0 writes their files; the other steps run
+on rank 0 while the rest wait. Each rank keeps its own cell cache (``cells.IofN.jsonl``), so a
+split run resumes with the same number of ranks.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, replace
@@ -38,6 +42,7 @@ from ..heads import load_heads
 from ..labels import RowsKind
 from ..answers import second_pass_counts, skip_counts
 from ..model import attention_layers, load_model, model_info
+from ..parts import Part, barrier, broadcast, current_part
 from ..plots import plotlyjs_for
 from ..profile import Profile, profile_of, profile_of_checkpoint
 from ..provenance import versions
@@ -162,17 +167,19 @@ class Step:
     fields: tuple[str, ...]
     run: Callable[["Run"], None]
     uses_model: bool = True
+    split: bool = False  # under torchrun every rank answers its block of the questions; else rank 0 alone runs it
 
 
 class Run:
     """The state one :func:`reproduce` call shares between steps: the plan, the folder, the model
     (loaded on first use), and a log that prints above the progress bar."""
     def __init__(self, model_name: str, out: Path, plan: Plan, *, device=None, attention: str = "auto", dtype: str = "float32", log: Log | None = None,
-                 device_map=None, max_memory=None):
+                 device_map=None, max_memory=None, part: Part = Part()):
         self.model_name, self.out, self.plan = model_name, out, plan
         self.device, self.attention, self.dtype = device, attention, dtype
         self.device_map, self.max_memory = device_map, max_memory
-        self.log = log or tqdm.write
+        self.part = part
+        self.log = (log or tqdm.write) if part.main else _quiet
         self._model = None
 
     @property
@@ -187,7 +194,9 @@ class Run:
         return self.out / step
 
     def cache(self, step: str) -> RowCache:
-        return RowCache(self.dir(step) / CELLS)
+        """The step's cell cache; a part of a split run keeps its own (its cells hold its questions only)."""
+        own = CELLS if self.part.count == 1 else f"cells.{self.part.index}of{self.part.count}.jsonl"
+        return RowCache(self.dir(step) / own)
 
     def examples(self, *, split: str, limit: int, positions: Sequence[int], variants: Sequence[str]):
         p = self.plan
@@ -204,30 +213,35 @@ class Run:
         return FocusDirections.load(self.dir("directions") / "directions.safetensors", model=self.model)
 
 
+def _quiet(_: str) -> None:
+    pass
+
+
 def _score(r: Run) -> None:
     p = r.plan
     ex = r.examples(split="test", limit=p.score_limit, positions=p.score_positions, variants=("long", "gold", "negative"))
-    score_run(r.model, ex, r.dir("score"), rows=p.rows, meta={"data": p.data, "split": "test", "limit": p.score_limit}, log=r.log, **r.answer_kw())
+    score_run(r.model, ex, r.dir("score"), rows=p.rows, meta={"data": p.data, "split": "test", "limit": p.score_limit}, part=r.part, log=r.log, **r.answer_kw())
 
 
 def _other_rows(r: Run) -> None:
     p = r.plan
     ex = r.examples(split="test", limit=p.score_limit, positions=p.score_positions, variants=("long", "gold", "negative"))
     meta = {"data": p.data, "split": "test", "limit": p.score_limit, "other_than": p.rows}
-    score_run(r.model, ex, r.dir("rows"), rows=OTHER_ROWS[p.rows], meta=meta, log=r.log, **r.answer_kw())
+    score_run(r.model, ex, r.dir("rows"), rows=OTHER_ROWS[p.rows], meta=meta, part=r.part, log=r.log, **r.answer_kw())
 
 
 def _heads(r: Run) -> None:
     p = r.plan
     ex = r.examples(split="train", limit=p.heads_limit, positions=p.heads_positions, variants=("long", "gold"))
-    score_run(r.model, ex, r.dir("heads"), rows=p.rows, meta={"data": p.data, "split": "train", "limit": p.heads_limit}, log=r.log, **r.answer_kw())
+    meta = {"data": p.data, "split": "train", "limit": p.heads_limit}
+    score_run(r.model, ex, r.dir("heads"), rows=p.rows, meta=meta, part=r.part, log=r.log, **r.answer_kw())
 
 
 def _compensation(r: Run) -> None:
     p = r.plan
     ex = r.examples(split="test", limit=p.limit, positions=p.positions, variants=("long", "gold", "negative"))
     compensate_run(r.model, ex, r.ranked(), r.dir("compensation"), taus=p.taus, ks=p.compensation_ks, random_tau=p.random_tau,
-                   seed=p.seed, cache=r.cache("compensation"), log=r.log, **r.answer_kw())  # fmt: skip
+                   seed=p.seed, cache=r.cache("compensation"), part=r.part, log=r.log, **r.answer_kw())  # fmt: skip
 
 
 def _directions(r: Run) -> None:
@@ -241,14 +255,15 @@ def _sweep(r: Run) -> None:
     p = r.plan
     ex = r.examples(split="test", limit=p.limit, positions=p.positions, variants=("long", "gold"))
     sweep_run(r.model, ex, r.directions(), r.ranked(), r.dir("sweep"), alphas=p.alphas, ks=p.sweep_ks, table_alphas=p.table_alphas,
-              intervene_k=p.table_intervene_k, rows=p.rows, cache=r.cache("sweep"), log=r.log, **r.answer_kw())  # fmt: skip
+              intervene_k=p.table_intervene_k, rows=p.rows, cache=r.cache("sweep"), part=r.part, log=r.log, **r.answer_kw())  # fmt: skip
 
 
 def _retrieval(r: Run) -> None:
     p = r.plan
     ex = profile_of(r.model).needles(r.model.tokenizer, lengths=p.needle_lengths, depths=[float(d) for d in p.needle_depths])
     meta = {"lengths": list(p.needle_lengths), "depths": list(p.needle_depths), "filler": "built-in"}
-    retrieval_run(r.model, ex, r.dir("retrieval_heads"), max_new_tokens=p.needle_new_tokens, batch_size=max(1, p.batch_size // 2), meta=meta, log=r.log)
+    retrieval_run(r.model, ex, r.dir("retrieval_heads"), max_new_tokens=p.needle_new_tokens, batch_size=max(1, p.batch_size // 2), meta=meta,
+                  part=r.part, log=r.log)  # fmt: skip
 
 
 def _figure9(r: Run) -> None:
@@ -273,7 +288,7 @@ def _tasks(r: Run) -> None:
         sets += group_by_length(TASKS[name], built)
     meta = {"tasks": list(p.tasks), "lengths": list(p.task_lengths), "n": p.task_n, "seed": p.seed, "nq": p.nq, "kv": p.kv or "generated"}
     evaluate_run(r.model, sets, r.dir("evaluation"), settings=parse_settings(list(p.settings)), directions=r.directions(), ranked=r.ranked(),
-                 batch_size=max(1, p.batch_size // 2), rows=p.rows, meta=meta, cache=r.cache("evaluation"), log=r.log)  # fmt: skip
+                 batch_size=max(1, p.batch_size // 2), rows=p.rows, meta=meta, cache=r.cache("evaluation"), part=r.part, log=r.log)  # fmt: skip
 
 
 def _seeds(r: Run) -> None:
@@ -320,15 +335,15 @@ _ANSWER = ("data", "n_docs", "max_new_tokens", "batch_size", "seed")
 EXPLORE_PAGE = "explore.html"
 OTHER_ROWS = {"generation": "response", "response": "generation"}
 STEPS: tuple[Step, ...] = (
-    Step("score", "contextual scores on held-out questions", (), (*_ANSWER, "rows", "score_limit", "score_positions"), _score),
-    Step("rows", "the same contextual scores under the other row convention", (), (*_ANSWER, "rows", "score_limit", "score_positions"), _other_rows),
-    Step("heads", "heads ranked on training questions", (), (*_ANSWER, "rows", "heads_limit", "heads_positions"), _heads),
-    Step("compensation", "split-softmax compensation", ("heads",), (*_ANSWER, "limit", "positions", "taus", "compensation_ks", "random_tau"), _compensation),
+    Step("score", "contextual scores on held-out questions", (), (*_ANSWER, "rows", "score_limit", "score_positions"), _score, split=True),
+    Step("rows", "the same contextual scores under the other row convention", (), (*_ANSWER, "rows", "score_limit", "score_positions"), _other_rows, split=True),
+    Step("heads", "heads ranked on training questions", (), (*_ANSWER, "rows", "heads_limit", "heads_positions"), _heads, split=True),
+    Step("compensation", "split-softmax compensation", ("heads",), (*_ANSWER, "limit", "positions", "taus", "compensation_ks", "random_tau"), _compensation, split=True),
     Step("directions", "focus directions", (), (*_ANSWER, "rows", "directions_limit", "positions", "epochs"), _directions),
-    Step("sweep", "focus strength and head count", ("heads", "directions"), (*_ANSWER, "rows", "limit", "positions", "alphas", "sweep_ks", "table_alphas", "table_intervene_k"), _sweep),
-    Step("retrieval_heads", "retrieval heads from the needle test", (), ("needle_lengths", "needle_depths", "needle_new_tokens", "batch_size"), _retrieval),
+    Step("sweep", "focus strength and head count", ("heads", "directions"), (*_ANSWER, "rows", "limit", "positions", "alphas", "sweep_ks", "table_alphas", "table_intervene_k"), _sweep, split=True),
+    Step("retrieval_heads", "retrieval heads from the needle test", (), ("needle_lengths", "needle_depths", "needle_new_tokens", "batch_size"), _retrieval, split=True),
     Step("figure9", "contextual vs retrieval heads", ("score", "retrieval_heads"), (), _figure9, uses_model=False),
-    Step("evaluation", "long-context tasks", ("heads", "directions"), ("tasks", "task_lengths", "task_n", "settings", "nq", "kv", "seed", "batch_size", "rows"), _tasks),
+    Step("evaluation", "long-context tasks", ("heads", "directions"), ("tasks", "task_lengths", "task_n", "settings", "nq", "kv", "seed", "batch_size", "rows"), _tasks, split=True),
     Step("seeds", "focus directions over seeds, on long and gold-only training prompts", (),
          (*_ANSWER[:-1], "positions", "epochs", "rows", "seeds", "seeds_train_limit", "seeds_heads_limit", "seeds_test_limit", "seeds_alpha",
           "seeds_k", "seeds_prompts"), _seeds),
@@ -377,11 +392,11 @@ def reproduce(
 ) -> dict[str, str]:
     """Run every step not yet done (or only ``steps``, with what they need) into ``out`` and write
     ``out/index.md``. Returns each step's status: ``done`` (already there), ``ran``, or ``skipped``
-    (not asked for). Deterministic under the plan's seed."""
+    (not asked for). Deterministic under the plan's seed. Under torchrun the steps that answer
+    questions (score, rows, heads, compensation, sweep, retrieval_heads, evaluation) split them
+    across the ranks (:mod:`lens_focus.parts`); the others run on rank 0 while the rest wait."""
     out = Path(out)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ValueError("reproduce does not split its steps across torchrun's ranks yet; run it in one process "
-                         "(score and compensate split their questions under torchrun or --shard)")  # fmt: skip
+    part = current_part()
     plan = plan or plan_for(profile_of_checkpoint(model_name), quick=quick)
     known = {s.name: s for s in STEPS}
     wanted = set(known) if steps is None else set(steps)
@@ -390,36 +405,41 @@ def reproduce(
     for s in reversed(STEPS):  # what a wanted step reads is wanted too
         if s.name in wanted:
             wanted |= set(s.needs)
-    run = Run(model_name, out, plan, device=device, attention=attention, dtype=dtype, log=log, device_map=device_map, max_memory=max_memory)
-    out.mkdir(parents=True, exist_ok=True)
-    plotlyjs_for(out)  # one plotly.js for every step's pages (or the one above that they share)
-    (out / "plan.json").write_text(json.dumps({"model": model_name, "quick": quick, **({"dtype": dtype} if dtype != "float32" else {}), **plan.to_dict()}, indent=2) + "\n")
+    run = Run(model_name, out, plan, device=device, attention=attention, dtype=dtype, log=log, device_map=device_map, max_memory=max_memory, part=part)
+    if part.main:
+        out.mkdir(parents=True, exist_ok=True)
+        plotlyjs_for(out)  # one plotly.js for every step's pages (or the one above that they share)
+        (out / "plan.json").write_text(json.dumps({"model": model_name, "quick": quick, **({"dtype": dtype} if dtype != "float32" else {}), **plan.to_dict()}, indent=2) + "\n")
     stamps: dict[str, str] = {}
     status: dict[str, str] = {}
-    bar = tqdm(STEPS, desc="reproduce", unit="step", disable=not progress)
+    bar = tqdm(STEPS, desc="reproduce", unit="step", disable=not progress or not part.main)
     for step in bar:
         params = step_params(step, model_name, plan, stamps, dtype)
         stamps[step.name] = _stamp(params)
-        if step.name not in wanted:
-            status[step.name] = "skipped"
-            continue
         folder = run.dir(step.name)
         done = _read(folder / DONE)
-        if done is not None and done.get("params") == params:
-            status[step.name] = "done"
+        # rank 0 decides for every rank of torchrun (they would read the folder at different moments)
+        status[step.name] = broadcast(part, "skipped" if step.name not in wanted else "done" if done is not None and done.get("params") == params else "ran")
+        if status[step.name] != "ran":
             continue
         bar.set_postfix_str(step.name)
-        run.log(f"── {step.name}: {step.title}")
-        if _read(folder / PARAMS) != params and folder.exists():
-            shutil.rmtree(folder)  # made under other parameters: its cells do not apply
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / PARAMS).write_text(json.dumps(params, indent=2) + "\n")
+        run.log(f"── {step.name}: {step.title}" + (" (rank 0 alone; the others wait)" if part.count > 1 and not step.split else ""))
+        if part.main:
+            if _read(folder / PARAMS) != params and folder.exists():
+                shutil.rmtree(folder)  # made under other parameters: its cells do not apply
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / PARAMS).write_text(json.dumps(params, indent=2) + "\n")
+        barrier(part)
         start = time.time()
-        step.run(run)
+        if step.split or part.main:
+            step.run(run)
         seconds = round(time.time() - start, 1)
-        (folder / DONE).write_text(json.dumps({"params": params, "seconds": seconds}, indent=2) + "\n")
-        status[step.name] = "ran"
+        if part.main:
+            (folder / DONE).write_text(json.dumps({"params": params, "seconds": seconds}, indent=2) + "\n")
+        barrier(part)  # the next step reads this one's files
         run.log(f"   {step.name} done in {seconds} s")
+    if not part.main:
+        return status
     index = write_index(out, model_name=model_name, plan=plan, versions=versions())
     run.log(f"wrote  {index}")
     return status

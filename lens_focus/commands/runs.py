@@ -24,15 +24,15 @@ from analyses import sweep as fig4
 from ..answers import Answered, answer_examples, conditions, gold_response_sequences, second_pass_counts, skip_counts
 from ..cache import RowCache
 from ..directions import INERT_NOTE, FocusDirections, train_directions
-from ..evaluation import evaluate_tasks
-from ..experiments import answer_records, compensation_cells, compensation_table, concat_cells, focus_scores, sweep_experiment
+from ..evaluation import concat_evaluation, evaluation_cells, evaluation_tables, split_record, split_sets
+from ..experiments import answer_records, compensation_cells, compensation_table, concat_cells, focus_records, focus_table, sweep_cells, sweep_table
 from ..interventions import focusing
 from ..heads import Head, rank_heads, save_heads
 from ..labels import Example
 from ..model import model_info
 from ..parts import Part, combine, read_parts
 from ..provenance import versions
-from ..retrieval import retrieval_scores
+from ..retrieval import retrieval_frame, retrieval_samples
 from ..scoring import aggregate_scores
 
 Log = Callable[[str], None]
@@ -131,11 +131,11 @@ def score_run(
     parts = combine(part, out, "score", params, answered, split=split)
     if parts is None:
         return _part_written(part, out, log)
-    return finish_score(concat_answers(parts), out, params=params, split=split, seconds=time.time() - start, log=log)
+    return finish_score(concat_parts(parts), out, params=params, split=split, seconds=time.time() - start, log=log)
 
 
-def concat_answers(parts: Sequence[list[Answered]]) -> list[Answered]:
-    """Every part's answers, in part order: the examples in the order one process answers them."""
+def concat_parts(parts: Sequence[list]) -> list:
+    """Every part's items (answers, samples), in part order: the examples in the order one process has them."""
     return [a for p in parts for a in p]
 
 
@@ -209,22 +209,6 @@ def finish_compensate(cells, out: str | Path, *, params: dict, split: dict, seco
     return table
 
 
-MERGERS = {"score": (concat_answers, finish_score), "compensate": (concat_cells, finish_compensate)}
-"""The commands whose parts :func:`merge_run` combines: how their parts' results join, and what writes their files."""
-
-
-def merge_run(folders: Sequence[str | Path], out: str | Path, *, log: Log = print):
-    """Combine the part folders of one split run (``--shard I/N``) into the folder one process writes."""
-    start = time.time()
-    meta, payloads = read_parts(folders)
-    command = meta["command"]
-    if command not in MERGERS:
-        raise ValueError(f"parts of {command!r}: merge combines {', '.join(MERGERS)}")
-    join, finish = MERGERS[command]
-    log(f"merge  {len(payloads)} parts of {command}")
-    return finish(join(payloads), out, params=meta["params"], split=meta["split"], seconds=time.time() - start, log=log)
-
-
 def directions_run(
     model,
     examples: Sequence[Example],
@@ -272,29 +256,44 @@ def sweep_run(
     intervene_k: int = 20,
     rows: str = "generation",
     cache: RowCache | None = None,
+    part: Part = Part(),
     log: Log = print,
     **answer_kw,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """EM over α and k (Figure 4: ``sweep.*``, every prompt's answer in ``answers.csv``) and the top
     ``table_k`` heads' scores under α (Table 3: ``table3.*``), with α·d on those heads (its left
-    half) and on the top ``intervene_k`` (its right half)."""
+    half) and on the top ``intervene_k`` (its right half). Under a split (``part``) as :func:`score_run`."""
     start = time.time()
-    answers: list[dict] = []
-    table = sweep_experiment(model, examples, directions, ranked, alphas=alphas, ks=ks, cache=cache, answers=answers, **answer_kw)
+    params = {"model": model_info(model).to_dict(), "prompts": len(examples), "site": directions.site, "alphas": list(alphas),
+              "ks": [str(k) for k in ks], "table_alphas": list(table_alphas), "table_k": table_k, "intervene_k": intervene_k, "rows": rows, **answer_kw}  # fmt: skip
+    mine = part.take(examples)
+    cells = sweep_cells(model, mine, directions, ranked, alphas=alphas, ks=ks, cache=cache, **answer_kw)
+    halves = sorted({table_k, min(intervene_k, len(ranked))})
+    records = [r for k in halves for r in focus_records(model, mine, directions, ranked[:table_k], intervene=ranked[:k], alphas=table_alphas, rows=rows, cache=cache, **answer_kw)]
+    split = part.record(examples)
+    parts = combine(part, out, "sweep", params, (cells, records), split=split)
+    if parts is None:
+        return _part_written(part, out, log)
+    return finish_sweep(concat_sweep(parts), out, params=params, split=split, seconds=time.time() - start, log=log)
+
+
+def concat_sweep(parts: Sequence[tuple]) -> tuple:
+    """The sweep's cells and Table 3 records of every part, as one run's."""
+    return concat_cells([cells for cells, _ in parts]), [r for _, records in parts for r in records]
+
+
+def finish_sweep(work: tuple, out: str | Path, *, params: dict, split: dict, seconds: float, log: Log = print) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The files of :func:`sweep_run` from its cells and Table 3 records (one process's, or every part's put together)."""
+    cells, records = work
+    table, answers = sweep_table(cells)
     fig4.write(table, out)
     pd.DataFrame(answers).to_csv(Path(out) / "answers.csv", index=False)
-    halves = sorted({table_k, min(intervene_k, len(ranked))})
-    scores = pd.concat([focus_scores(model, examples, directions, ranked[:table_k], intervene=ranked[:k], alphas=table_alphas, rows=rows, cache=cache, **answer_kw)
-                        for k in halves], ignore_index=True)  # fmt: skip
-    inert = directions.site == "post_rotary"
-    table3.write(scores, out, note=f"Directions at site {directions.site}" + (f"; {INERT_NOTE}." if inert else "."))
-    _summary(Path(out), {
-        "model": model_info(model).to_dict(), "prompts": len(examples), "site": directions.site, "alphas": list(alphas),
-        "ks": [str(k) for k in ks], "table_alphas": list(table_alphas), "table_k": table_k, "intervene_k": intervene_k, "rows": rows, **answer_kw,
-        "seconds": round(time.time() - start, 1),
-    })  # fmt: skip
+    scores = focus_table(records)
+    inert = params["site"] == "post_rotary"
+    table3.write(scores, out, note=f"Directions at site {params['site']}" + (f"; {INERT_NOTE}." if inert else "."))
+    _summary(Path(out), {**params, "distributed": split, "seconds": round(seconds, 1)})
     log(table.pivot(index="alpha", columns="k", values="em").to_string())
-    log(f"site   {directions.site}" + (f" ({INERT_NOTE})" if inert else ""))
+    log(f"site   {params['site']}" + (f" ({INERT_NOTE})" if inert else ""))
     log(f"wrote  {out}/ (sweep.csv, sweep.html/png, answers.csv, table3.csv, table3.md, summary.json)")
     return table, scores
 
@@ -307,19 +306,33 @@ def retrieval_run(
     max_new_tokens: int = 50,
     batch_size: int = 4,
     meta: dict | None = None,
+    part: Part = Part(),
     log: Log = print,
-) -> dict:
-    """Retrieval scores from the needle test (docs/method.md §6): ``retrieval_scores.csv``, ``retrieval_heads.json``."""
-    start, out = time.time(), Path(out)
-    frame, counts = retrieval_scores(model, examples, max_new_tokens=max_new_tokens, batch_size=batch_size)
+) -> dict | None:
+    """Retrieval scores from the needle test (docs/method.md §6): ``retrieval_scores.csv``,
+    ``retrieval_heads.json``. Under a split (``part``) as :func:`score_run`."""
+    start = time.time()
+    info = model_info(model)
+    params = {"model": info.to_dict(), **(meta or {}), "max_new_tokens": max_new_tokens}
+    samples = retrieval_samples(model, part.take(examples), max_new_tokens=max_new_tokens, batch_size=batch_size)
+    split = part.record(examples)
+    parts = combine(part, out, "retrieval", params, samples, split=split)
+    if parts is None:
+        return _part_written(part, out, log)
+    return finish_retrieval(concat_parts(parts), out, params=params, split=split, seconds=time.time() - start, log=log)
+
+
+def finish_retrieval(samples: list, out: str | Path, *, params: dict, split: dict, seconds: float, log: Log = print) -> dict:
+    """The files of :func:`retrieval_run` from every sample's copies (one process's, or every part's in order)."""
+    out = Path(out)
+    frame, counts = retrieval_frame(samples, params["model"]["n_layers"], params["model"]["n_heads"])
     out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out / "retrieval_scores.csv", index=False)
     ranked = [Head(int(r.layer), int(r.head)) for r in frame.itertuples()] if counts["counted"] else []
     save_heads(ranked, out / "retrieval_heads.json")
     summary = _summary(out, {
-        "model": model_info(model).to_dict(), **(meta or {}), "max_new_tokens": max_new_tokens, **counts,
-        "retrieval_heads": int((frame.score > 0.1).sum()), "top_heads": [list(h) for h in ranked[:20]],
-        "seconds": round(time.time() - start, 1),
+        **params, **counts, "retrieval_heads": int((frame.score > 0.1).sum()), "top_heads": [list(h) for h in ranked[:20]],
+        "distributed": split, "seconds": round(seconds, 1),
     })  # fmt: skip
     log(f"counted {counts['counted']} of {counts['samples']} samples (those whose answer recalls the needle)")
     if counts["counted"]:
@@ -344,26 +357,53 @@ def evaluate_run(
     rows: str = "generation",
     meta: dict | None = None,
     cache: RowCache | None = None,
+    part: Part = Part(),
     log: Log = print,
-) -> dict:
+) -> dict | None:
     """The task suite under every setting (Tables 2, 5–13): ``task_scores``, ``category_scores``,
-    ``sink_scores`` (.csv/.md), ``scores_vs_length``, ``answers.csv``, ``summary.json``."""
-    start, out = time.time(), Path(out)
+    ``sink_scores`` (.csv/.md), ``scores_vs_length``, ``answers.csv``, ``summary.json``. Under a
+    split (``part``) as :func:`score_run`: each part answers its block of every set's questions."""
+    start = time.time()
     log(f"tasks  {', '.join(dict.fromkeys(s.task.name for s in sets))} at {sorted({s.length for s in sets})} tokens, "
         f"{sum(len(s.examples) for s in sets)} prompts; settings {', '.join(s.name for s in settings)}")  # fmt: skip
-    task_scores, sink_scores, answers = evaluate_tasks(
-        model, sets, settings=settings, directions=directions, ranked=ranked, sink_k=sink_k, batch_size=batch_size, rows=rows, cache=cache
-    )
-    task_tables.write(task_scores, sink_scores, out, sink_k=sink_k)
+    params = {"model": model_info(model).to_dict(), **(meta or {}), "settings": [s.name for s in settings], "sink_k": sink_k, "rows": rows}
+    cells = evaluation_cells(model, split_sets(sets, part), settings=settings, directions=directions, ranked=ranked, sink_k=sink_k,
+                             batch_size=batch_size, rows=rows, cache=cache)  # fmt: skip
+    split = split_record(sets, part)
+    parts = combine(part, out, "evaluate", params, cells, split=split)
+    if parts is None:
+        return _part_written(part, out, log)
+    return finish_evaluate(concat_evaluation(parts), out, params=params, split=split, seconds=time.time() - start, log=log)
+
+
+def finish_evaluate(cells: list[dict], out: str | Path, *, params: dict, split: dict, seconds: float, log: Log = print) -> dict:
+    """The files of :func:`evaluate_run` from its cells (one process's, or every part's put together)."""
+    out = Path(out)
+    task_scores, sink_scores, answers = evaluation_tables(cells)
+    task_tables.write(task_scores, sink_scores, out, sink_k=params["sink_k"])
     answers.to_csv(out / "answers.csv", index=False)
-    summary = _summary(out, {
-        "model": model_info(model).to_dict(), **(meta or {}), "settings": [s.name for s in settings], "sink_k": sink_k, "rows": rows,
-        "seconds": round(time.time() - start, 1),
-    })  # fmt: skip
+    summary = _summary(out, {**params, "distributed": split, "seconds": round(seconds, 1)})
     table = task_tables.wide(task_scores.assign(col=task_scores.task + "@" + task_scores.length.astype(str)), index="setting", columns="col", values="score")
     log(table.to_string(index=False))
     log(f"wrote  {out}/ (task_scores, category_scores, sink_scores .csv/.md, scores_vs_length.html/png, answers.csv, summary.json) in {summary['seconds']}s")
     return summary
+
+
+MERGERS = {"score": (concat_parts, finish_score), "compensate": (concat_cells, finish_compensate), "sweep": (concat_sweep, finish_sweep),
+           "retrieval": (concat_parts, finish_retrieval), "evaluate": (concat_evaluation, finish_evaluate)}  # fmt: skip
+"""The commands whose parts :func:`merge_run` combines: how their parts' results join, and what writes their files."""
+
+
+def merge_run(folders: Sequence[str | Path], out: str | Path, *, log: Log = print):
+    """Combine the part folders of one split run (``--shard I/N``) into the folder one process writes."""
+    start = time.time()
+    meta, payloads = read_parts(folders)
+    command = meta["command"]
+    if command not in MERGERS:
+        raise ValueError(f"parts of {command!r}: merge combines {', '.join(MERGERS)}")
+    join, finish = MERGERS[command]
+    log(f"merge  {len(payloads)} parts of {command}")
+    return finish(join(payloads), out, params=meta["params"], split=meta["split"], seconds=time.time() - start, log=log)
 
 
 def one_position_each(examples: Sequence[Example]) -> list[Example]:
