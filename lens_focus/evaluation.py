@@ -86,12 +86,18 @@ def group_by_length(task: Task, examples: Sequence[Example], tokenizer=None) -> 
     return [TaskSet(task, length, [e for e in examples if int(e.meta["length"]) == length]) for length in lengths]
 
 
+def _prompts(sets: Sequence[TaskSet]) -> tuple[list[tuple[int, Example]], list[tuple[int, str]]]:
+    """Every set's prompts in order, each with its set's index, and their question keys (set, question)."""
+    flat = [(i, e) for i, ts in enumerate(sets) for e in ts.examples]
+    return flat, [(i, e.question_id) for i, e in flat]
+
+
 def split_sets(sets: Sequence[TaskSet], part: Part) -> list[TaskSet]:
     """Every task set with this ``part``'s prompts of it (:mod:`lens_focus.parts`: blocks of whole
     questions over all the sets' prompts in order; a set may keep none)."""
-    flat = [(i, e) for i, ts in enumerate(sets) for e in ts.examples]
+    flat, keys = _prompts(sets)
     kept: list[list[Example]] = [[] for _ in sets]
-    for j in part.indices([e for _, e in flat], keys=[(i, e.question_id) for i, e in flat]):
+    for j in part.indices([e for _, e in flat], keys=keys):
         i, e = flat[j]
         kept[i].append(e)
     return [replace(ts, examples=k) for ts, k in zip(sets, kept)]
@@ -99,8 +105,8 @@ def split_sets(sets: Sequence[TaskSet], part: Part) -> list[TaskSet]:
 
 def split_record(sets: Sequence[TaskSet], part: Part) -> dict:
     """The split of :func:`split_sets` as ``summary.json`` records it."""
-    flat = [(i, e) for i, ts in enumerate(sets) for e in ts.examples]
-    return part.record([e for _, e in flat], keys=[(i, e.question_id) for i, e in flat])
+    flat, keys = _prompts(sets)
+    return part.record([e for _, e in flat], keys=keys)
 
 
 def evaluate_tasks(
