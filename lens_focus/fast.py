@@ -74,14 +74,15 @@ class PaddedCausal:
     per prompt on its unpadded slice (causal, no mask) and explicit rows read their masks from it."""
 
     keep: Bool[Tensor, "batch k_pos"]
+    starts: list[int]
+    """Each prompt's first token: its left padding's length (read once, not in every layer)."""
+
+    @classmethod
+    def of(cls, keep: Bool[Tensor, "batch k_pos"]) -> "PaddedCausal":
+        return cls(keep, (~keep).sum(1).tolist())
 
     def to(self, *args, **kwargs) -> "PaddedCausal":  # moved with the other inputs across a device map
-        return PaddedCausal(self.keep.to(*args, **kwargs))
-
-    @property
-    def starts(self) -> list[int]:
-        """Each prompt's first token: its left padding's length."""
-        return (~self.keep).sum(1).tolist()
+        return PaddedCausal(self.keep.to(*args, **kwargs), self.starts)
 
     def rows(self, positions: Int[Tensor, " r"]) -> Bool[Tensor, "batch 1 r k_pos"]:
         """The mask of the rows at batch positions ``positions``."""
@@ -431,7 +432,7 @@ def _mask(batch_size: int, q_length: int, kv_length: int, q_offset: int = 0, kv_
             and mask_function is causal_mask_function and local_size is None):  # fmt: skip
         keep = attention_mask[:, :kv_length].bool()
         if not bool(keep.all()) and bool((keep[:, 1:] >= keep[:, :-1]).all()) and bool(keep[:, -1].all()):  # padding on the left only
-            return PaddedCausal(keep)
+            return PaddedCausal.of(keep)
     return sdpa_mask(batch_size=batch_size, q_length=q_length, kv_length=kv_length, q_offset=q_offset, kv_offset=kv_offset,
                      mask_function=mask_function, attention_mask=attention_mask, local_size=local_size, **kwargs)  # fmt: skip
 
