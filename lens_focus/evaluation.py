@@ -172,14 +172,16 @@ def evaluation_cells(
     if len(ranked) < sink_k:
         raise ValueError(f"the sink table averages the top {sink_k} heads; {len(ranked)} ranked")
     sink_heads = list(ranked[:sink_k])
-    cells = []
-    grid = [(s, ts) for s in settings for ts in sets]
-    for setting, ts in tqdm(grid, desc="evaluate", disable=not progress):
+    grid = [(s, ts) for s in settings for ts in sets]  # the order of the cells returned
+    order = sorted(range(len(grid)), key=lambda i: grid[i][1].length)  # shorter prompts first: each length completes before the next
+    cells: list[dict] = [{} for _ in grid]
+    for i in tqdm(order, desc="evaluate", disable=not progress):
+        setting, ts = grid[i]
         heads = [list(h) for h in (sink_heads if setting.k is None else ranked[: setting.k])]
         key = [ts.task.name, ts.length, setting.name, heads, [e.id for e in ts.examples]] + ([rows] if rows != "generation" and setting.k is None else [])
         compute = lambda: _cell(model, ts, setting, directions, ranked, sink_heads, batch_size, n_sink, rows)  # noqa: E731
         cell = cache(key + ["per answer"], compute) if ts.examples else {"answers": [], "heads": [] if setting.k is None else None, "skipped": 0}
-        cells.append({"task": ts.task.name, "category": ts.task.category, "length": ts.length, "setting": setting.name, **cell})
+        cells[i] = {"task": ts.task.name, "category": ts.task.category, "length": ts.length, "setting": setting.name, **cell}
     return cells
 
 

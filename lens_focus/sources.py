@@ -92,7 +92,7 @@ SOURCES: dict[str, Source] = {
         Source("mv", lambda r: multivalue_examples(r.tokenizer, **r.at_lengths()), "four values of one key in filler text"),
         Source("json_kv", lambda r: json_kv_examples(r.tokenizer, path=r.path, **r.at_lengths()),
                "a JSON object of pairs (from a key-value file, or generated UUIDs), one key asked", "optional"),
-        Source("nq_rag", lambda r: rag_examples(r.path, r.tokenizer, **r.at_lengths()),
+        Source("nq_rag", lambda r: rag_examples(r.path, r.tokenizer, distractors=r.selection.distractors, **r.at_lengths()),
                "NQ passages filling a length, one gold", "required"),
         Source("rerank", lambda r: rerank_examples(r.tokenizer, **r.at_lengths()), "made-up facts with document IDs, one query: rank them"),
         Source("icl", lambda r: icl_examples(r.tokenizer, **r.at_lengths()), "many labelled made-up facts, one more to label"),
@@ -141,11 +141,12 @@ def load_examples(data: str | Path, selection: Selection | None = None, *, task:
     ``"facts"``) or a lost-in-the-middle file, read as ``task`` (``nq`` or ``kv``; by default
     from the file's first record). ``selection``, or its ``fields`` given by name
     (:class:`~lens_focus.data.base.Selection`: ``n_docs``, ``gold_positions``, ``split``,
-    ``seed``, ``limit``, ``variants``), says which prompts.
+    ``seed``, ``limit``, ``variants``, ``distractors``), says which prompts.
 
     >>> load_examples("toy", limit=4, gold_positions=[1, 10, 20])
     """
     selection = replace(selection or Selection(), **fields)
-    if str(data) in ("toy", "facts"):
-        return build(str(data), Request(selection=selection))
-    return build(task or file_kind(data), Request(path=data, selection=selection))
+    kind = str(data) if str(data) in ("toy", "facts") else task or file_kind(data)
+    if selection.distractors != "random" and kind != "nq":
+        raise ValueError(f"{selection.distractors} distractors are drawn for NQ files only; {data} is {kind} data")
+    return build(kind, Request(path=None if kind in ("toy", "facts") else data, selection=selection))

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .data.base import Selection
+from .data.base import Distractors, Selection
 from .data.helmet import helmet_examples
 from .generate import StopAt
 from .labels import Example
@@ -108,9 +108,11 @@ def build_task(
     seed: int = 0,
     nq: str | Path | None = None,
     kv: str | Path | None = None,
+    distractors: Distractors = "random",
 ) -> list[Example]:
     """``n`` prompts per length of task ``name`` (see the table above). ``nq``: the NQ file
-    (lost-in-the-middle oracle or 20-document file), needed by ``nq``; ``kv``: a
+    (lost-in-the-middle oracle or 20-document file), needed by ``nq``, whose passages beside the
+    gold one are drawn as ``distractors`` says (``random`` or ``bm25``); ``kv``: a
     lost-in-the-middle key-value file for ``json_kv`` (generated pairs without one)."""
 
     if name not in TASKS:
@@ -118,7 +120,7 @@ def build_task(
     task = TASKS[name]
     path = {"nq": nq, "kv": kv}.get(task.file or "")
     missing = f"task {name} needs the NQ file (--nq): the lost-in-the-middle nq-open-oracle.jsonl.gz or a 20-document file"
-    request = Request(path=path, selection=Selection(seed=seed), tokenizer=tokenizer, lengths=lengths, n=n)
+    request = Request(path=path, selection=Selection(seed=seed, distractors=distractors), tokenizer=tokenizer, lengths=lengths, n=n)
     return build(task.source or name, request, missing=missing)
 
 

@@ -21,6 +21,7 @@ from ..forward import keep_freed_memory
 from ..gguf import cache_root, dequantized_dir
 from ..heads import load_heads
 from ..answers import TrainingPrompts
+from ..data.base import Distractors
 from ..labels import RowsKind
 from ..model import load_model, model_info, resolve_model_name
 from ..profile import profile_of_checkpoint
@@ -137,7 +138,7 @@ def train_directions(
     """Train focus directions for every head from cached queries and keys (paper §3; docs/method.md §4).
     --split is train by default: the directions are evaluated on test."""
     lm, examples = _setup(model, data, ("long", "gold"))
-    meta = {"data": data.data, "n_docs": data.n_docs, "split": data.split, "limit": data.limit, "data_seed": data.seed}
+    meta = {"data": data.data, "n_docs": data.n_docs, "split": data.split, "limit": data.limit, "data_seed": data.seed, "distractors": data.distractors}
     directions_run(lm, examples, out, site=site, prompts=prompts, rows=rows, epochs=epochs, lr=lr, seed=data.seed, meta=meta, log=typer.echo, **answers.kw())
 
 
@@ -204,6 +205,7 @@ def evaluate(
     n: Annotated[int, typer.Option("--n", min=1, help="prompts per task and length")] = 10,
     nq: Annotated[Optional[Path], typer.Option("--nq", help="NQ file for the nq task (lost-in-the-middle oracle or 20-document file)")] = None,
     kv: Annotated[Optional[Path], typer.Option("--kv", help="lost-in-the-middle key-value file for json_kv (default: generated UUID pairs)")] = None,
+    distractors: Annotated[Distractors, typer.Option("--distractors", help="the nq task's passages beside the gold one: other questions' gold passages drawn at random, or those BM25 ranks highest (bm25)")] = "random",
     helmet: Annotated[Optional[list[Path]], typer.Option("--helmet", help="a HELMET data file to evaluate as one more task (repeatable)")] = None,
     helmet_demos: Annotated[Optional[list[Path]], typer.Option("--helmet-demos", help="HELMET demo file for the --helmet file in the same place (RAG, re-ranking)")] = None,
     shots: Annotated[int, typer.Option("--shots", min=0, help="demonstrations per HELMET prompt (JSON KV: the record's own; RAG, re-ranking: from --helmet-demos)")] = 0,
@@ -224,7 +226,7 @@ def evaluate(
     lens = lengths or profile.task_lengths
     lm = _load(model)
     ranked, d = _ranked(lm, heads), _directions(directions, lm) if directions else None
-    sets = [s for name in names for s in group_by_length(TASKS[name], build_task(name, lm.tokenizer, lengths=lens, n=n, seed=seed, nq=nq, kv=kv))]
+    sets = [s for name in names for s in group_by_length(TASKS[name], build_task(name, lm.tokenizer, lengths=lens, n=n, seed=seed, nq=nq, kv=kv, distractors=distractors))]
     demo_files = list(helmet_demos or [])
     if len(demo_files) > len(helmet or []):
         raise ValueError(f"{len(demo_files)} --helmet-demos files for {len(helmet or [])} --helmet files")
@@ -234,7 +236,7 @@ def evaluate(
     meta = {
         "tasks": names, "helmet": [str(p) for p in helmet or []], "helmet_demos": [str(p) for p in demo_files], "shots": shots, "lengths": list(lens), "n": n, "seed": seed,
         "directions": str(directions) if directions else None, "heads": str(heads),
-        "nq": str(nq) if nq else None, "kv": str(kv) if kv else "generated",
+        "nq": str(nq) if nq else None, "kv": str(kv) if kv else "generated", "distractors": distractors,
     }  # fmt: skip
     evaluate_run(lm, sets, out, settings=chosen, directions=d, ranked=ranked, sink_k=sink_k, batch_size=answers.batch_size, rows=rows, meta=meta,
                  part=part, log=typer.echo)  # fmt: skip

@@ -19,7 +19,7 @@ from typing import Annotated, Callable, Optional
 
 import typer
 
-from ..data.base import Selection, Split
+from ..data.base import Distractors, Selection, Split
 from ..defaults import GOLD_POSITIONS, N_DOCS, csv
 from ..fast import Attention
 from ..generate import StopAt
@@ -89,6 +89,7 @@ class DataOptions:
     split: Annotated[Split, typer.Option("--split", help="test, train or all (a seeded 50/50 split of the questions)")] = "test"
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="number of questions (default: all of the split)")] = None
     seed: Annotated[int, typer.Option("--seed", help="seed of the data: the train/test split, the distractors and their order")] = 0
+    distractors: Annotated[Distractors, typer.Option("--distractors", help="NQ oracle file: the other documents are other questions' gold passages without the answer, drawn at random or those BM25 ranks highest against the question (bm25)")] = "random"
 
     def __post_init__(self):
         try:
@@ -98,7 +99,7 @@ class DataOptions:
 
     def selection(self, variants: tuple[str, ...]) -> Selection:
         return Selection(n_docs=self.n_docs, gold_positions=self.gold_positions, split=self.split, seed=self.seed,
-                         limit=self.limit, variants=variants)  # fmt: skip
+                         limit=self.limit, variants=variants, distractors=self.distractors)  # fmt: skip
 
     def load(self, variants: tuple[str, ...]) -> list[Example]:
         return load_examples(self.data, self.selection(variants), task=self.task)

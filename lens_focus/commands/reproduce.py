@@ -51,6 +51,8 @@ from ..tasks import TASKS, build_task
 from .runs import Log, compensate_run, directions_run, evaluate_run, retrieval_run, score_answers, score_run, seeds_run, sweep_run, write_scored
 
 DONE, PARAMS, CELLS = "done.json", "params.json", "cells.jsonl"
+BUILT_IN = ("toy", "facts")
+"""The plan's data that is built in rather than read from a file."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class Plan:
     settings: tuple[str, ...] = SETTINGS
     nq: str | None = None
     kv: str | None = None
+    distractors: str = "random"
     seed: int = 0
     # focus directions replicated over seeds: questions re-split, heads re-ranked, directions retrained per seed
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -200,7 +203,13 @@ class Run:
 
     def examples(self, *, split: str, limit: int, positions: Sequence[int], variants: Sequence[str]):
         p = self.plan
-        return load_examples(p.data, n_docs=p.n_docs, gold_positions=positions, split=split, seed=p.seed, limit=limit, variants=variants)
+        return load_examples(p.data, n_docs=p.n_docs, gold_positions=positions, split=split, seed=p.seed, limit=limit, variants=variants,
+                             distractors=self.distractors)  # fmt: skip
+
+    @property
+    def distractors(self) -> str:
+        """The plan's distractors where its data has them to draw (an NQ file), else ``random``."""
+        return "random" if self.plan.data in BUILT_IN else self.plan.distractors
 
     def answer_kw(self) -> dict:
         return {"max_new_tokens": self.plan.max_new_tokens, "stop": "line", "batch_size": self.plan.batch_size}
@@ -284,9 +293,10 @@ def _tasks(r: Run) -> None:
     p = r.plan
     sets = []
     for name in p.tasks:
-        built = build_task(name, r.model.tokenizer, lengths=p.task_lengths, n=p.task_n, seed=p.seed, nq=p.nq, kv=p.kv)
+        built = build_task(name, r.model.tokenizer, lengths=p.task_lengths, n=p.task_n, seed=p.seed, nq=p.nq, kv=p.kv, distractors=p.distractors)
         sets += group_by_length(TASKS[name], built)
-    meta = {"tasks": list(p.tasks), "lengths": list(p.task_lengths), "n": p.task_n, "seed": p.seed, "nq": p.nq, "kv": p.kv or "generated"}
+    meta = {"tasks": list(p.tasks), "lengths": list(p.task_lengths), "n": p.task_n, "seed": p.seed, "nq": p.nq, "kv": p.kv or "generated",
+            "distractors": p.distractors}  # fmt: skip
     evaluate_run(r.model, sets, r.dir("evaluation"), settings=parse_settings(list(p.settings)), directions=r.directions(), ranked=r.ranked(),
                  batch_size=max(1, p.batch_size // 2), rows=p.rows, meta=meta, cache=r.cache("evaluation"), part=r.part, log=r.log)  # fmt: skip
 
@@ -295,7 +305,8 @@ def _seeds(r: Run) -> None:
     p = r.plan
 
     def load(*, split, seed, limit, variants):
-        return load_examples(p.data, n_docs=p.n_docs, gold_positions=p.positions, split=split, seed=seed, limit=limit, variants=variants)
+        return load_examples(p.data, n_docs=p.n_docs, gold_positions=p.positions, split=split, seed=seed, limit=limit, variants=variants,
+                             distractors=r.distractors)  # fmt: skip
 
     seeds_run(r.model, load, r.dir("seeds"), seeds=p.seeds, train_limit=p.seeds_train_limit, heads_limit=p.seeds_heads_limit,
               test_limit=p.seeds_test_limit, alpha=p.seeds_alpha, k=p.seeds_k, prompts=p.seeds_prompts, epochs=p.epochs, rows=p.rows,
@@ -310,7 +321,8 @@ def _window(r: Run) -> None:
         r.log(f"window: {why}; skipped")
         (r.dir("window") / "window.json").write_text(json.dumps({"skipped": why}) + "\n")
         return
-    ex = load_examples(p.data, n_docs=p.window_n_docs, gold_positions=p.window_positions, split="test", seed=p.seed, limit=p.window_limit, variants=("long",))
+    ex = load_examples(p.data, n_docs=p.window_n_docs, gold_positions=p.window_positions, split="test", seed=p.seed, limit=p.window_limit,
+                       variants=("long",), distractors=r.distractors)  # fmt: skip
     scored = score_answers(r.model, ex, **r.answer_kw())
     write_scored(scored, r.dir("window"), model_name=model_info(r.model).name)
     table = window.write(scored.answered, windows, r.dir("window"))
@@ -331,7 +343,7 @@ def _explore(r: Run) -> None:
     r.log(f"wrote  {path} ({path.stat().st_size / 2**20:.1f} MB, {len(ex)} examples)")
 
 
-_ANSWER = ("data", "n_docs", "max_new_tokens", "batch_size", "seed")
+_ANSWER = ("data", "n_docs", "distractors", "max_new_tokens", "batch_size", "seed")
 EXPLORE_PAGE = "explore.html"
 OTHER_ROWS = {"generation": "response", "response": "generation"}
 STEPS: tuple[Step, ...] = (
@@ -343,16 +355,26 @@ STEPS: tuple[Step, ...] = (
     Step("sweep", "focus strength and head count", ("heads", "directions"), (*_ANSWER, "rows", "limit", "positions", "alphas", "sweep_ks", "table_alphas", "table_intervene_k"), _sweep, split=True),
     Step("retrieval_heads", "retrieval heads from the needle test", (), ("needle_lengths", "needle_depths", "needle_new_tokens", "batch_size"), _retrieval, split=True),
     Step("figure9", "contextual vs retrieval heads", ("score", "retrieval_heads"), (), _figure9, uses_model=False),
-    Step("evaluation", "long-context tasks", ("heads", "directions"), ("tasks", "task_lengths", "task_n", "settings", "nq", "kv", "seed", "batch_size", "rows"), _tasks, split=True),
+    Step("evaluation", "long-context tasks", ("heads", "directions"), ("tasks", "task_lengths", "task_n", "settings", "nq", "kv", "distractors", "seed", "batch_size", "rows"), _tasks, split=True),
     Step("seeds", "focus directions over seeds, on long and gold-only training prompts", (),
          (*_ANSWER[:-1], "positions", "epochs", "rows", "seeds", "seeds_train_limit", "seeds_heads_limit", "seeds_test_limit", "seeds_alpha",
           "seeds_k", "seeds_prompts"), _seeds),
     Step("window", "sliding-window layers and a relevant document beyond their window", (),
-         ("data", "max_new_tokens", "batch_size", "seed", "window_n_docs", "window_limit", "window_positions"), _window),
+         ("data", "distractors", "max_new_tokens", "batch_size", "seed", "window_n_docs", "window_limit", "window_positions"), _window),
     Step("explore", "the explorer page: heads, examples, compensation and focus directions side by side", ("score", "heads", "directions"),
          (*_ANSWER, "rows", "positions", "explore_limit", "explore_tau", "explore_compensation_k", "explore_alpha", "explore_focus_k"), _explore),
 )  # fmt: skip
 """The steps in the order they run; ``needs`` are the steps whose files a step reads."""
+
+
+LATER_FIELDS = {"rows": "generation", "distractors": "random"}
+"""Plan fields added after runs were committed, with the value every earlier run had: at that value a field
+stays out of a step's parameters, so that those runs' stamps still match."""
+
+
+def _reads_nq(step: Step, plan: Plan) -> bool:
+    """Whether ``step`` builds NQ prompts, whose distractors the plan's ``distractors`` draws."""
+    return ("nq" in plan.tasks) if step.name == "evaluation" else plan.data not in BUILT_IN
 
 
 def _stamp(params: dict) -> str:
@@ -364,8 +386,27 @@ def step_params(step: Step, model_name: str, plan: Plan, stamps: dict[str, str],
     the plan, its inputs' stamps."""
     p = plan.to_dict()
     precision = {"dtype": dtype} if dtype != "float32" and step.uses_model else {}
-    fields = [f for f in step.fields if not (f == "rows" and p[f] == "generation" and step.name != "rows")]  # the default leaves stamps as they were
-    return {"step": step.name, "model": model_name, **precision, **{f: p[f] for f in fields}, "inputs": {n: stamps[n] for n in step.needs}}
+    # fields added after runs were committed leave their stamps as they were at the value they had before
+    # (the rows step always records its rows); distractors count only where NQ prompts are read
+    fields = [f for f in step.fields if not (f in LATER_FIELDS and p[f] == LATER_FIELDS[f] and (f, step.name) != ("rows", "rows"))
+              and not (f == "distractors" and not _reads_nq(step, plan))]  # fmt: skip
+    values = {f: _file_stamp(p[f]) if f in FILE_FIELDS else p[f] for f in fields}
+    return {"step": step.name, "model": model_name, **precision, **values, "inputs": {n: stamps[n] for n in step.needs}}
+
+
+FILE_FIELDS = ("data", "nq", "kv")
+"""Plan fields that may name a data file: a step depends on the file's contents, not on where it lies."""
+
+
+def _file_stamp(value: str | None):
+    """A data file as a step's parameters record it, its name and the start of its SHA-256; a
+    built-in source's name (or None) as it is."""
+    if value is None or value in BUILT_IN:
+        return value
+    path = Path(value)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file not found: {path}")
+    return {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16]}
 
 
 def _read(path: Path) -> dict | None:

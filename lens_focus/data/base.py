@@ -8,12 +8,15 @@ import random
 import uuid
 from pathlib import Path
 from dataclasses import dataclass
-from typing import Callable, Iterator, Literal, Sequence, TypeVar
+from typing import Callable, Iterator, Literal, Sequence, TypeVar, get_args
 
 from ..defaults import GOLD_POSITIONS, N_DOCS
 from ..labels import Example, Segment, Variant
 
 Split = Literal["train", "test", "all"]
+Distractors = Literal["random", "bm25"]
+"""How an NQ prompt's irrelevant documents are drawn from other questions' gold passages when its
+record has none of its own: ``random`` (seeded) or ``bm25`` (those most like the question)."""
 T = TypeVar("T")
 
 
@@ -96,10 +99,15 @@ class Selection:
     seed: int = 0
     limit: int | None = None
     variants: Sequence[Variant] = ("long", "gold")
+    distractors: Distractors = "random"
+    """NQ files without their own distractors: which other gold passages fill the prompt
+    (:data:`Distractors`)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gold_positions", check_positions(self.gold_positions, self.n_docs))
         object.__setattr__(self, "variants", tuple(self.variants))
+        if self.distractors not in get_args(Distractors):
+            raise ValueError(f"distractors must be one of {', '.join(get_args(Distractors))}, got {self.distractors!r}")
 
     def prompts(self, long: Callable[[int], T], gold: Callable[[], T], negative: Callable[[], T]) -> list[T]:
         """One question's prompts, in order: ``long(p)`` for each gold position ``p``, ``gold()``,

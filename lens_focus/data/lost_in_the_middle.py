@@ -1,8 +1,9 @@
 """Multi-document question answering from the lost-in-the-middle files (NaturalQuestions-Open).
 
 Accepts the oracle file (one gold document per question; distractors are then other questions'
-gold documents, seeded, never containing an answer) and the 20-document files (their own
-retrieved distractors, ``isgold`` marking the gold one). :func:`nq_examples` renders prompts as
+gold documents, never containing an answer: drawn at random, seeded, or the ones BM25 ranks
+highest against the question, :data:`~lens_focus.data.base.Distractors`) and the 20-document
+files (their own retrieved distractors, ``isgold`` marking the gold one). :func:`nq_examples` renders prompts as
 the lost-in-the-middle study did; :func:`rag_examples` builds the ``nq`` task of the evaluation
 suite as HELMET renders RAG (docs/method.md §7), its length set by the number of passages.
 """
@@ -10,11 +11,13 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
+
+import numpy as np
 
 from ..labels import Example, Segment, Variant
 from ..metrics import normalize_answer
-from .base import DataError, Selection, Split, assemble, place_relevant, read_jsonl, require, split_indices
+from .base import DataError, Distractors, Selection, Split, assemble, place_relevant, read_jsonl, require, split_indices
 
 INSTRUCTION = (
     "Write a high-quality answer for the given question using only the provided search results "
@@ -58,12 +61,14 @@ def nq_examples(
     selection: Selection = Selection(),
 ) -> list[Example]:
     """The prompts of each selected question: the gold passage among its ``n_docs - 1``
-    distractors (sampled from other questions' gold passages where a record has none)."""
+    distractors (where a record has none of its own: other questions' gold passages without its
+    answers, as ``selection.distractors`` says: ``random`` from its split's questions, or
+    ``bm25``, the file's passages most like the question, most alike first)."""
     n_docs, seed = selection.n_docs, selection.seed
     records = _read(path)
     pooled = split_indices(len(records), selection.split, seed)
     chosen = pooled[: selection.limit]
-    pool = [records[i]["gold"] for i in pooled]
+    draw = _distractor_draw(records, pooled, selection.distractors)
     examples: list[Example] = []
     for qi in chosen:
         rec = records[qi]
@@ -73,7 +78,7 @@ def nq_examples(
             if len(distractors) < n_docs - 1:
                 raise DataError(f"{path}:{rec['line']}: {len(distractors)} distractors, {n_docs - 1} needed")
         else:
-            distractors = _sample_distractors(rec, pool, n_docs - 1, random.Random(f"{seed}-{qi}"), f"{path}:{rec['line']}")
+            distractors = draw(rec, n_docs - 1, random.Random(f"{seed}-{qi}"), f"{path}:{rec['line']}")
 
         def build(docs: list[tuple[str, str]], relevant: int | None, variant: Variant, suffix: str) -> Example:
             return assemble(
@@ -96,16 +101,54 @@ def nq_examples(
     return examples
 
 
-def _sample_distractors(rec: dict, pool: list, k: int, rng: random.Random, where: str) -> list[tuple[str, str]]:
-    """``k`` distinct gold documents of other questions that contain none of ``rec``'s answers."""
-    order = list(range(len(pool)))
+Draw = Callable[[dict, int, random.Random, str], list[tuple[str, str]]]
+"""``draw(record, k, rng, where)``: ``k`` distractor documents for ``record``."""
+
+
+def _distractor_draw(records: list[dict], pooled: list[int], how: Distractors) -> Draw:
+    """How distractors are drawn for the questions of one file: ``random`` from the gold passages
+    of the questions ``pooled`` (the split's), ``bm25`` by rank among every question's gold
+    passage."""
+    if how == "random":
+        pool = [records[i]["gold"] for i in pooled]
+        return lambda rec, k, rng, where: _first_without_answer(rec, pool, _shuffled(len(pool), rng), k, where)
+    pool = list(dict.fromkeys(r["gold"] for r in records))
+    rank = bm25_ranker([f"{title} {text}" for title, text in pool])
+    return lambda rec, k, rng, where: _first_without_answer(rec, pool, rank(rec["question"]), k, where)
+
+
+def bm25_ranker(passages: Sequence[str]) -> Callable[[str], list[int]]:
+    """``rank(query)``: the indices of ``passages`` from the most to the least alike under BM25
+    (the ``bm25s`` library: Lucene's variant, k1 = 1.5, b = 0.75, English stop words removed,
+    no stemming; ties in passage order)."""
+    import bm25s  # imported here: only the bm25 distractors need it
+
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize(list(passages), stopwords="en", show_progress=False), show_progress=False)
+
+    def rank(query: str) -> list[int]:
+        words = bm25s.tokenize([query], stopwords="en", return_ids=False, show_progress=False)[0]
+        scores = retriever.get_scores(words) if words else np.zeros(len(passages))
+        return np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable").tolist()
+
+    return rank
+
+
+def _shuffled(n: int, rng: random.Random) -> list[int]:
+    order = list(range(n))
     rng.shuffle(order)
+    return order
+
+
+def _first_without_answer(rec: dict, pool: list, order: Sequence[int], k: int, where: str) -> list[tuple[str, str]]:
+    """The first ``k`` distinct documents of ``pool`` in ``order`` that are not ``rec``'s own
+    (gold or distractor) and contain none of its answers."""
     chosen: list[tuple[str, str]] = []
     for i in order:
         doc = pool[i]
         if len(chosen) == k:
             break
-        if doc == rec["gold"] or doc in chosen or _contains_answer(f"{doc[0]} {doc[1]}", rec["answers"]):
+        if doc == rec["gold"] or doc in chosen or doc in rec["distractors"] or _contains_answer(f"{doc[0]} {doc[1]}", rec["answers"]):
             continue
         chosen.append(doc)
     if len(chosen) < k:
@@ -122,7 +165,15 @@ RAG_INSTRUCTION = "Use the documents below to answer the question. Give a short 
 
 
 def rag_examples(
-    path: str | Path, tokenizer, *, lengths: Sequence[int] = (1000,), n: int = 10, seed: int = 0, split: Split = "test", split_seed: int = 0
+    path: str | Path,
+    tokenizer,
+    *,
+    lengths: Sequence[int] = (1000,),
+    n: int = 10,
+    seed: int = 0,
+    split: Split = "test",
+    split_seed: int = 0,
+    distractors: Distractors = "random",
 ) -> list[Example]:
     """The ``nq`` task (docs/method.md §7): per length, ``n`` questions of ``split`` (split with
     ``split_seed``, as the other commands split with their ``--seed``; seed ``s`` takes the
@@ -131,13 +182,14 @@ def rag_examples(
     each with as many passages ``Document (Title: <title>): <text>`` (joined by blank lines) as
     fill about ``length`` tokens: the gold one, at ``n`` evenly spaced positions over the
     samples, among the question's own distractors and then other questions' gold passages
-    without its answer. The reply starts ``Answer:``."""
+    without its answer (``distractors``: drawn at random or ranked by BM25, as for
+    :func:`nq_examples`). The reply starts ``Answer:``."""
     records = _read(path)
     pooled = split_indices(len(records), split, split_seed)
     chosen = pooled[seed * n : (seed + 1) * n]
     if len(chosen) < n:
         raise DataError(f"{path}: the {split} split has {len(pooled)} questions; seed {seed} with n={n} needs {(seed + 1) * n}")
-    pool = [records[i]["gold"] for i in pooled]
+    draw = _distractor_draw(records, pooled, distractors)
     out = []
     for length in lengths:
         for i, qi in enumerate(chosen):
@@ -145,9 +197,7 @@ def rag_examples(
             where = f"{path}:{rec['line']}"
             want = int(length) // 40 + 2
             extra = max(want - len(rec["distractors"]), 0)
-            others = rec["distractors"][:want] + _sample_distractors(
-                rec, [d for d in pool if d not in rec["distractors"]], extra, random.Random(f"{seed}-{qi}"), where
-            )
+            others = rec["distractors"][:want] + draw(rec, extra, random.Random(f"{seed}-{qi}"), where)
             docs, relevant, depth = place_relevant(tokenizer, format_passage(*rec["gold"]), [format_passage(*d) for d in others],
                                                    int(length), i=i, n=n, sep="\n\n", where=f"nq at {length} tokens ({where})")  # fmt: skip
             out.append(assemble(
