@@ -7,6 +7,7 @@ of long prompts) and ``retrieval_scores.csv`` of ``lens-focus retrieval``.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +16,8 @@ from plotly.subplots import make_subplots
 
 from lens_focus.plots import write_figure
 from lens_focus.stats import overlap_chance
+
+from .index import Folders, heads_text, row
 
 
 def compute(scores: pd.DataFrame, retrieval: pd.DataFrame, *, k: int = 20, condition: str = "long") -> tuple[pd.DataFrame, dict, go.Figure]:
@@ -84,3 +87,35 @@ def write(scores: pd.DataFrame, retrieval: pd.DataFrame, out_dir: str | Path, *,
     table.to_csv(out_dir / "figure9.csv", index=False)
     (out_dir / "figure9.json").write_text(json.dumps(summary, indent=2) + "\n")
     return [*write_figure(fig, out_dir / "figure9"), out_dir / "figure9.csv", out_dir / "figure9.json"]
+
+
+PAPER = {
+    "retrieval": "3–6% of heads score > 0.1 (Wu et al., on their models)",
+    "figure9": "5 of the top 20 shared; retrieval heads in every layer, contextual heads in middle and late layers",
+}
+"""Wu et al.'s count and the paper's Figure 9 (docs/method.md §6)."""
+
+
+def section(f: Folders) -> tuple[str, list[dict]]:
+    """The index section of Figure 9: how many needles counted, the retrieval heads, and the top
+    sets shared against chance."""
+    s = json.loads((f.of("retrieval_heads") / "summary.json").read_text())
+    n_total = s["model"]["n_layers"] * s["model"]["n_heads"]
+    rows = [
+        row("needle prompts recalled (counted)", f"{s['counted']} of {s['samples']}", "—"),
+        row("retrieval heads (score > 0.1)", f"{s['retrieval_heads']} of {n_total} ({100 * s['retrieval_heads'] / n_total:.1f}%)", PAPER["retrieval"]),
+        row("top 5 retrieval heads", heads_text(s["top_heads"][:5]) if s["retrieval_heads"] else "none (no head scores > 0.1)", "—"),
+    ]
+    j = json.loads((f.step / "figure9.json").read_text()) if (f.step / "figure9.json").exists() else {}
+    if "skipped" in j:
+        rows.append(row("Figure 9", f"not drawn: {j['skipped']}", PAPER["figure9"]))
+    if "overlap" in j:
+        span = lambda ls: f"layers {min(ls)}–{max(ls)}" if ls else "—"  # noqa: E731
+        chance = overlap_chance(j["overlap"], j["k"], n_total)
+        rows.append(row(f"Figure 9: top {j['k']} shared", f"{j['overlap']} of {j['k']} (two random top-{j['k']} sets of {n_total} heads share "
+                        f"{chance.chance:.1f}; p = {chance.p_value:.1g}); contextual {span(j['contextual_layers'])}, "
+                        f"retrieval {span(j['retrieval_layers'])}", PAPER["figure9"] + " (of 672 heads: chance 0.6)"))  # fmt: skip
+    drawn = tuple(f.step / n for n in ("figure9.png", "figure9.html", "figure9.csv")) if "overlap" in j else ()
+    links = f.links(f.of("retrieval_heads") / "retrieval_scores.csv", f.of("retrieval_heads") / "retrieval_heads.json", *drawn, f.step / "figure9.json")
+    image = f"\n\n{f.image(f.step / 'figure9.png', 'figure 9')}" if drawn else ""
+    return f"Retrieval heads and Figure 9. Files: {links}.{image}", rows

@@ -10,6 +10,7 @@ unit: the built-in sources draw their questions from the seed, and NQ re-splits 
 mean score of the seed's top heads on the prompt)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +21,7 @@ from lens_focus.plots import write_figure
 from lens_focus.stats import difference_text, em_interval, paired_difference
 
 from . import markdown_table, require_columns
+from .index import Folders, row
 
 ANSWER_COLUMNS = ["seed", "setting", "id", "question_id", "gold_position", "response", "em", "relevant", "sink"]
 BASELINE = "baseline"
@@ -103,3 +105,28 @@ def write(answers: pd.DataFrame, out_dir: str | Path) -> pd.DataFrame:
     (out / "seeds.md").write_text("## Focus directions over seeds\n\n" + markdown(table))
     write_figure(figure(table), out / "seeds")
     return table
+
+
+PAPER = "EM 0.594 → 0.671 (Llama-3.2-3B-Instruct, NQ, k = 20, α = 0.3, one run, no interval)"
+
+
+def section(f: Folders) -> tuple[str, list[dict]]:
+    """The index section of the seeds step: per seed and pooled, each metric before and after, and the paired difference."""
+    t = pd.read_csv(f.step / "seeds.csv", dtype={"seed": str})
+    s = json.loads((f.step / "summary.json").read_text())
+    rows = []
+    for r in t.itertuples():
+        if r.metric == "em":
+            ours = f"{r.before:.3f} [{r.before_low:.3f}, {r.before_high:.3f}] → {r.after:.3f} [{r.after_low:.3f}, {r.after_high:.3f}]"
+        else:
+            ours = f"{r.before:.4f} → {r.after:.4f}"
+        ours += "; paired difference " + difference_text(r.diff, r.diff_low, r.diff_high, n=r.n, clusters=r.questions)
+        rows.append(row(f"seed {r.seed}, {r.setting}: {r.metric}", ours, PAPER if r.metric == "em" else "—"))
+    text = (f"Seeds {', '.join(map(str, s['seeds']))}: per seed the questions are drawn afresh, the heads ranked on {s['heads_limit']} "
+            f"training questions, directions trained on {s['train_limit']} training questions, one sequence each ({' and '.join(s['prompts'])} prompts "
+            f"+ gold responses; `long`: one long prompt per question, the relevant document's position rotating, as the reference code trains; "
+            f"`gold`: the gold-only prompt, as the paper's §3.1 describes), and α = {s['alpha']:g} on the "
+            f"top {s['k']} heads judged on {s['test_limit']} held-out questions per seed. Relevant and sink: mean over each seed's top {s['top']} heads. "
+            "Differences are paired (same prompts) with a 95% bootstrap interval over questions; EM with 95% Wilson intervals. "
+            f"Files: {f.links(*(f.step / n for n in ('seeds.md', 'seeds.csv', 'answers.csv', 'seeds.html')))}.\n\n{f.image(f.step / 'seeds.png', 'seeds')}")  # fmt: skip
+    return text, rows

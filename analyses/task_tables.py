@@ -10,10 +10,12 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from lens_focus.evaluation import SINK_COLUMNS, TASK_COLUMNS
+from lens_focus.evaluation import ANSWER_COLUMNS, SINK_COLUMNS, TASK_COLUMNS
 from lens_focus.plots import write_figure
+from lens_focus.stats import difference_text, paired_difference
 
 from . import markdown_table, require_columns
+from .index import Folders, row
 
 STD = "STD"
 """The row (CSV) or column (Markdown) of the sink scores' standard deviation across tasks."""
@@ -50,7 +52,7 @@ def sink_with_std(sink_scores: pd.DataFrame) -> pd.DataFrame:
 def wide(table: pd.DataFrame, *, index: str, columns: str, values: str) -> pd.DataFrame:
     """A pivot with the index as its first column, columns in order of first appearance."""
     order = list(dict.fromkeys(table[columns]))
-    out = table.pivot_table(index=index, columns=columns, values=values, aggfunc="first", sort=False)[order]
+    out = table.pivot_table(index=index, columns=columns, values=values, aggfunc="first", sort=False, dropna=False)[order]
     return out.reset_index().rename_axis(columns=None)
 
 
@@ -108,3 +110,62 @@ def write(task_scores: pd.DataFrame, sink_scores: pd.DataFrame, out_dir: str | P
     )
     written += [out / "sink_scores.csv", out / "sink_scores.md"]
     return written + write_figure(figure(task_scores), out / "scores_vs_length")
+
+
+PAPER = {
+    "categories": "Table 2 (32k and 64k): some setting above the baseline in 33 of the 46 category cells it fills (its text says 34 of 48); no intervals",
+    "sink_std": "4.4–9.3 percentage points across 16 tasks at 8k and 16k (Tables 12–13)",
+}
+"""The paper's task tables (docs/method.md §7)."""
+DIFF_COLUMNS = ["length", "task", "setting", "n", "diff", "diff_low", "diff_high"]
+
+
+def paired_differences(answers: pd.DataFrame) -> pd.DataFrame:
+    """Each setting's change from the baseline on the same prompts (``answers.csv``), per task and
+    length and over every prompt of a length (``task = all``): the mean difference of the task's
+    metric with a 95% bootstrap interval over prompts (:func:`lens_focus.stats.paired_difference`)."""
+    require_columns(answers, ANSWER_COLUMNS, "answers")
+    base = answers[answers.setting == "baseline"].set_index(["task", "length", "id"]).score
+    rows = []
+    for setting in [s for s in dict.fromkeys(answers.setting) if s != "baseline"]:
+        steered = answers[answers.setting == setting]
+        before = base.loc[list(zip(steered.task, steered.length, steered.id))].to_numpy()
+        paired = steered.assign(before=before)
+        groups = [(length, task, g) for (length, task), g in paired.groupby(["length", "task"], sort=True)]
+        groups += [(length, "all", g) for length, g in paired.groupby("length", sort=True)]
+        for length, task, g in groups:
+            d = paired_difference(g.before, g.score, g.task + "/" + g.id.astype(str))
+            rows.append({"length": length, "task": task, "setting": setting, "n": len(g), "diff": d.mean, "diff_low": d.low, "diff_high": d.high})
+    return pd.DataFrame(rows, columns=DIFF_COLUMNS)
+
+
+def section(f: Folders) -> tuple[str, list[dict]]:
+    """The index section of the evaluation step: each setting's paired change over every prompt of
+    a length, the overall score, and the spread of the sink score across tasks."""
+    cat = pd.read_csv(f.step / "category_scores.csv")
+    overall = cat[cat.category == "overall"].pivot_table(index="length", columns="setting", values="score")
+    rows = []
+    diffs = paired_differences(pd.read_csv(f.step / "answers.csv", keep_default_na=False, na_values=[""])) if (f.step / "answers.csv").exists() else None
+    for length, r in overall.iterrows():
+        rows.append(row(f"overall score at {length} tokens (mean of the category means)", f"baseline {r['baseline']:.3f}; "
+                        + ", ".join(f"{s} {r[s]:.3f}" for s in overall.columns if s != "baseline"), "—"))  # fmt: skip
+        if diffs is not None:
+            for d in diffs[(diffs.length == length) & (diffs.task == "all")].itertuples():
+                rows.append(row(f"{d.setting} at {length} tokens: paired change over its {d.n} prompts", difference_text(d.diff, d.diff_low, d.diff_high), "—"))
+    if diffs is not None:
+        cells = diffs[diffs.task != "all"]
+        rising = cells[cells.diff_low > 0].groupby(["length", "task"]).ngroups
+        rows.insert(0, row("task × length cells where some setting rises (paired interval above 0)",
+                           f"{rising} of {cells.groupby(['length', 'task']).ngroups}", PAPER["categories"]))  # fmt: skip
+    sink = pd.read_csv(f.step / "sink_scores.csv")
+    std = sink[sink.task == STD]
+    n_tasks = sink[sink.task != STD].groupby("length").task.nunique()
+    if not std.empty:
+        ours = ", ".join(f"{100 * r.sink:.1f} points across {n_tasks.get(r.length, 0)} tasks at {int(r.length)} tokens" for r in std.itertuples() if pd.notna(r.sink))
+        rows.append(row("sink score of the top-5 heads: STD across tasks", ours or "one task: no spread", PAPER["sink_std"]))
+    links = f.links(*(f.step / n for n in ("task_scores.md", "category_scores.md", "sink_scores.md", "scores_vs_length.png", "scores_vs_length.html", "answers.csv")))
+    n = pd.read_csv(f.step / "task_scores.csv").n
+    return (f"Tables 2, 5–13 ({int(n.min())}–{int(n.max())} prompts per task, length and setting). The overall score is the mean of the "
+            "category means, as the paper's; each setting's change is paired (the same prompts under the baseline), with a 95% bootstrap "
+            "interval over prompts, and is a rise or a fall only where that interval excludes 0; the STD is the sample deviation (ddof 1) "
+            f"across tasks. Files: {links}."), rows  # fmt: skip

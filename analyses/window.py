@@ -4,6 +4,7 @@ where it lies against the window of the first answer row, exact match with a 95%
 relevant and sink scores of the windowed and the full layers' heads (mean and best head)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Sequence
 
@@ -14,6 +15,8 @@ from plotly.subplots import make_subplots
 
 from lens_focus.plots import write_figure
 from lens_focus.stats import wilson
+
+from .index import Folders, row
 
 COLUMNS = ["gold_position", "n", "scored", "tokens", "inside", "partly", "outside", "em", "em_low", "em_high",
            "relevant_windowed_mean", "relevant_windowed_max", "relevant_full_mean", "relevant_full_max",
@@ -80,3 +83,28 @@ def write(answered: Sequence, windows: Sequence[int | None], out: str | Path) ->
     table.to_csv(out / "window.csv", index=False)
     write_figure(figure(table, window=min(w for w in windows if w is not None)), out / "window")
     return table
+
+
+def section(f: Folders) -> tuple[str, list[dict]]:
+    """The index section of the window step: per position, how many relevant documents lie inside
+    the window, EM, and the windowed and full layers' scores."""
+    j = json.loads((f.step / "window.json").read_text())
+    if "windows" not in j:  # the step's reason for not drawing it
+        return f"Not drawn: {j['skipped']}.", []
+    t = pd.read_csv(f.step / "window.csv")
+    window = min(w for w in j["windows"] if w)
+    kinds = f"{sum(1 for w in j['windows'] if w)} windowed and {sum(1 for w in j['windows'] if not w)} full-attention layers"
+    lengths = sorted(set(t.tokens))
+    text = (f"The relevant document at positions {', '.join(map(str, t.gold_position))} of {j['n_docs']} documents "
+            f"(prompts of {'/'.join(map(str, lengths))} tokens on average per position; the model has {kinds}, window {window}). "
+            "*inside* / *outside*: all / none of the relevant document within the window of the first answer row. "
+            "Scores: mean over the kind's heads, and its best head. EM with a 95% Wilson interval. "
+            f"Files: {f.links(*(f.step / n for n in ('window.csv', 'window.html', 'window.json', 'em.csv', 'scores.csv')))}."
+            f"\n\n{f.image(f.step / 'window.png', 'window')}")  # fmt: skip
+    rows = [
+        row(f"position {r.gold_position} (inside {r.inside}, partly {r.partly}, outside {r.outside} of {r.scored})",
+            f"EM {r.em:.3f} [{r.em_low:.2f}, {r.em_high:.2f}] (n = {r.n}); relevant: windowed {r.relevant_windowed_mean:.4f} / best {r.relevant_windowed_max:.3f}, "
+            f"full {r.relevant_full_mean:.4f} / best {r.relevant_full_max:.3f}; sink: windowed {r.sink_windowed_mean:.3f}, full {r.sink_full_mean:.3f}", "—")
+        for r in t.itertuples()
+    ]  # fmt: skip
+    return text, rows

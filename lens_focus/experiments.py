@@ -27,12 +27,13 @@ from tqdm.auto import tqdm
 
 from .answers import answer_examples
 from .cache import RowCache
-from .defaults import ALPHAS, COMPENSATION_KS, RANDOM_TAU, SWEEP_KS, TABLE3_ALPHAS, TAUS
+from .defaults import ALPHAS, COMPENSATION_KS, RANDOM_TAU, SWEEP_KS, TABLE_ALPHAS, TAUS
 from .heads import Head, random_heads
 from .interventions import Intervention, compensation, focusing
 from .labels import Example
 from .model import model_info
 from .stats import em_interval, paired_difference
+from .errors import InputError
 
 INTERVAL_COLUMNS = ["em_low", "em_high", "diff", "diff_low", "diff_high"]
 COMPENSATION_COLUMNS = ["method", "k", "tau", "em", "n", *INTERVAL_COLUMNS]
@@ -47,7 +48,7 @@ def clip_ks(ks: Sequence[int | str], n_total: int) -> list[int]:
     for k in ks:
         k = n_total if k == "all" else int(k)
         if k < 1:
-            raise ValueError(f"head counts must be positive, got {k}")
+            raise InputError(f"head counts must be positive, got {k}")
         out.append(min(k, n_total))
     return sorted(set(out))
 
@@ -56,14 +57,14 @@ def _head_counts(ks: Sequence[int | str], ranked: Sequence[Head], n_total: int) 
     """:func:`clip_ks`, checking that ``ranked`` holds enough heads for the largest count."""
     out = clip_ks(ks, n_total)
     if len(ranked) < max(out):
-        raise ValueError(f"the heads file ranks {len(ranked)} heads; k up to {max(out)} needs as many")
+        raise InputError(f"the heads file ranks {len(ranked)} heads; k up to {max(out)} needs as many")
     return out
 
 
 def _split(examples: Sequence[Example]) -> dict[str, list[Example]]:
     by = {v: [e for e in examples if e.variant == v] for v in ("long", "gold", "negative")}
     if not by["long"]:
-        raise ValueError("no long prompts to intervene on (the dataset is empty or has only gold/negative prompts)")
+        raise InputError("no long prompts to intervene on (the dataset is empty or has only gold/negative prompts)")
     return by
 
 
@@ -108,9 +109,9 @@ def compensation_cells(
     examples: Sequence[Example],
     ranked: Sequence[Head],
     *,
-    taus: Sequence[float] = TAUS,
-    ks: Sequence[int | str] = COMPENSATION_KS,
-    random_tau: float = RANDOM_TAU,
+    taus: Sequence[float] = TAUS.default,
+    ks: Sequence[int | str] = COMPENSATION_KS.default,
+    random_tau: float = RANDOM_TAU.default,
     seed: int = 0,
     span: str = "relevant",
     progress: bool = True,
@@ -120,6 +121,7 @@ def compensation_cells(
     """Every prompt's answer in each cell of :func:`compensation_experiment` (settings ``method,
     k, tau``); its table is :func:`cells_table` of these."""
     cache = cache if cache is not None else RowCache()
+    taus, ks, random_tau = TAUS.check(taus), COMPENSATION_KS.check(ks), RANDOM_TAU.check(random_tau)
     info = model_info(model)
     by = _split(examples)
     ks_ = _head_counts(ks, ranked, info.n_total_heads)
@@ -153,7 +155,7 @@ def concat_cells(parts: Sequence[Cells]) -> Cells:
     first = parts[0]
     for i, other in enumerate(parts[1:], start=1):
         if [(s, p) for s, _, p in other] != [(s, p) for s, _, p in first]:
-            raise ValueError(f"part {i} ran other settings than part 0; not parts of one run")
+            raise InputError(f"part {i} ran other settings than part 0; not parts of one run")
     return [(setting, [r for part in parts for r in part[j][1]], paired) for j, (setting, _, paired) in enumerate(first)]
 
 
@@ -162,9 +164,9 @@ def compensation_experiment(
     examples: Sequence[Example],
     ranked: Sequence[Head],
     *,
-    taus: Sequence[float] = TAUS,
-    ks: Sequence[int | str] = COMPENSATION_KS,
-    random_tau: float = RANDOM_TAU,
+    taus: Sequence[float] = TAUS.default,
+    ks: Sequence[int | str] = COMPENSATION_KS.default,
+    random_tau: float = RANDOM_TAU.default,
     seed: int = 0,
     span: str = "relevant",
     progress: bool = True,
@@ -198,8 +200,8 @@ def sweep_cells(
     directions,
     ranked: Sequence[Head],
     *,
-    alphas: Sequence[float] = ALPHAS,
-    ks: Sequence[int | str] = SWEEP_KS,
+    alphas: Sequence[float] = ALPHAS.default,
+    ks: Sequence[int | str] = SWEEP_KS.default,
     progress: bool = True,
     cache: RowCache | None = None,
     **answer_kw,
@@ -208,6 +210,7 @@ def sweep_cells(
     the order of its table); the α = 0 cells share the unmodified model's records, run once.
     Its table is :func:`sweep_table` of these."""
     cache = cache if cache is not None else RowCache()
+    alphas, ks = ALPHAS.check(alphas), SWEEP_KS.check(ks)
     info = model_info(model)
     long = _split(examples)["long"]
     ks_ = _head_counts(ks, ranked, info.n_total_heads)
@@ -240,8 +243,8 @@ def sweep_experiment(
     directions,
     ranked: Sequence[Head],
     *,
-    alphas: Sequence[float] = ALPHAS,
-    ks: Sequence[int | str] = SWEEP_KS,
+    alphas: Sequence[float] = ALPHAS.default,
+    ks: Sequence[int | str] = SWEEP_KS.default,
     progress: bool = True,
     cache: RowCache | None = None,
     answers: list | None = None,
@@ -265,7 +268,7 @@ def focus_records(
     heads: Sequence[Head],
     *,
     intervene: Sequence[Head] | None = None,
-    alphas: Sequence[float] = TABLE3_ALPHAS,
+    alphas: Sequence[float] = TABLE_ALPHAS.default,
     rows: str = "generation",
     progress: bool = True,
     cache: RowCache | None = None,
@@ -275,6 +278,7 @@ def focus_records(
     head and span, the ``score`` averaged over ``n`` prompts (records of several parts of one
     run, each on its own questions, join by :func:`focus_table`)."""
     cache = cache if cache is not None else RowCache()
+    alphas = TABLE_ALPHAS.check(alphas)
     by = _split(examples)
     intervene = list(heads if intervene is None else intervene)
     wanted = [("long", s, s) for s in ("relevant", "irrelevant", "irrelevant_max", "sink")]
@@ -287,7 +291,7 @@ def focus_records(
         for variant in {w[0] for w in wanted}:
             answered = [a for a in answer_examples(model, by[variant], intervention=make, score=rows, progress=False, **answer_kw) if a.scores]
             if not answered:
-                raise ValueError(f"no {variant} answer could be scored at alpha={alpha}")
+                raise InputError(f"no {variant} answer could be scored at alpha={alpha}")
             for span in {w[1] for w in wanted if w[0] == variant}:
                 having = [a.scores[span] for a in answered if span in a.scores]
                 means[variant, span], counts[variant, span] = np.mean(having, axis=0), len(having)
@@ -324,7 +328,7 @@ def focus_scores(
     heads: Sequence[Head],
     *,
     intervene: Sequence[Head] | None = None,
-    alphas: Sequence[float] = TABLE3_ALPHAS,
+    alphas: Sequence[float] = TABLE_ALPHAS.default,
     rows: str = "generation",
     progress: bool = True,
     cache: RowCache | None = None,

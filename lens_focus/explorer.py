@@ -34,6 +34,7 @@ from .interventions import compensation, focusing
 from .labels import Example, LabeledSequence, RowsKind
 from .model import model_info
 from .scoring import mean_attention
+from .errors import InputError
 
 MAPS = ("relevant", "irrelevant_max", "sink")
 PARTS = ("sink", "instruction", "relevant", "irrelevant", "question", "reply_start")
@@ -121,7 +122,7 @@ def explorer_data(
     for i, ex in enumerate(tqdm(examples, desc="explorer", disable=not progress)):
         first = answered[next(iter(settings))][i]
         if first.sequence is None:
-            raise ValueError(f"example {ex.id}: skipped ({first.skipped}); the explorer shows answered examples only")
+            raise InputError(f"example {ex.id}: skipped ({first.skipped}); the explorer shows answered examples only")
         seq0 = first.sequence
         record = {
             "id": ex.id, "gold_position": ex.meta.get("gold_position"), "answers": list(ex.answers),
@@ -161,7 +162,7 @@ def explore(
     compensation at ``tau`` on the top ``compensation_k`` of ``ranked`` (default: ranked by
     ``scores``) and, given ``directions``, ``alpha · d`` on the top ``focus_k``."""
     if not examples:
-        raise ValueError("no examples to explore")
+        raise InputError("no examples to explore")
     ranked = rank_heads(scores) if ranked is None else ranked
     settings: dict[str, tuple[str, object]] = {
         "baseline": ("unmodified", None),

@@ -31,18 +31,19 @@ from contextlib import contextmanager
 import warnings
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable, Iterator, Literal
+from typing import Callable, Iterator
 
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from .compat import check_cache
+from .defaults import Attention  # noqa: F401  (declared with the parameters)
+from .errors import InputError
 
 # transformers, transformer_lens and gguf are imported inside the functions that use them: together they take
 # over 10 s to import (python -X importtime), which `import lens_focus` and `lens-focus --help` should not pay.
 
-Attention = Literal["eager", "fast", "auto"]
 ATTENTIONS = ("eager", "fast", "auto")
 FAST_ARCHITECTURES = (
     "LlamaForCausalLM", "MistralForCausalLM", "MixtralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
@@ -263,7 +264,7 @@ def set_attention(model, attention: str = "auto") -> str:
     ``auto``: ``fast`` where it applies, else ``eager``. ``fast`` on a model the fast path does not
     cover falls back to ``eager`` with a warning saying why."""
     if attention not in ATTENTIONS:
-        raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
+        raise InputError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
     check_cache(model)
     reason = fast_unsupported(model)
     if attention == "fast" and reason:
@@ -303,7 +304,7 @@ def fast_model(model):
         return state.twin
     reason = fast_unsupported(model)
     if reason:
-        raise ValueError(f"no fast attention path: {reason}")
+        raise InputError(f"no fast attention path: {reason}")
     from transformers import AutoModelForCausalLM
 
     _register()

@@ -15,10 +15,9 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .forward import DEFAULT_CHUNK, batch_budget, chunked_forward, input_device, plan_batches, run
+from .defaults import StopAt  # noqa: F401  (declared with the parameters)
+from .errors import InputError
 
-StopAt = Literal["line", "eos"]
-"""``line``: the response ends at the first line break after some text (the default, as in the
-lost-in-the-middle scripts); ``eos``: only the end-of-sequence token or the token budget ends it."""
 
 _FIRST_LINE = re.compile(r"\s*[^\n]*")
 
@@ -122,7 +121,7 @@ def generate_batches(
     read and decoded; ``prefill(batch)`` may return another, entered after it, held while the
     prompts are read (not while decoding): e.g. :func:`lens_focus.scoring.last_rows`."""
     if stop not in ("line", "eos"):
-        raise ValueError(f"stop must be 'line' or 'eos', got {stop!r}")
+        raise InputError(f"stop must be 'line' or 'eos', got {stop!r}")
     tokenizer = model.tokenizer
     stops = eos_ids(model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(stops, default=0)
@@ -132,7 +131,7 @@ def generate_batches(
     for indices in tqdm(plan, desc="generating", disable=not progress, unit="batch"):
         rows = [list(prompts[i]) for i in indices]
         if any(not r for r in rows):
-            raise ValueError("cannot generate from an empty prompt")
+            raise InputError("cannot generate from an empty prompt")
         width = max(map(len, rows))
         ids = torch.tensor([[pad_id] * (width - len(r)) + r for r in rows], device=device)
         mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from .errors import InputError
 
 # transformers, transformer_lens and gguf are imported inside the functions that use them: together they take
 # over 10 s to import (python -X importtime), which `import lens_focus` and `lens-focus --help` should not pay.
@@ -65,9 +66,9 @@ def check_gguf(path: str | Path) -> None:
         end = max((t.data_offset + t.n_bytes for t in reader.tensors), default=0)
     except Exception as e:  # any failure of the parser means the file is not a whole GGUF file
         detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"{path}: not a complete GGUF file ({size} bytes; the GGUF reader says: {detail})") from None
+        raise InputError(f"{path}: not a complete GGUF file ({size} bytes; the GGUF reader says: {detail})") from None
     if end > size:
-        raise ValueError(f"{path}: truncated GGUF file: its tensors need {end} bytes, the file has {size}")
+        raise InputError(f"{path}: truncated GGUF file: its tensors need {end} bytes, the file has {size}")
 
 
 def dequantized_dir(path: str | Path, *, progress: bool = True) -> Path:
@@ -97,7 +98,7 @@ def dequantized_dir(path: str | Path, *, progress: bool = True) -> Path:
         tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
         model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
     except (ValueError, KeyError, RuntimeError, OSError, NotImplementedError) as e:
-        raise ValueError(f"{path}: transformers could not read this GGUF file ({type(e).__name__}: {e})") from None
+        raise InputError(f"{path}: transformers could not read this GGUF file ({type(e).__name__}: {e})") from None
     finally:
         hf_logging.set_verbosity(verbosity)
         if not progress:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import NamedTuple, Sequence
 
 import pandas as pd
+from .errors import InputError
 
 
 class Head(NamedTuple):
@@ -21,7 +22,7 @@ def rank_heads(scores: pd.DataFrame, *, condition: str = "long", span: str = "re
     """All heads, highest score first (ties broken by layer, then head)."""
     sel = scores[(scores.condition == condition) & (scores.span == span)]
     if sel.empty:
-        raise ValueError(f"no scores for condition {condition!r}, span {span!r} to rank heads by")
+        raise InputError(f"no scores for condition {condition!r}, span {span!r} to rank heads by")
     sel = sel.sort_values(["score", "layer", "head"], ascending=[False, True, True])
     return [Head(int(l), int(h)) for l, h in zip(sel["layer"], sel["head"])]
 
@@ -35,7 +36,7 @@ def random_heads(n_layers: int, n_heads: int, k: int, *, seed: int) -> list[Head
     """``k`` distinct heads drawn uniformly (seeded): the control for top-k experiments."""
     all_heads = [Head(l, h) for l in range(n_layers) for h in range(n_heads)]
     if not 0 <= k <= len(all_heads):
-        raise ValueError(f"cannot draw {k} heads from {len(all_heads)}")
+        raise InputError(f"cannot draw {k} heads from {len(all_heads)}")
     return random.Random(seed).sample(all_heads, k)
 
 
@@ -52,8 +53,8 @@ def load_heads(path: str | Path, *, n_layers: int | None = None, n_heads: int | 
         raw = json.loads(path.read_text())
         heads = [Head(int(l), int(h)) for l, h in raw]
     except (ValueError, TypeError) as e:
-        raise ValueError(f"{path}: expected a JSON list of [layer, head] pairs ({e})") from None
+        raise InputError(f"{path}: expected a JSON list of [layer, head] pairs ({e})") from None
     for hd in heads:
         if (n_layers is not None and not 0 <= hd.layer < n_layers) or (n_heads is not None and not 0 <= hd.head < n_heads):
-            raise ValueError(f"{path}: head {list(hd)} does not exist in a model of {n_layers} layers × {n_heads} heads")
+            raise InputError(f"{path}: head {list(hd)} does not exist in a model of {n_layers} layers × {n_heads} heads")
     return heads

@@ -29,6 +29,7 @@ from .heads import Head
 from .hooks import HookHandle, add_hooks, attn_hook_name
 from .labels import LabeledSequence
 from .model import attention_layers
+from .errors import InputError
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ def _by_layer(heads: Sequence[Head], n_layers: int, n_heads: int) -> dict[int, l
     layers: dict[int, list[int]] = {}
     for layer, head in heads:
         if not (0 <= layer < n_layers and 0 <= head < n_heads):
-            raise ValueError(f"head ({layer}, {head}) does not exist in a model of {n_layers} layers × {n_heads} heads")
+            raise InputError(f"head ({layer}, {head}) does not exist in a model of {n_layers} layers × {n_heads} heads")
         layers.setdefault(int(layer), []).append(int(head))
     return {layer: sorted(set(hs)) for layer, hs in sorted(layers.items())}
 
@@ -69,7 +70,7 @@ def split_softmax_pattern(
     pattern's dtype (a bfloat16 ``π`` is off by up to 0.4 %, and ``π^τ`` of a tiny one underflows) and
     returned in it."""
     if not tau > 0:
-        raise ValueError(f"tau must be positive, got {tau}")
+        raise InputError(f"tau must be positive, got {tau}")
     if tau == 1:
         return pattern  # the identity, exactly
     if pattern.dtype not in (torch.float32, torch.float64):
@@ -121,7 +122,7 @@ def add_split_softmax(
         tau: the exponent τ (< 1 raises attention on the span, 1 is the identity).
     """
     if not tau > 0:
-        raise ValueError(f"tau must be positive, got {tau}")
+        raise InputError(f"tau must be positive, got {tau}")
     if span.dim() != 2:
         raise ValueError(f"span must be a (batch, k_pos) mask, got shape {tuple(span.shape)}")
     first = torch.as_tensor(first_row).long().reshape(-1).expand(span.shape[0])
@@ -166,7 +167,7 @@ def placement_span(placement: Placement, span: str = "relevant") -> tuple[Tensor
     for b, (seq, off) in enumerate(zip(placement.seqs, placement.offsets)):
         ranges = seq.token_spans.get(span)
         if not ranges:
-            raise ValueError(f"example {seq.example.id}: no span {span!r} to compensate (spans: {sorted(seq.token_spans)})")
+            raise InputError(f"example {seq.example.id}: no span {span!r} to compensate (spans: {sorted(seq.token_spans)})")
         for start, end in ranges:
             mask[b, off + start : off + end] = True
         first[b] = off + seq.n_prompt - 1

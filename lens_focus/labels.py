@@ -10,16 +10,15 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass, field
-from typing import Literal
 
-RowsKind = Literal["generation", "response"]
-Variant = Literal["long", "gold", "negative"]
+from .errors import InputError
+from .defaults import RowsKind, Variant  # noqa: F401  (the closed sets are declared with the parameters)
 
 Span = tuple[int, int]
 """A half-open range ``[start, end)`` of characters or tokens."""
 
 
-class LabelError(ValueError):
+class LabelError(InputError):
     """A prompt could not be labeled exactly; the message names the example and the span."""
 
 
@@ -145,7 +144,7 @@ class LabeledSequence:
             return range(self.n_prompt - 1, len(self.input_ids) - 1)
         if kind == "response":
             return range(self.n_prompt, len(self.input_ids))
-        raise ValueError(f"rows must be 'generation' or 'response', got {kind!r}")
+        raise InputError(f"rows must be 'generation' or 'response', got {kind!r}")
 
     def tokens_of(self, name: str) -> list[int]:
         """Token positions of span ``name`` (empty when the span is absent)."""
@@ -304,5 +303,5 @@ def doc_index(name: str) -> int:
     """``doc_7`` -> 7."""
     m = _DOC_NAME.match(name)
     if not m:
-        raise ValueError(f"{name!r} is not a document span name")
+        raise InputError(f"{name!r} is not a document span name")
     return int(m.group(1))

@@ -5,6 +5,7 @@ import math
 import re
 import string
 from typing import Sequence
+from .errors import InputError
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = set(string.punctuation)
@@ -31,7 +32,7 @@ def substring_recall(prediction: str, answers: Sequence[str]) -> float:
     """The share of gold values that occur in the prediction, lower-cased, unnormalised (how
     HELMET grades RULER's recall tasks: every value of a multi-value question counts)."""
     if not answers:
-        raise ValueError("no gold values to recall")
+        raise InputError("no gold values to recall")
     pred = prediction.lower()
     return sum(a.lower() in pred for a in answers) / len(answers)
 
@@ -47,7 +48,7 @@ def rouge_l_f1(prediction: str, answers: Sequence[str]) -> float:
     ``R = LCS / |answer|``. HELMET's long-QA metric, without its Porter stemming (so *lives* and
     *live* differ here)."""
     if not answers:
-        raise ValueError("no gold answers to compare with")
+        raise InputError("no gold answers to compare with")
     pred = _tokens(prediction)
     best = 0.0
     for answer in answers:

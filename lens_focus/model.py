@@ -10,17 +10,17 @@ import os
 import weakref
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
 
 import torch
 
 from .aliases import resolve
 from .fast import set_attention
+from .defaults import DType  # noqa: F401  (declared with the parameters)
+from .errors import InputError
 
 # transformers, transformer_lens and gguf are imported inside the functions that use them: together they take
 # over 10 s to import (python -X importtime), which `import lens_focus` and `lens-focus --help` should not pay.
 
-DType = Literal["float32", "bfloat16", "float16"]
 DTYPES: tuple[DType, ...] = ("float32", "bfloat16", "float16")
 """The precisions a model loads in (``--dtype``); lens_focus keeps its own statistics, direction
 parameters and optimizer state in float32 whatever the model's."""
@@ -65,7 +65,7 @@ class ModelInfo:
     def kv_head(self, head: int) -> int:
         """The key-value head that query head ``head`` reads under grouped-query attention."""
         if not 0 <= head < self.n_heads:
-            raise ValueError(f"head {head} out of range: the model has {self.n_heads} heads per layer")
+            raise InputError(f"head {head} out of range: the model has {self.n_heads} heads per layer")
         return head // self.group_size
 
     def to_dict(self) -> dict:
@@ -119,16 +119,16 @@ def check_device(target: str | int, where: str) -> None:
     try:
         device = torch.device(f"cuda:{target}" if isinstance(target, int) or str(target).isdigit() else str(target))
     except (RuntimeError, TypeError):
-        raise ValueError(f"{where}: {target!r} is not a device (cpu, disk, a CUDA index, cuda:N, mps)") from None
+        raise InputError(f"{where}: {target!r} is not a device (cpu, disk, a CUDA index, cuda:N, mps)") from None
     if device.type == "cuda":
         count = torch.cuda.device_count()
         if (device.index or 0) >= count:
-            raise ValueError(f"{where}: {target!r} is not a device of this machine, which has {count} CUDA device(s)")
+            raise InputError(f"{where}: {target!r} is not a device of this machine, which has {count} CUDA device(s)")
     elif device.type == "mps":
         if not torch.backends.mps.is_available():
-            raise ValueError(f"{where}: {target!r}: this machine has no MPS device")
+            raise InputError(f"{where}: {target!r}: this machine has no MPS device")
     elif device.type != "cpu":
-        raise ValueError(f"{where}: {target!r} is not a device lens_focus places models on (cpu, disk, cuda, mps)")
+        raise InputError(f"{where}: {target!r} is not a device lens_focus places models on (cpu, disk, cuda, mps)")
 
 
 def device_map_of(spec: str | dict | Path | None) -> str | dict | None:
@@ -141,14 +141,14 @@ def device_map_of(spec: str | dict | Path | None) -> str | dict | None:
     else:
         path = Path(spec).expanduser()
         if not path.is_file():
-            raise ValueError(f"device map {str(spec)!r}: neither one of {', '.join(PLACEMENTS)} nor a JSON file")
+            raise InputError(f"device map {str(spec)!r}: neither one of {', '.join(PLACEMENTS)} nor a JSON file")
         try:
             mapping = json.loads(path.read_text())
         except json.JSONDecodeError as e:
-            raise ValueError(f"device map {path}: not JSON ({e})") from None
+            raise InputError(f"device map {path}: not JSON ({e})") from None
         where = f"device map {path}"
         if not isinstance(mapping, dict) or not mapping:
-            raise ValueError(f"{where}: expected an object of module name -> device")
+            raise InputError(f"{where}: expected an object of module name -> device")
     for module, target in mapping.items():
         check_device(target, f"{where}, module {module!r}")
     return dict(mapping)
@@ -162,7 +162,7 @@ def max_memory_of(spec: str | dict | None) -> dict | None:
     if isinstance(spec, str):
         pairs = [part.split("=", 1) for part in spec.split(",") if part.strip()]
         if not pairs or any(len(p) != 2 or not p[1].strip() for p in pairs):
-            raise ValueError(f"max memory {spec!r}: expected DEVICE=SIZE,... (for example 0=70GiB,1=70GiB,cpu=200GiB)")
+            raise InputError(f"max memory {spec!r}: expected DEVICE=SIZE,... (for example 0=70GiB,1=70GiB,cpu=200GiB)")
         spec = {int(k) if k.strip().isdigit() else k.strip(): v.strip() for k, v in pairs}
     for target in spec:
         check_device(target, "max memory")
@@ -202,14 +202,14 @@ def load_model(
 
     if isinstance(dtype, str):
         if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+            raise InputError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         dtype = getattr(torch, dtype)
     placement = device_map_of(device_map)
     memory = max_memory_of(max_memory)
     if placement is not None and device is not None:
-        raise ValueError(f"give a device ({device!r}) or a device map, not both")
+        raise InputError(f"give a device ({device!r}) or a device map, not both")
     if memory is not None and placement is None:
-        raise ValueError("max memory budgets apply to a device map (device_map='auto', ...)")
+        raise InputError("max memory budgets apply to a device map (device_map='auto', ...)")
     if device is not None:
         check_device(device, "device")
     path = locate_model(name_or_path)

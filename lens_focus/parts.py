@@ -32,6 +32,7 @@ import torch
 
 from .labels import Example
 from .provenance import versions
+from .errors import InputError
 
 Launcher = Literal["alone", "torchrun", "shard"]
 WAIT = timedelta(hours=int(os.environ.get("LENS_FOCUS_WAIT_HOURS", "24")))
@@ -49,7 +50,7 @@ class Part:
 
     def __post_init__(self) -> None:
         if not 0 <= self.index < self.count:
-            raise ValueError(f"part {self.index} of {self.count}: the index runs from 0 to {self.count - 1}")
+            raise InputError(f"part {self.index} of {self.count}: the index runs from 0 to {self.count - 1}")
 
     @property
     def main(self) -> bool:
@@ -61,7 +62,7 @@ class Part:
         mine = blocks(examples, self.count, keys)[self.index]
         if not mine:
             n = len(set(_keys(examples, keys)))
-            raise ValueError(f"part {self.index} of {self.count} has no questions: {n} question(s) split into at most {n} parts")
+            raise InputError(f"part {self.index} of {self.count} has no questions: {n} question(s) split into at most {n} parts")
         return mine
 
     def take(self, examples: Sequence[Example], keys: Sequence[Hashable] | None = None) -> list[Example]:
@@ -85,7 +86,7 @@ def blocks(examples: Sequence[Example], count: int, keys: Sequence[Hashable] | N
     seen: dict[Hashable, int] = {}
     for i, (ex, q) in enumerate(zip(examples, _keys(examples, keys), strict=True)):
         if q in seen and seen[q] != len(questions) - 1:
-            raise ValueError(f"example {ex.id}: the prompts of question {q} are not next to each other; cannot split by question")
+            raise InputError(f"example {ex.id}: the prompts of question {q} are not next to each other; cannot split by question")
         if q not in seen:
             seen[q] = len(questions)
             questions.append([])
@@ -109,9 +110,9 @@ def parse_shard(text: str) -> Part:
     try:
         index, count = (int(x) for x in text.split("/"))
     except ValueError:
-        raise ValueError(f"--shard {text!r}: expected I/N with I from 0 to N - 1 (for example 0/4)") from None
+        raise InputError(f"--shard {text!r}: expected I/N with I from 0 to N - 1 (for example 0/4)") from None
     if count < 1 or not 0 <= index < count:
-        raise ValueError(f"--shard {text!r}: I runs from 0 to N - 1 and N >= 1")
+        raise InputError(f"--shard {text!r}: I runs from 0 to N - 1 and N >= 1")
     return Part(index, count, "shard")
 
 
@@ -121,7 +122,7 @@ def current_part(shard: str | None = None) -> Part:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1:
         if shard is not None:
-            raise ValueError("--shard splits the work between independent jobs; under torchrun the ranks split it")
+            raise InputError("--shard splits the work between independent jobs; under torchrun the ranks split it")
         import torch.distributed as dist
 
         if not dist.is_initialized():
@@ -190,22 +191,22 @@ def read_parts(folders: Sequence[str | Path]) -> tuple[dict, list[Any]]:
             raise FileNotFoundError(f"{folder}: not a part folder (no {PART_JSON} and {PART_PICKLE}; written by a command run with --shard)")
         metas.append((folder, json.loads((folder / PART_JSON).read_text())))
     if not metas:
-        raise ValueError("no part folders to merge")
+        raise InputError("no part folders to merge")
     first_folder, first = metas[0]
     for folder, meta in metas[1:]:
         for field in ("command", "parts", "params", "split"):
             if meta[field] != first[field]:
-                raise ValueError(f"{folder}: {field} differs from {first_folder}'s ({meta[field]!r} vs {first[field]!r}); not parts of one run")
+                raise InputError(f"{folder}: {field} differs from {first_folder}'s ({meta[field]!r} vs {first[field]!r}); not parts of one run")
         if meta["versions"].get("lens_focus") != first["versions"].get("lens_focus"):
-            raise ValueError(f"{folder}: written by lens_focus {meta['versions'].get('lens_focus')}, {first_folder} by {first['versions'].get('lens_focus')}")
+            raise InputError(f"{folder}: written by lens_focus {meta['versions'].get('lens_focus')}, {first_folder} by {first['versions'].get('lens_focus')}")
     by_index: dict[int, Path] = {}
     for folder, meta in metas:
         if meta["part"] in by_index:
-            raise ValueError(f"{folder} and {by_index[meta['part']]} are both part {meta['part']}")
+            raise InputError(f"{folder} and {by_index[meta['part']]} are both part {meta['part']}")
         by_index[meta["part"]] = folder
     missing = sorted(set(range(first["parts"])) - set(by_index))
     if missing:
-        raise ValueError(f"parts {missing} of {first['parts']} are missing (have {sorted(by_index)})")
+        raise InputError(f"parts {missing} of {first['parts']} are missing (have {sorted(by_index)})")
     payloads = []
     for i in range(first["parts"]):
         with open(by_index[i] / PART_PICKLE, "rb") as f:

@@ -21,6 +21,7 @@ from .labels import Example
 from .model import locate_model
 from .sources import Request, build
 from .toy.task import vocabulary
+from .errors import InputError
 
 # transformers, transformer_lens and gguf are imported inside the functions that use them: together they take
 # over 10 s to import (python -X importtime), which `import lens_focus` and `lens-focus --help` should not pay.
@@ -65,7 +66,7 @@ class Profile:
         needles in the built-in filler or the text file ``filler``."""
         if self.toy_vocabulary:
             if filler is not None:
-                raise ValueError("a filler file does not apply to a toy-vocabulary model: its haystack is made of toy facts")
+                raise InputError("a filler file does not apply to a toy-vocabulary model: its haystack is made of toy facts")
         name = "toy_haystack" if self.toy_vocabulary else "haystack"
         return build(name, Request(path=filler, tokenizer=tokenizer, lengths=lengths, depths=depths))
 

@@ -23,6 +23,7 @@ from .generate import generate_batches
 from .hooks import hooked, last_row_from, pattern_rows
 from .labels import Example
 from .metrics import normalize_answer
+from .errors import InputError
 
 RETRIEVAL_COLUMNS = ["layer", "head", "score", "n"]
 
@@ -54,11 +55,11 @@ def retrieval_samples(
     """Per example, in order, its copies per head over the answer span's length, ``(layer,
     head)``, or None when its response does not recall the answer (and the sample does not count)."""
     if not examples:
-        raise ValueError("no examples to score retrieval heads on")
+        raise InputError("no examples to score retrieval heads on")
     prompts = label_prompts(model, examples, max_new_tokens=max_new_tokens)
     for seq in prompts:
         if not seq.token_spans.get("answer"):
-            raise ValueError(f"example {seq.example.id}: no 'answer' span (build it with lens_focus.data.needle)")
+            raise InputError(f"example {seq.example.id}: no 'answer' span (build it with lens_focus.data.needle)")
     n_layers = model.cfg.n_layers
     samples: list[np.ndarray | None] = [None] * len(examples)
     tops: dict = {}

@@ -27,6 +27,7 @@ from .forward import DEFAULT_CHUNK, batch_budget, chunked_forward, input_device,
 from .hooks import RowsOf, hooked, last_row_from, pattern_rows
 from .interventions import Intervention, Placement
 from .labels import LabeledSequence, RowsKind
+from .errors import InputError
 
 SCORE_COLUMNS = ["layer", "head", "condition", "span", "score", "n"]
 
@@ -105,7 +106,7 @@ def span_sums(
     device = input_device(model)
     for seq in seqs:
         if len(seq.rows(rows)) == 0:
-            raise ValueError(f"example {seq.example.id}: no rows to score (empty response)")
+            raise InputError(f"example {seq.example.id}: no rows to score (empty response)")
     max_cells, span = batch_budget(model, chunk)
     batches = plan_batches([len(s) for s in seqs], batch_size=batch_size, max_cells=max_cells, chunk=span)
     pending: dict[int, dict[str, np.ndarray]] = {}
@@ -156,7 +157,7 @@ def score_heads(
             ``["long", "correct"]``.
     """
     if not seqs:
-        raise ValueError("no sequences to score")
+        raise InputError("no sequences to score")
     if conditions is None:
         conditions = [[s.example.variant] for s in seqs]
     return aggregate_scores(span_sums(model, seqs, rows=rows, batch_size=batch_size, progress=progress), conditions)
@@ -176,7 +177,7 @@ def aggregate_scores(per_sequence: Iterable[dict[str, np.ndarray]], conditions: 
                 sums[key] = sums[key] + value if key in sums else value.astype(np.float64)
                 counts[key] += 1
     if not n_seen:
-        raise ValueError("no sequences to score")
+        raise InputError("no sequences to score")
     frames = []
     for (cond, span), total in sums.items():
         n_layers, n_heads = total.shape
@@ -200,7 +201,7 @@ def score_grid(scores: pd.DataFrame, *, condition: str = "long", span: str = "re
     """One condition and span of a score frame as an array (n_layers, n_heads)."""
     sel = scores[(scores.condition == condition) & (scores.span == span)]
     if sel.empty:
-        raise ValueError(f"no scores for condition {condition!r}, span {span!r}")
+        raise InputError(f"no scores for condition {condition!r}, span {span!r}")
     return sel.pivot(index="layer", columns="head", values="score").to_numpy()
 
 
@@ -214,7 +215,7 @@ def head_pattern(
     pattern of the patched model."""
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     if not (0 <= layer < n_layers and 0 <= head < n_heads):
-        raise ValueError(f"no head ({layer}, {head}) in a model of {n_layers} layers × {n_heads} heads")
+        raise InputError(f"no head ({layer}, {head}) in a model of {n_layers} layers × {n_heads} heads")
     wanted = _rows_to_show(seq, rows)
     out = np.zeros((len(wanted), len(seq)), dtype=np.float32)
 
@@ -246,7 +247,7 @@ def mean_attention(
 def _rows_to_show(seq: LabeledSequence, rows: RowsKind) -> range:
     wanted = seq.rows(rows)
     if not len(wanted):
-        raise ValueError(f"example {seq.example.id}: no rows to show (empty response)")
+        raise InputError(f"example {seq.example.id}: no rows to show (empty response)")
     return wanted
 
 

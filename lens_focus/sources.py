@@ -36,6 +36,7 @@ from .data.recall import multikey_examples, multivalue_examples
 from .defaults import NEEDLE_DEPTHS
 from .labels import Example
 from .toy.task import toy_examples, toy_needle_examples, toy_task_examples
+from .errors import InputError
 
 __all__ = ["Request", "Source", "SOURCES", "build", "load_examples"]
 
@@ -54,13 +55,13 @@ class Request:
     """Context lengths in tokens of ``tokenizer`` (a task, a haystack)."""
     n: int = 10
     """Prompts per length (a task)."""
-    depths: Sequence[int | float] = NEEDLE_DEPTHS
+    depths: Sequence[int | float] = NEEDLE_DEPTHS.default
     """Needle depths in percent (a haystack)."""
 
     def at_lengths(self) -> dict:
         """The keyword arguments of a task builder."""
         if self.tokenizer is None or self.n < 1 or not self.lengths:
-            raise ValueError(f"a task needs a tokenizer, n >= 1 and at least one length (got n={self.n}, lengths={list(self.lengths)})")
+            raise InputError(f"a task needs a tokenizer, n >= 1 and at least one length (got n={self.n}, lengths={list(self.lengths)})")
         return dict(lengths=[int(x) for x in self.lengths], n=self.n, seed=self.selection.seed)
 
 
@@ -117,12 +118,12 @@ def build(name: str, request: Request = Request(), *, missing: str | None = None
     file is not given, worded for the caller (for example naming the option that gives it). An
     empty result is a :class:`DataError`."""
     if name not in SOURCES:
-        raise ValueError(f"unknown source {name!r}; choose one of {sorted(SOURCES)}")
+        raise InputError(f"unknown source {name!r}; choose one of {sorted(SOURCES)}")
     source = SOURCES[name]
     if source.file == "required" and request.path is None:
-        raise ValueError(missing or f"{name} needs a data file")
+        raise InputError(missing or f"{name} needs a data file")
     if source.file is None and request.path is not None:
-        raise ValueError(f"{name} reads no file, got {request.path}")
+        raise InputError(f"{name} reads no file, got {request.path}")
     examples = source.build(request)
     if not examples:
         where = request.path if request.path is not None else name
@@ -148,5 +149,5 @@ def load_examples(data: str | Path, selection: Selection | None = None, *, task:
     selection = replace(selection or Selection(), **fields)
     kind = str(data) if str(data) in ("toy", "facts") else task or file_kind(data)
     if selection.distractors != "random" and kind != "nq":
-        raise ValueError(f"{selection.distractors} distractors are drawn for NQ files only; {data} is {kind} data")
+        raise InputError(f"{selection.distractors} distractors are drawn for NQ files only; {data} is {kind} data")
     return build(kind, Request(path=None if kind in ("toy", "facts") else data, selection=selection))

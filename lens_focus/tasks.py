@@ -40,6 +40,7 @@ from .generate import StopAt
 from .labels import Example
 from .metrics import best_subspan_em, choice_accuracy, label_accuracy, ndcg_at_k, parse_ranking, rouge_l_f1, substring_recall
 from .sources import Request, build
+from .errors import InputError
 
 Metric = Callable[[str, Sequence[str], dict], float]
 """``metric(response, answers, meta)``: a score in [0, 1] (``meta``: the example's)."""
@@ -47,7 +48,7 @@ Metric = Callable[[str, Sequence[str], dict], float]
 
 def _ndcg10(response: str, answers: Sequence[str], meta: dict) -> float:
     if "qrels" not in meta:
-        raise ValueError("NDCG@10 needs the documents' relevance grades (meta['qrels']); this example has none")
+        raise InputError("NDCG@10 needs the documents' relevance grades (meta['qrels']); this example has none")
     return ndcg_at_k(parse_ranking(response), {str(k): int(v) for k, v in meta["qrels"].items()}, 10)
 
 
@@ -116,7 +117,7 @@ def build_task(
     lost-in-the-middle key-value file for ``json_kv`` (generated pairs without one)."""
 
     if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; choose from {sorted(TASKS)}")
+        raise InputError(f"unknown task {name!r}; choose from {sorted(TASKS)}")
     task = TASKS[name]
     path = {"nq": nq, "kv": kv}.get(task.file or "")
     missing = f"task {name} needs the NQ file (--nq): the lost-in-the-middle nq-open-oracle.jsonl.gz or a 20-document file"

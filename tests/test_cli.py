@@ -154,7 +154,7 @@ def test_retrieval_command(tiny_dirs, tmp_path):
     assert summary["counted"] == 0 and frame.score.isna().all() and json.loads((out / "retrieval_heads.json").read_text()) == []
     assert "no response recalled the needle" in result.output
     bad = runner.invoke(app, ["retrieval", "--model", str(tiny_dirs["llama"]), "--depths", "150", "--out", str(out)])
-    assert bad.exit_code == 2 and "Invalid value for '--depths': every value must be within 0..100" in bad.output
+    assert bad.exit_code == 2 and "--depths: every value must be a finite number within 0..100, got 150" in bad.output
 
 
 def test_retrieval_on_the_toy_uses_toy_vocabulary_needles(tmp_path):
@@ -172,18 +172,18 @@ def test_retrieval_on_the_toy_uses_toy_vocabulary_needles(tmp_path):
         (a, b), = seq.token_spans["answer"]
         assert b - a == 1 and toy.tokenizer.decode(seq.input_ids[a:b]).strip() == ex.answers[0] in VALUES
     bad = runner.invoke(app, ["retrieval", "--model", "toy", "--filler", str(tmp_path / "x.txt"), "--out", str(out)])
-    assert bad.exit_code == 2 and "--filler does not apply to a toy-vocabulary model" in bad.output
+    assert bad.exit_code == 2 and "--filler: does not apply to a toy-vocabulary model" in bad.output
 
 
 @pytest.fixture()
 def no_model_load(monkeypatch):
     """Any attempt to load a model fails the test: bad input must stop before that."""
-    import lens_focus.commands.cli as cli
+    import lens_focus.commands.options as options
 
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded before the bad input was found")
 
-    monkeypatch.setattr(cli, "load_model", refuse)
+    monkeypatch.setattr(options, "load_model", refuse)
 
 
 HEADS_ARGS = ["--heads", "heads.json"]

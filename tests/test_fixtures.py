@@ -34,6 +34,7 @@ def test_the_fixtures_have_the_fields_of_the_real_files(real_data):
     assert len(_first(KV)["ordered_kv_records"]) == len(_first(real_data / "kv-retrieval-75_keys.jsonl.gz")["ordered_kv_records"])
 
 
+@pytest.mark.slow
 def test_the_real_files_load(real_data):
     path = real_data / "nq-open-oracle.jsonl.gz"
     nq = load_examples(path, split="test", limit=100, n_docs=20, gold_positions=[1, 20], variants=("long",))

@@ -41,6 +41,7 @@ def test_a_hub_name_loads_from_the_cache_offline(hf_home, tiny_dirs):
     assert name == "acme/tiny-llama" and float(diff) == 0.0
 
 
+@pytest.mark.slow
 def test_a_hub_name_runs_from_the_command_line(hf_home, tmp_path):
     done = offline(
         hf_home, sys.executable, "-m", "lens_focus.commands.cli", "score", "--model", "acme/tiny-llama", "--data", "facts",
@@ -52,6 +53,7 @@ def test_a_hub_name_runs_from_the_command_line(hf_home, tmp_path):
     assert (tmp_path / "run" / "scores.csv").is_file()
 
 
+@pytest.mark.slow
 def test_a_name_that_is_neither_a_folder_nor_cached_says_both(hf_home, tmp_path):
     code = (
         "import lens_focus as lf\n"

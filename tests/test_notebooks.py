@@ -38,6 +38,7 @@ def test_the_committed_notebooks_are_the_three_smollm2_runs():
         assert '"MODEL = \\"smollm2\\"' in path.read_text(), f"{path.name}: the committed notebook is not the SmolLM2 run"
 
 
+@pytest.mark.slow
 def test_contextual_heads_notebook():
     nb, got, figures = _run("01_contextual_heads")
     assert nb.cells[1].source.startswith('MODEL = "toy"') and figures == 3  # EM by position, head map, attention view
@@ -47,6 +48,7 @@ def test_contextual_heads_notebook():
     assert got["explorer"] == [3, ["baseline", "compensation"], True]  # the explorer page, inline
 
 
+@pytest.mark.slow
 def test_attention_compensation_notebook():
     _, got, figures = _run("02_attention_compensation")
     assert figures == 1 and got["methods"] == ["baseline", "contextual", "gold", "negative", "random"]
@@ -54,6 +56,7 @@ def test_attention_compensation_notebook():
     assert got["n"] == 24  # 8 questions × 3 positions
 
 
+@pytest.mark.slow
 def test_focus_directions_notebook():
     _, got, figures = _run("03_focus_directions")
     assert figures == 1 and got["dk_change"] < 1e-5  # post-rotary d_K is inert

@@ -45,6 +45,7 @@ def test_a_committed_figure_draws_offline():
     assert 'class="gtitle"' in dom and "Contextual heads of toy: relevant score" in dom
 
 
+@pytest.mark.slow
 def test_pages_of_one_run_share_one_plotly_js(tmp_path):
     fig = go.Figure(go.Bar(x=["a", "b"], y=[1, 2]), layout=dict(title="two bars"))
     assert plotlyjs_for(tmp_path / "run") == PLOTLY_JS  # a run's folder gets the file once

@@ -11,12 +11,11 @@ from typer.testing import CliRunner
 
 from lens_focus import load_examples, load_model
 from lens_focus.commands.cli import app
-from lens_focus.commands.runs import compensate_run, evaluate_run, merge_run, retrieval_run, score_run, sweep_run
+from lens_focus.commands.declare import merge_parts, run_declared
 from lens_focus.directions import FocusDirections, zero_directions
-from lens_focus.evaluation import group_by_length, parse_settings, split_sets
+from lens_focus.evaluation import group_by_length, split_sets
 from lens_focus.heads import Head, load_heads
 from lens_focus.parts import Part, blocks, parse_shard, read_parts
-from lens_focus.profile import profile_of_checkpoint
 from lens_focus.tasks import TASKS, build_task
 
 SCORE_FILES = ["scores.csv", "heads.json", "examples.jsonl", "em.csv", "table1.csv", "sparsity.csv"]
@@ -62,13 +61,14 @@ def test_blocks_keep_questions_whole_and_in_order(examples):
             parse_shard(bad)
 
 
+@pytest.mark.slow
 def test_shards_merged_write_what_one_process_writes(toy, examples, tmp_path):
-    kw = dict(max_new_tokens=4, batch_size=8)
-    score_run(toy, examples, tmp_path / "one", log=lambda _: None, **kw)
+    kw = dict(examples=examples, data="toy", max_new_tokens=4, batch_size=8, log=quiet)
+    run_declared("score", toy, tmp_path / "one", **kw)
     for i in range(2):
-        assert score_run(toy, examples, tmp_path / f"part{i}", part=Part(i, 2, "shard"), log=lambda _: None, **kw) is None
+        assert run_declared("score", toy, tmp_path / f"part{i}", part=Part(i, 2, "shard"), **kw) is None
         assert not (tmp_path / f"part{i}" / "scores.csv").exists()
-    merge_run([tmp_path / "part1", tmp_path / "part0"], tmp_path / "merged", log=lambda _: None)  # any order of folders
+    merge_parts([tmp_path / "part1", tmp_path / "part0"], tmp_path / "merged", log=quiet)  # any order of folders
     same_files(tmp_path / "one", tmp_path / "merged", SCORE_FILES)
     summary = json.loads((tmp_path / "merged" / "summary.json").read_text())
     assert summary["distributed"] == {"launcher": "shard", "world_size": 2, "prompts_per_rank": [len(b) for b in blocks(examples, 2)]}
@@ -76,11 +76,11 @@ def test_shards_merged_write_what_one_process_writes(toy, examples, tmp_path):
     assert json.loads((tmp_path / "one" / "summary.json").read_text())["distributed"]["world_size"] == 1
     # compensation: the same cells, every prompt's answer, the paired intervals
     ranked = load_heads(tmp_path / "one" / "heads.json", n_layers=8, n_heads=4)
-    ckw = dict(taus=[0.3], ks=[1, 4], max_new_tokens=1, batch_size=8, log=lambda _: None)
-    compensate_run(toy, examples, ranked, tmp_path / "c_one", **ckw)
+    ckw = dict(examples=examples, heads=ranked, data="toy", taus=[0.3], ks=[1, 4], max_new_tokens=1, batch_size=8, log=quiet)
+    run_declared("compensate", toy, tmp_path / "c_one", **ckw)
     for i in range(2):
-        compensate_run(toy, examples, ranked, tmp_path / f"c_part{i}", part=Part(i, 2, "shard"), **ckw)
-    merge_run([tmp_path / "c_part0", tmp_path / "c_part1"], tmp_path / "c_merged", log=lambda _: None)
+        run_declared("compensate", toy, tmp_path / f"c_part{i}", part=Part(i, 2, "shard"), **ckw)
+    merge_parts([tmp_path / "c_part0", tmp_path / "c_part1"], tmp_path / "c_merged", log=quiet)
     same_files(tmp_path / "c_one", tmp_path / "c_merged", ["compensation.csv", "answers.csv"])
     # parts that do not belong together are refused, naming the folder
     with pytest.raises(ValueError, match=r"parts \[1\] of 2 are missing"):
@@ -102,36 +102,37 @@ def split_and_merged(tmp_path: Path, name: str, run) -> tuple[Path, Path]:
     run(tmp_path / name, Part())
     for i in range(2):
         assert run(tmp_path / f"{name}{i}", Part(i, 2, "shard")) is None
-    merge_run([tmp_path / f"{name}0", tmp_path / f"{name}1"], tmp_path / f"{name}_merged", log=quiet)
+    merge_parts([tmp_path / f"{name}0", tmp_path / f"{name}1"], tmp_path / f"{name}_merged", log=quiet)
     return tmp_path / name, tmp_path / f"{name}_merged"
 
 
+@pytest.mark.slow
 def test_sweep_retrieval_and_evaluation_shards_merged(toy, examples, tmp_path):
     g = torch.Generator().manual_seed(0)
     zero = zero_directions(toy)
     d = FocusDirections(q=torch.randn(zero.q.shape, generator=g), k=torch.randn(zero.k.shape, generator=g), site=zero.site, meta=zero.meta)
     ranked = [Head(layer, head) for layer in range(8) for head in range(4)]
-    kw = dict(max_new_tokens=2, batch_size=8, log=quiet)
+    kw = dict(heads=ranked, directions=d, max_new_tokens=2, batch_size=8, log=quiet)
     # sweep: Figure 4's cells with their paired intervals, and Table 3's scores averaged over every part's prompts
     three = [e for e in examples if e.question_id in list(dict.fromkeys(x.question_id for x in examples))[:3]]
-    one, merged = split_and_merged(tmp_path, "sweep", lambda out, part: sweep_run(
-        toy, three, d, ranked, out, alphas=[2.0], ks=[2], table_alphas=[2.0], table_k=2, intervene_k=4, part=part, **kw))
+    one, merged = split_and_merged(tmp_path, "sweep", lambda out, part: run_declared(
+        "sweep", toy, out, examples=three, data="toy", alphas=[2.0], ks=[2], table_alphas=[2.0], table_k=2, intervene_k=4, part=part, **kw))
     same_files(one, merged, ["sweep.csv", "answers.csv", "table3.csv"])
     table3 = pd.read_csv(one / "table3.csv")
     assert (table3[table3.alpha == 2.0].delta.abs() > 0.01).any()  # the directions move the scores: the averages differ from α = 0's
     assert json.loads((merged / "summary.json").read_text())["distributed"]["world_size"] == 2
     # retrieval: the samples that recall the needle, from every part
-    needles = profile_of_checkpoint("toy").needles(toy.tokenizer, lengths=[80, 120], depths=[0.0, 50.0, 100.0])
-    one, merged = split_and_merged(tmp_path, "retrieval", lambda out, part: retrieval_run(toy, needles, out, max_new_tokens=6, batch_size=4, part=part, log=quiet))
+    one, merged = split_and_merged(tmp_path, "retrieval", lambda out, part: run_declared(
+        "retrieval", toy, out, lengths=[80, 120], depths=[0, 50, 100], max_new_tokens=6, batch_size=4, part=part, log=quiet))
     same_files(one, merged, ["retrieval_scores.csv", "retrieval_heads.json"])
     assert json.loads((one / "summary.json").read_text())["counted"] > 2  # more than one part's samples count
     # evaluation: every task set's prompts split in blocks of questions; scores, sink table and answers as one process's
     sets = [s for t in ("toy_needle", "toy_qa") for s in group_by_length(TASKS[t], build_task(t, toy.tokenizer, lengths=[80], n=3))]
     halves = [split_sets(sets, Part(i, 2)) for i in range(2)]
     assert [a.examples + b.examples for a, b in zip(*halves)] == [s.examples for s in sets]
-    settings = parse_settings("baseline,4_1")
-    one, merged = split_and_merged(tmp_path, "evaluate", lambda out, part: evaluate_run(
-        toy, sets, out, settings=settings, directions=d, ranked=ranked, sink_k=2, batch_size=4, part=part, log=quiet))
+    one, merged = split_and_merged(tmp_path, "evaluate", lambda out, part: run_declared(
+        "evaluate", toy, out, heads=ranked, directions=d, tasks=["toy_needle", "toy_qa"], lengths=[80], n=3, settings=["baseline", "4_1"],
+        sink_k=2, batch_size=4, part=part, log=quiet))
     same_files(one, merged, ["task_scores.csv", "sink_scores.csv", "category_scores.csv", "answers.csv"])
     split = json.loads((merged / "summary.json").read_text())["distributed"]
     assert sum(split["prompts_per_rank"]) == sum(len(s.examples) for s in sets) and min(split["prompts_per_rank"]) > 0

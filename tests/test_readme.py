@@ -40,10 +40,10 @@ def test_readme_lists_the_reproduce_steps_in_order_and_every_command():
     from typer.main import get_command
 
     from lens_focus.commands.cli import app
-    from lens_focus.commands.reproduce import STEPS
+    from lens_focus.commands.declare import steps
 
     section = README[README.index("## Regenerate every figure") : README.index("## Notebooks")]
-    assert re.findall(r"^\| `([a-z_0-9]+)` \| ", section, flags=re.M) == [s.name for s in STEPS]
+    assert re.findall(r"^\| `([a-z_0-9]+)` \| ", section, flags=re.M) == [s.name for _, s in steps()]
     reference = README[README.index("## Command-line reference"):]
     for name in get_command(app).commands:
         assert f"| `{name}" in reference, f"command {name} missing from the command-line reference"

@@ -4,7 +4,6 @@ import os
 import re
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -14,16 +13,29 @@ from typer.testing import CliRunner
 from lens_focus.cache import RowCache
 from lens_focus.commands.cli import app
 from lens_focus.profile import Profile
-from lens_focus.commands.reproduce import STEPS, TOY_QUICK, Plan, plan_for, reproduce, step_params
+from lens_focus.commands.declare import Context, steps as registered
+from lens_focus.commands.reproduce import plan_for, reproduce, step_params
 from lens_focus.directions import FocusDirections
 from lens_focus.stats import em_text
 
-# Smaller than --quick: every step runs, each for seconds.
-TINY = replace(
-    TOY_QUICK, score_limit=6, heads_limit=6, limit=4, directions_limit=4, epochs=3, taus=(0.1,), compensation_ks=(5,),
-    alphas=(0.3,), sweep_ks=(5,), table_alphas=(0.3,), needle_lengths=(80,), needle_depths=(0, 100), task_n=3,
-    seeds=(0, 1), seeds_train_limit=4, seeds_heads_limit=4, seeds_test_limit=3,
-)  # fmt: skip
+TOY = Profile(True, 1024)
+SMALL = {
+    "score": {"limit": 6}, "heads": {"limit": 6}, "compensation": {"limit": 4, "taus": [0.1], "ks": [5]}, "directions": {"limit": 4, "epochs": 3},
+    "sweep": {"limit": 4, "alphas": [0.3], "ks": [5], "table_alphas": [0.3]}, "retrieval_heads": {"lengths": [80], "depths": [0, 100]},
+    "evaluation": {"n": 3}, "seeds": {"seeds": [0, 1], "train_limit": 4, "heads_limit": 4, "test_limit": 3, "epochs": 3},
+}  # fmt: skip
+
+
+def tiny(**changes):
+    """Smaller than --quick (every step runs, each for seconds), with ``changes`` (a step's fields merged into its own)."""
+    merged = {k: dict(v) for k, v in SMALL.items()}
+    for key, value in changes.items():
+        merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
+    return plan_for(TOY, quick=True, changes=merged)
+
+
+TINY = tiny()
+POSITIONS = TINY.steps["seeds"]["gold_positions"]
 
 
 def test_row_cache_resumes_from_its_file(tmp_path):
@@ -66,9 +78,10 @@ def _index_sections(out):
     return dict(re.findall(r"## (.+?)\n(.*?)(?=\n## |\Z)", (out / "index.md").read_text(), flags=re.S))
 
 
+@pytest.mark.slow
 def test_every_step_writes_its_artefacts_and_the_index_links_them(run):
     out, status = run
-    assert status == {s.name: "ran" for s in STEPS}
+    assert status == {s.name: "ran" for _, s in registered()}
     for rel in ("score/scores.csv", "score/head_locations.png", "score/em_by_position.png", "score/table1.md", "heads/heads.json",
                 "compensation/compensation.csv", "compensation/compensation.png", "directions/directions.safetensors",
                 "sweep/sweep.csv", "sweep/table3.md", "retrieval_heads/retrieval_scores.csv", "figure9/figure9.json",
@@ -80,7 +93,7 @@ def test_every_step_writes_its_artefacts_and_the_index_links_them(run):
     assert "Not run yet" not in index and "(missing)" not in index
     for link in re.findall(r"\]\(([^)]+)\)", index):
         assert (out / link).exists(), link
-    assert json.loads((out / "plan.json").read_text())["score_limit"] == TINY.score_limit
+    assert json.loads((out / "plan.json").read_text())["score"]["limit"] == TINY.steps["score"]["limit"] == 6
     # the versions it ran under, in the index and in every step's summary
     import transformers
 
@@ -89,6 +102,7 @@ def test_every_step_writes_its_artefacts_and_the_index_links_them(run):
         assert json.loads((out / summary / "summary.json").read_text())["versions"]["transformers"] == transformers.__version__
 
 
+@pytest.mark.slow
 def test_index_numbers_are_read_from_the_step_files(run):
     out, _ = run
     sections = _index_sections(out)
@@ -112,17 +126,17 @@ def test_index_numbers_are_read_from_the_step_files(run):
     assert sorted(set(t3.intervened)) == [5, 20]  # both halves of Table 3
     for k in (5, 20):
         d = t3[(t3.alpha == 0.3) & (t3.intervened == k)].groupby("span").delta.mean()
-        assert (f"| Table 3, α = 0.3 on the top {k}: mean change over the top 5 | R {d['relevant']:+.3f}, IR max {d['irrelevant_max']:+.3f}, "
+        assert (f"| Table 3, α = 0.3 on the top {k}: mean change over the top 5 (one run, no interval) | R {d['relevant']:+.3f}, IR max {d['irrelevant_max']:+.3f}, "
                 f"sink {d['sink']:+.3f}") in sections["Focus directions (Figure 4, Table 3)"]  # fmt: skip
 
     seeds = pd.read_csv(out / "seeds/seeds.csv", dtype={"seed": str})
     answers = pd.read_csv(out / "seeds/answers.csv")
-    assert sorted(seeds.seed.unique()) == ["0", "1", "all"] and len(answers) == 2 * 3 * 3 * len(TINY.positions)  # seeds × settings × questions × positions
+    assert sorted(seeds.seed.unique()) == ["0", "1", "all"] and len(answers) == 2 * 3 * 3 * len(POSITIONS)  # seeds × settings × questions × positions
     pooled = seeds[(seeds.seed == "all") & (seeds.metric == "em")].set_index("setting")
     base = answers[answers.setting == "baseline"].set_index(["seed", "id"]).em
     for setting, r in pooled.iterrows():
         after = answers[answers.setting == setting].set_index(["seed", "id"]).em
-        assert r["diff"] == pytest.approx((after - base.loc[after.index]).mean()) and r.n == len(after) == 2 * 3 * len(TINY.positions) and r.questions == 6
+        assert r["diff"] == pytest.approx((after - base.loc[after.index]).mean()) and r.n == len(after) == 2 * 3 * len(POSITIONS) and r.questions == 6
         assert f"seed all, {setting}: em" in sections["Focus directions over seeds, trained on long and on gold-only prompts"]
     rows = sections["Which rows a score averages: both conventions side by side"]
     assert json.loads((out / "rows/summary.json").read_text())["rows"] == "response"
@@ -131,9 +145,10 @@ def test_index_numbers_are_read_from_the_step_files(run):
 
     sink = pd.read_csv(out / "evaluation/sink_scores.csv")
     std = sink[sink.task == "STD"].iloc[0]
-    assert f"{100 * std.sink:.1f} points at {int(std.length)} tokens" in sections["Long-context tasks (Table 2 shape, Tables 12–13)"]
+    assert f"{100 * std.sink:.1f} points across 2 tasks at {int(std.length)} tokens" in sections["Long-context tasks (Table 2 shape, Tables 12–13)"]
 
 
+@pytest.mark.slow
 def test_a_second_run_redoes_nothing_and_loads_no_model(run, monkeypatch):
     out, _ = run
 
@@ -146,39 +161,46 @@ def test_a_second_run_redoes_nothing_and_loads_no_model(run, monkeypatch):
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.csv")} == before
 
 
+@pytest.mark.slow
 def test_a_changed_plan_redoes_the_changed_step_and_those_that_read_it(run, tmp_path, monkeypatch):
     import shutil
 
     out = tmp_path / "copy"
     shutil.copytree(run[0], out)
-    status = reproduce("toy", out, plan=replace(TINY, alphas=(0.5,)), progress=False, log=lambda s: None)
+    status = reproduce("toy", out, plan=tiny(sweep={"alphas": [0.5]}), progress=False, log=lambda s: None)
     assert [s for s, v in status.items() if v == "ran"] == ["sweep"]
     assert set(pd.read_csv(out / "sweep/sweep.csv").alpha) == {0.0, 0.5}
 
     ran = []  # which steps a change upstream redoes (recorded, not run: the steps themselves are tested above)
-    steps = tuple(replace(s, run=lambda r, name=s.name: ran.append(name)) for s in STEPS)
-    monkeypatch.setattr("lens_focus.commands.reproduce.STEPS", steps)
-    monkeypatch.setattr("lens_focus.commands.reproduce.write_index", lambda out, **k: out / "index.md")
-    status = reproduce("toy", out, plan=replace(TINY, alphas=(0.5,), heads_limit=5), progress=False, log=lambda s: None)
+    monkeypatch.setattr("lens_focus.commands.reproduce.run_experiment", lambda e, ctx: ran.append(ctx.out.parent.name if ctx.out.suffix else ctx.out.name))
+    monkeypatch.setattr("lens_focus.commands.reproduce.Run.context", lambda self, e, s: Context(model=None, args={}, out=self.out / s.name))
+    monkeypatch.setattr("lens_focus.commands.reproduce.write_index", lambda out, *a, **k: out / "index.md")
+    status = reproduce("toy", out, plan=tiny(sweep={"alphas": [0.5]}, heads={"limit": 5}), progress=False, log=lambda s: None)
     assert ran == [s for s, v in status.items() if v == "ran"] == ["heads", "compensation", "sweep", "evaluation", "explore"]
     ran.clear()
-    status = reproduce("toy", out, plan=replace(TINY, alphas=(0.5,), heads_limit=5, needle_depths=(50,)), progress=False, log=lambda s: None)
+    status = reproduce("toy", out, plan=tiny(sweep={"alphas": [0.5]}, heads={"limit": 5}, retrieval_heads={"depths": [50]}), progress=False, log=lambda s: None)
     assert ran == ["retrieval_heads", "figure9"]
     ran.clear()
-    status = reproduce("toy", out, plan=replace(TINY, alphas=(0.5,), heads_limit=5, needle_depths=(50,), rows="response"), progress=False, log=lambda s: None)
+    status = reproduce("toy", out, plan=tiny(sweep={"alphas": [0.5]}, heads={"limit": 5}, retrieval_heads={"depths": [50]}, rows="response"),
+                       progress=False, log=lambda s: None)  # fmt: skip
     assert ran == ["score", "rows", "heads", "compensation", "directions", "sweep", "figure9", "evaluation", "seeds", "explore"]
 
 
-def test_the_default_rows_leave_every_stamp_as_it_was():
-    plan = Plan(data="toy")
-    for step in STEPS:
-        params = step_params(step, "toy", plan, {n: "x" for n in step.needs})
-        assert ("rows" in params) == (step.name == "rows")  # stamps of runs made before the field existed still match
-    assert step_params(STEPS[0], "toy", replace(plan, rows="response"), {})["rows"] == "response"
-    with pytest.raises(ValueError, match="rows must be"):
-        Plan(data="toy", rows="answer")
+def test_a_stamp_changes_with_the_step_s_own_arguments_only():
+    by_name = {s.name: (e, s) for e, s in registered()}
+
+    def stamp(plan, name):
+        e, s = by_name[name]
+        return step_params(e, s, "toy", plan, {n: "x" for n in s.needs})
+
+    changed = tiny(compensation={"taus": [0.3]}, rows="response")
+    assert stamp(changed, "compensation") != stamp(TINY, "compensation") and stamp(changed, "sweep") != stamp(TINY, "sweep")  # rows: every step that reads it
+    assert stamp(changed, "compensation")["args"]["taus"] == [0.3] and stamp(changed, "retrieval_heads") == stamp(TINY, "retrieval_heads")
+    assert stamp(TINY, "rows")["args"]["rows"] == "response" and stamp(changed, "rows")["args"]["rows"] == "generation"  # the other convention
+    assert stamp(TINY, "rows")["args"]["limit"] == stamp(TINY, "score")["args"]["limit"] == 6  # the rows step scores the score step's questions
 
 
+@pytest.mark.slow
 def test_an_interrupted_step_resumes_at_its_cells_and_gives_the_same_result(run, tmp_path, monkeypatch):
     import shutil
 
@@ -209,31 +231,33 @@ def test_an_interrupted_step_resumes_at_its_cells_and_gives_the_same_result(run,
 def test_plan_for_and_bad_steps(tmp_path):
     toy, natural = Profile(True, 1024), Profile(False, 8192, chat=True)
     assert plan_for(toy).data == "toy" and plan_for(natural).data == "facts"
-    assert plan_for(toy, quick=True).score_limit < plan_for(toy).score_limit
-    assert plan_for(natural, nq="x.jsonl.gz").tasks[-1] == "nq" and plan_for(natural, seed=None).seed == 0
-    with pytest.raises(ValueError, match=r"unknown steps \['scores'\]"):
+    assert plan_for(toy, quick=True).steps["score"]["limit"] < plan_for(toy).steps["score"]["limit"]
+    assert plan_for(natural, changes={"evaluation": {"tasks": ["mv", "nq"], "nq": "x.jsonl"}}).steps["evaluation"]["tasks"] == ("mv", "nq")
+    with pytest.raises(ValueError, match="unknown steps scores"):
         reproduce("toy", tmp_path, plan=TINY, steps=["scores"], progress=False)
 
 
 def test_cli_runs_chosen_steps_with_what_they_read(tmp_path):
     plan = tmp_path / "plan.json"
-    plan.write_text('{"directions_limit": 4, "epochs": 2, "positions": [1, 20]}')
+    plan.write_text('{"directions": {"limit": 4, "epochs": 2, "gold_positions": [1, 20]}}')
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["reproduce", "--model", "toy", "--quick", "--steps", "directions", "--plan", str(plan), "--out", str(out)])
     assert result.exit_code == 0, result.output
     written = json.loads((out / "plan.json").read_text())
-    assert (written["directions_limit"], written["epochs"], written["quick"]) == (4, 2, True)
-    tmp_path = out
+    assert (written["directions"]["limit"], written["directions"]["epochs"], written["quick"]) == (4, 2, True)
     assert "directions ran" in result.output and "score skipped" in result.output and "sweep skipped" in result.output
-    assert (tmp_path / "directions/directions.safetensors").exists() and not (tmp_path / "score").exists()
-    assert "Not run yet (step `score`)" in (tmp_path / "index.md").read_text()
-    bad = CliRunner().invoke(app, ["reproduce", "--model", "toy", "--steps", "nope", "--out", str(tmp_path)])
-    assert bad.exit_code != 0 and "unknown steps ['nope']" in bad.output
+    assert (out / "directions/directions.safetensors").exists() and not (out / "score").exists()
+    assert "Not run yet (step `score`)" in (out / "index.md").read_text()
+    again = CliRunner().invoke(app, ["reproduce", "--model", "toy", "--quick", "--steps", "directions", "--plan", str(out / "plan.json"), "--out", str(out)])
+    assert again.exit_code == 0 and "directions done" in again.output, again.output  # a run's own plan.json is a plan file
+    bad = CliRunner().invoke(app, ["reproduce", "--model", "toy", "--steps", "nope", "--out", str(out)])
+    assert bad.exit_code == 2 and "unknown steps nope" in bad.output
     plan.write_text('{"epoch": 2}')
-    bad = CliRunner().invoke(app, ["reproduce", "--model", "toy", "--plan", str(plan), "--out", str(tmp_path)])
-    assert bad.exit_code != 0 and "unknown plan fields ['epoch']" in bad.output
+    bad = CliRunner().invoke(app, ["reproduce", "--model", "toy", "--plan", str(plan), "--out", str(out)])
+    assert bad.exit_code == 2 and f"{plan}: unknown field 'epoch'" in bad.output
 
 
+@pytest.mark.slow
 def test_torchrun_ranks_reproduce_what_one_process_writes(run, tmp_path):
     """Two ranks of torchrun: the question steps split (each rank its own cell cache), rank 0 alone
     trains the directions while the other waits, and every table is the one process's."""

@@ -9,7 +9,8 @@ import pytest
 
 from analyses import window
 from lens_focus import answer_examples, load_examples, load_model
-from lens_focus.commands.reproduce import REAL_QUICK, reproduce
+from lens_focus.commands.reproduce import plan_for, reproduce
+from lens_focus.profile import Profile
 from lens_focus.model import attention_layers
 from lens_focus.tiny import tiny_model
 
@@ -53,11 +54,10 @@ def test_window_table_reach_and_scores(gemma, nq_path):
         window.compute(answered, [None, None])
 
 
+@pytest.mark.slow
 def test_reproduce_writes_the_window_step_for_a_windowed_model_and_skips_it_otherwise(gemma, tiny_dirs, tmp_path):
-    from dataclasses import replace
-
     path, _ = gemma
-    plan = replace(REAL_QUICK, max_new_tokens=2, window_n_docs=4, window_limit=2, window_positions=(1, 4))
+    plan = plan_for(Profile(False, 8192), quick=True, changes={"max_new_tokens": 2, "window": {"n_docs": 4, "limit": 2, "gold_positions": [1, 4]}})
     status = reproduce(str(path), tmp_path / "g", plan=plan, steps=["window"], progress=False, log=lambda *_: None)
     assert status["window"] == "ran" and status["score"] == "skipped"
     table = pd.read_csv(tmp_path / "g" / "window" / "window.csv")

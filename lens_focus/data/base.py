@@ -8,19 +8,16 @@ import random
 import uuid
 from pathlib import Path
 from dataclasses import dataclass
-from typing import Callable, Iterator, Literal, Sequence, TypeVar, get_args
+from typing import Callable, Iterator, Sequence, TypeVar, get_args
 
-from ..defaults import GOLD_POSITIONS, N_DOCS
+from ..errors import InputError
+from ..defaults import GOLD_POSITIONS, N_DOCS, Distractors, Split
 from ..labels import Example, Segment, Variant
 
-Split = Literal["train", "test", "all"]
-Distractors = Literal["random", "bm25"]
-"""How an NQ prompt's irrelevant documents are drawn from other questions' gold passages when its
-record has none of its own: ``random`` (seeded) or ``bm25`` (those most like the question)."""
 T = TypeVar("T")
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """Bad input data; the message names the file and line or the example."""
 
 
@@ -72,16 +69,16 @@ def split_indices(n: int, split: Split, seed: int) -> list[int]:
         return [i for i in range(n) if i in half]
     if split == "test":
         return [i for i in range(n) if i not in half]
-    raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+    raise InputError(f"split must be 'train', 'test' or 'all', got {split!r}")
 
 
 def check_positions(gold_positions: Sequence[int], n_docs: int) -> tuple[int, ...]:
     positions = tuple(int(p) for p in gold_positions)
     if n_docs < 1:
-        raise ValueError(f"n_docs must be at least 1, got {n_docs}")
+        raise InputError(f"n_docs must be at least 1, got {n_docs}")
     bad = [p for p in positions if not 1 <= p <= n_docs]
     if bad or not positions:
-        raise ValueError(f"gold positions {list(positions)} must be non-empty and lie in 1..{n_docs} (n_docs)")
+        raise InputError(f"gold positions {list(positions)} must be non-empty and lie in 1..{n_docs} (n_docs)")
     return positions
 
 
@@ -93,8 +90,8 @@ class Selection:
     ``gold`` (the relevant document alone), ``negative`` (the other documents alone). The positions
     are checked when a selection is made."""
 
-    n_docs: int = N_DOCS
-    gold_positions: Sequence[int] = GOLD_POSITIONS
+    n_docs: int = N_DOCS.default
+    gold_positions: Sequence[int] = GOLD_POSITIONS.default
     split: Split = "test"
     seed: int = 0
     limit: int | None = None
@@ -104,10 +101,10 @@ class Selection:
     (:data:`Distractors`)."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "gold_positions", check_positions(self.gold_positions, self.n_docs))
+        object.__setattr__(self, "gold_positions", check_positions(GOLD_POSITIONS.check(tuple(self.gold_positions)), N_DOCS.check(self.n_docs)))
         object.__setattr__(self, "variants", tuple(self.variants))
         if self.distractors not in get_args(Distractors):
-            raise ValueError(f"distractors must be one of {', '.join(get_args(Distractors))}, got {self.distractors!r}")
+            raise InputError(f"distractors must be one of {', '.join(get_args(Distractors))}, got {self.distractors!r}")
 
     def prompts(self, long: Callable[[int], T], gold: Callable[[], T], negative: Callable[[], T]) -> list[T]:
         """One question's prompts, in order: ``long(p)`` for each gold position ``p``, ``gold()``,

@@ -22,6 +22,7 @@ from typing import Sequence
 from ..defaults import NEEDLE_DEPTHS
 from ..labels import Example, Segment
 from .base import DataError, assemble
+from ..errors import InputError
 
 """0, 11, 22, …, 100 percent, as in the retrieval-head study."""
 INSTRUCTION = "Read the text below. A question about it follows at the end.\n\n"
@@ -88,7 +89,7 @@ def cut_at_sentence(text: str, tokenizer, n_tokens: int) -> str:
     """The longest prefix of ``text`` ending at a sentence end with at most ``n_tokens`` tokens
     (``text`` repeated as often as needed)."""
     if n_tokens < 1:
-        raise ValueError(f"context of {n_tokens} tokens leaves no room for filler")
+        raise InputError(f"context of {n_tokens} tokens leaves no room for filler")
     pieces = [text]
     while len(tokenizer(" ".join(pieces), add_special_tokens=False).input_ids) <= n_tokens:
         pieces.append(text)
@@ -125,7 +126,7 @@ def needle_examples(
     tokenizer,
     *,
     lengths: Sequence[int] = (1000,),
-    depths: Sequence[int | float] = NEEDLE_DEPTHS,
+    depths: Sequence[int | float] = NEEDLE_DEPTHS.default,
     needles: Sequence[Needle] = NEEDLES,
     filler: str | Path | None = None,
     reply_start: str = "",
@@ -144,18 +145,18 @@ def needle_examples(
             as the span ``question``).
     """
     if question_format.count("{}") != 1:
-        raise ValueError(f"question_format must hold one '{{}}' for the question, got {question_format!r}")
+        raise InputError(f"question_format must hold one '{{}}' for the question, got {question_format!r}")
     bad = [d for d in depths if not 0 <= d <= 100]
     if bad or not depths:
-        raise ValueError(f"depths must be percentages in 0..100, got {list(depths)}")
+        raise InputError(f"depths must be percentages in 0..100, got {list(depths)}")
     if not needles:
-        raise ValueError("no needles")
+        raise InputError("no needles")
     text = _filler_text(filler, filler_text)
     q_before, q_after = question_format.split("{}")
     out = []
     for k, needle in enumerate(needles):
         if needle.answer not in needle.sentence:
-            raise ValueError(f"needle {k}: answer {needle.answer!r} is not part of its sentence")
+            raise InputError(f"needle {k}: answer {needle.answer!r} is not part of its sentence")
         needle_tokens = len(tokenizer(needle.sentence, add_special_tokens=False).input_ids)
         for length in lengths:
             context = cut_at_sentence(text, tokenizer, int(length) - needle_tokens)

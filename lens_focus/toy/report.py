@@ -10,7 +10,7 @@ import numpy as np
 
 from ..answers import answer_examples, conditions
 from ..sources import load_examples
-from ..defaults import GOLD_POSITIONS as POSITIONS
+from ..defaults import GOLD_POSITIONS
 from ..scoring import aggregate_scores
 
 
@@ -48,7 +48,7 @@ class ToyReport:
             f"toy model report ({self.n} held-out questions; checkpoint {self.checkpoint})",
             f"  gold-only accuracy        {self.gold_accuracy:.3f}",
             "  20-document accuracy      "
-            + ", ".join(f"pos {p}: {self.long_accuracy[str(p)]:.3f}" for p in POSITIONS)
+            + ", ".join(f"pos {p}: {self.long_accuracy[str(p)]:.3f}" for p in GOLD_POSITIONS.default)
             + f"; overall {self.long_accuracy['overall']:.3f}",
             f"  negative accuracy         {self.negative_accuracy:.3f}",
             "  sink attention per layer  " + " ".join("n/a" if s is None else f"{s:.3f}" for s in self.sink_by_layer),
@@ -64,7 +64,7 @@ def toy_report(model, *, n: int = 500, seed: int = 12345, checkpoint: str = "", 
     """Evaluate ``model`` on ``n`` fresh held-out toy questions (test split, seeded)."""
 
     examples = load_examples(
-        "toy", n_docs=20, gold_positions=POSITIONS, split="test", seed=seed, limit=n, variants=("long", "gold", "negative")
+        "toy", n_docs=20, gold_positions=GOLD_POSITIONS.default, split="test", seed=seed, limit=n, variants=("long", "gold", "negative")
     )
     scored = [e for e in examples if e.variant != "negative"]
     answered = answer_examples(model, scored, max_new_tokens=4, batch_size=64, score="generation", progress=progress)
@@ -87,7 +87,7 @@ def toy_report(model, *, n: int = 500, seed: int = 12345, checkpoint: str = "", 
         checkpoint=checkpoint,
         n=n,
         gold_accuracy=em("gold"),
-        long_accuracy={**{str(p): em("long", p) for p in POSITIONS}, "overall": em("long")},
+        long_accuracy={**{str(p): em("long", p) for p in GOLD_POSITIONS.default}, "overall": em("long")},
         negative_accuracy=float(np.mean([a.em for a in negatives])),
         sink_by_layer=sink,
         heads_above_0_1=int((relevant > 0.1).sum()),

@@ -27,6 +27,7 @@ from ..data.base import Selection, Split, assemble, spread
 from ..data.needle import Needle, needle_examples
 from ..defaults import NEEDLE_DEPTHS
 from ..labels import Example, Segment, Variant
+from ..errors import InputError
 
 _ONSETS = "b d f g k l m n p r s t v z".split()
 _VOWELS = "a e i o u".split()
@@ -138,7 +139,7 @@ def toy_examples(
     distractor facts."""
     n_docs, split = selection.n_docs, selection.split
     if n_docs > MAX_DOCS:
-        raise ValueError(f"the toy task numbers at most {MAX_DOCS} documents, got n_docs={n_docs}")
+        raise InputError(f"the toy task numbers at most {MAX_DOCS} documents, got n_docs={n_docs}")
     examples = []
     for q in range(100 if selection.limit is None else selection.limit):
         rng = random.Random(f"toy-{split}-{selection.seed}-{q}")
@@ -172,7 +173,7 @@ def toy_needle_examples(tokenizer, *, lengths: Sequence[int] = (300,), depths: S
         if (entity, attribute) not in taken:
             facts.append(document(len(facts) % MAX_DOCS + 1, (entity, attribute, rng.choice(VALUES))))
     return needle_examples(
-        tokenizer, lengths=lengths, depths=NEEDLE_DEPTHS if depths is None else depths, needles=needles,
+        tokenizer, lengths=lengths, depths=NEEDLE_DEPTHS.default if depths is None else depths, needles=needles,
         filler_text=" ".join(facts), instruction=INSTRUCTION + "\n", question_format="\nquestion : {}",
     )  # fmt: skip
 
@@ -194,12 +195,12 @@ def toy_task_examples(task: str, tokenizer, *, lengths: Sequence[int] = (80, 160
         elif task == "toy_qa":
             n_docs = length // 8
             if not 1 <= n_docs <= MAX_DOCS:
-                raise ValueError(f"toy_qa: {length} tokens make {n_docs} documents; the toy task numbers 1..{MAX_DOCS} (lengths 8..{8 * MAX_DOCS})")
+                raise InputError(f"toy_qa: {length} tokens make {n_docs} documents; the toy task numbers 1..{MAX_DOCS} (lengths 8..{8 * MAX_DOCS})")
             positions = sorted({spread(i, n, n_docs) + 1 for i in range(n)})
             examples = toy_examples(Selection(n_docs=n_docs, gold_positions=positions, split="test", seed=seed, limit=n, variants=("long",)))
             for i in range(n):
                 ex = next(e for e in examples if e.meta["question_id"].endswith(f"-{i}") and e.meta["gold_position"] == spread(i, n, n_docs) + 1)
                 out.append(replace(ex, id=f"toy_qa-L{length}-{i}", meta={**ex.meta, "task": "toy_qa", "length": int(length), "question_id": f"toy_qa-L{length}-{i}"}))
         else:
-            raise ValueError(f"unknown toy task {task!r}; choose toy_needle or toy_qa")
+            raise InputError(f"unknown toy task {task!r}; choose toy_needle or toy_qa")
     return out

@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 
 from . import task
+from ..errors import InputError
 
 # transformers, transformer_lens and gguf are imported inside the functions that use them: together they take
 # over 10 s to import (python -X importtime), which `import lens_focus` and `lens-focus --help` should not pay.
@@ -96,9 +97,9 @@ class Recipe:
 
     def __post_init__(self):
         if self.rest_rows not in ("all", "supervised"):
-            raise ValueError(f"rest_rows must be 'all' or 'supervised', got {self.rest_rows!r}")
+            raise InputError(f"rest_rows must be 'all' or 'supervised', got {self.rest_rows!r}")
         if self.rest_shape not in ("linear", "sqrt"):
-            raise ValueError(f"rest_shape must be 'linear' or 'sqrt', got {self.rest_shape!r}")
+            raise InputError(f"rest_shape must be 'linear' or 'sqrt', got {self.rest_shape!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -219,7 +220,7 @@ def rest_penalty(off: torch.Tensor, shape: str) -> torch.Tensor:
         return off.mean()
     if shape == "sqrt":
         return ((off + 1e-2).sqrt() - 1e-1).mean()  # 0 for a head that reads nothing
-    raise ValueError(f"rest_shape must be 'linear' or 'sqrt', got {shape!r}")
+    raise InputError(f"rest_shape must be 'linear' or 'sqrt', got {shape!r}")
 
 
 def schedule(step: int, recipe: Recipe) -> float:
