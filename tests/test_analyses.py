@@ -4,7 +4,7 @@ import pytest
 import numpy as np
 import pandas as pd
 
-from analyses import head_locations, markdown_table, table1
+from lens_focus.analyses import head_locations, markdown_table, table1
 
 
 def synthetic_scores(n_layers=3, n_heads=4, seed=0):
@@ -59,7 +59,7 @@ def test_figure_and_markdown(tmp_path):
 def test_intervention_figures_and_table3_on_synthetic_results(tmp_path):
     import pytest
 
-    from analyses import compensation, sweep, table3
+    from lens_focus.analyses import compensation, sweep, table3
 
     rng = np.random.default_rng(1)
     comp = pd.DataFrame(
@@ -101,7 +101,7 @@ def test_intervention_figures_and_table3_on_synthetic_results(tmp_path):
 
 
 def test_em_by_position_averages_each_position_and_all_long_prompts(tmp_path):
-    from analyses import em_positions
+    from lens_focus.analyses import em_positions
 
     rng = np.random.default_rng(0)
     answers = pd.DataFrame(
@@ -129,7 +129,7 @@ def test_em_by_position_averages_each_position_and_all_long_prompts(tmp_path):
 
 
 def test_figure9_overlap_layers_and_scatter_on_synthetic_scores(tmp_path):
-    from analyses import figure9
+    from lens_focus.analyses import figure9
 
     layer, head = np.meshgrid(np.arange(4), np.arange(3), indexing="ij")
     layer, head = layer.ravel(), head.ravel()

@@ -7,7 +7,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from analyses import task_tables
+from lens_focus.analyses import task_tables
 from lens_focus.answers import answer_examples
 from lens_focus.commands.cli import app
 from lens_focus.directions import FocusDirections, zero_directions

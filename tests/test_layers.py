@@ -16,10 +16,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 def modules() -> dict[str, Path]:
     out = {}
-    for package in ("lens_focus", "analyses"):
-        for path in (REPO / package).rglob("*.py"):
-            parts = path.relative_to(REPO).with_suffix("").parts
-            out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    for root, package in ((REPO / "lens_focus", "lens_focus"), (REPO / "analyses", "lens_focus.analyses")):  # analyses/ installs as lens_focus.analyses
+        for path in root.rglob("*.py"):
+            parts = path.relative_to(root).with_suffix("").parts
+            out[".".join((package, *(parts[:-1] if parts[-1] == "__init__" else parts)))] = path
     return out
 
 
@@ -65,7 +65,7 @@ def below(roots: set[str], g: dict[str, set[str]]) -> set[str]:
 def test_the_graph_reader_finds_known_imports():
     g = graph(inside_functions=False)
     assert "lens_focus.sources" in g["lens_focus.tasks"] and "lens_focus.data.base" in g["lens_focus.sources"]
-    assert "lens_focus.plots" in g["analyses"] and "analyses.index" in g["lens_focus.commands.reproduce"]
+    assert "lens_focus.plots" in g["lens_focus.analyses"] and "lens_focus.analyses.index" in g["lens_focus.commands.reproduce"]
 
 
 def test_no_module_imports_in_a_circle():
@@ -85,9 +85,9 @@ def test_no_module_imports_in_a_circle():
          "lens_focus.toy lens_focus.toy.task lens_focus.sources lens_focus.tasks lens_focus.model"),
         ("lens_focus.interventions lens_focus.scoring lens_focus.directions lens_focus.sources lens_focus.tasks",
          "lens_focus.experiments lens_focus.evaluation lens_focus.retrieval"),
-        (" ".join(m for m in MODULES if m.startswith("lens_focus") and not m.startswith("lens_focus.commands") and m not in ("lens_focus", "lens_focus.__main__")),
-         "analyses lens_focus.commands"),
-        (" ".join(m for m in MODULES if m.startswith("analyses")), "lens_focus.commands"),
+        (" ".join(m for m in MODULES if not m.startswith(("lens_focus.commands", "lens_focus.analyses")) and m not in ("lens_focus", "lens_focus.__main__")),
+         "lens_focus.analyses lens_focus.commands"),
+        (" ".join(m for m in MODULES if m.startswith("lens_focus.analyses")), "lens_focus.commands"),
     ],
     ids=["model-labels-hooks", "data", "interventions-scoring-sources", "library", "analyses"],
 )

@@ -170,7 +170,7 @@ def test_the_kept_prompt_row_does_not_hold_the_whole_pattern(llama, path):
 def test_head_pattern_equals_hf_attentions_and_sums_to_the_scores(path, tiny_dirs, models, sequences):
     from transformers import AutoModelForCausalLM
 
-    from analyses import attention_view
+    from lens_focus.analyses import attention_view
     from lens_focus.scoring import head_pattern
 
     hf = AutoModelForCausalLM.from_pretrained(tiny_dirs["llama"], attn_implementation="eager").eval()

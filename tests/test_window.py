@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analyses import window
+from lens_focus.analyses import window
 from lens_focus import answer_examples, load_examples, load_model
 from lens_focus.commands.reproduce import plan_for, reproduce
 from lens_focus.profile import Profile

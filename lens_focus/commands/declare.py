@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from analyses.index import Section
+from lens_focus.analyses.index import Section
 
 from ..cache import RowCache
 from ..defaults import DATA, DISTRACTORS, GOLD_POSITIONS, LIMIT, N_DOCS, SEED, SPLIT, TASK, Split, Variant

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from typing import Sequence
 
 from tqdm.auto import tqdm
 
-from analyses.index import Folders, IndexSection, write_index
+from lens_focus.analyses.index import Folders, IndexSection, write_index
 
 from ..cache import RowCache
 from ..defaults import BATCH_SIZE, DATA, DISTRACTORS, MAX_NEW_TOKENS, N_DOCS, ROWS, SEED, STOP, TASK
@@ -151,8 +152,36 @@ def plan_for(profile: Profile, *, quick: bool = False, changes: dict | None = No
     return plan
 
 
+def _file_fields() -> dict[str, set[str]]:
+    """Per step, its plan fields that name files (and the shared ``data``, under the key ``""``)."""
+    out = {"": {"data"}}
+    for experiment, step in registered():
+        out[step.name] = {p.name for p in experiment.all_params() if p.kind is Path or p.name == "data"}
+    return out
+
+
+def _moved(fields: dict, move) -> dict:
+    """``fields`` (a plan file's) with every file path passed through ``move`` (a built-in data name left as it is)."""
+    files = _file_fields()
+
+    def one(value):
+        if value is None or (isinstance(value, str) and value in BUILT_IN):
+            return value
+        return [one(v) for v in value] if isinstance(value, list) else move(str(value))
+
+    out = {}
+    for key, value in fields.items():
+        if isinstance(value, dict):
+            out[key] = {k: one(v) if k in files.get(key, ()) else v for k, v in value.items()}
+        else:
+            out[key] = one(value) if key in files[""] else value
+    return out
+
+
 def read_plan_file(path: Path) -> dict:
-    """A plan file's fields; an error naming the file when it is not a JSON object."""
+    """A plan file's fields, its file paths taken relative to the plan file's folder (as
+    :func:`reproduce` writes them into ``plan.json``); an error naming the file when it is not a
+    JSON object."""
     try:
         fields = json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -163,7 +192,14 @@ def read_plan_file(path: Path) -> dict:
         raise InputError(f"{path}: a plan is a JSON object of fields, got {type(fields).__name__}")
     for key in ("model", "quick", "dtype"):  # what a run's own plan.json records beside the plan
         fields.pop(key, None)
-    return fields
+    base = Path(path).parent
+    return _moved(fields, lambda v: str(Path(os.path.normpath(base / v))) if not Path(v).is_absolute() else v)
+
+
+def plan_record(plan: Plan, out: Path) -> dict:
+    """``plan`` as ``out/plan.json`` records it: file paths relative to ``out``, so that a run's
+    plan names no folder of the machine it ran on."""
+    return _moved(plan.to_dict(), lambda v: os.path.relpath(Path(v).resolve(), out.resolve()))
 
 
 def _stamp(params: dict) -> str:
@@ -282,8 +318,8 @@ def reproduce(
     if part.main:
         out.mkdir(parents=True, exist_ok=True)
         plotlyjs_for(out)  # one plotly.js for every step's pages (or the one above that they share)
-        (out / PLAN).write_text(json.dumps({"model": model_name, "quick": quick, **({"dtype": dtype} if dtype != "float32" else {}), **plan.to_dict()},
-                                           indent=2) + "\n")  # fmt: skip
+        recorded = {"model": model_name, "quick": quick, **({"dtype": dtype} if dtype != "float32" else {}), **plan_record(plan, out)}
+        (out / PLAN).write_text(json.dumps(recorded, indent=2) + "\n")
     stamps: dict[str, str] = {}
     status: dict[str, str] = {}
     bar = tqdm(every, desc="reproduce", unit="step", disable=not progress or not part.main)

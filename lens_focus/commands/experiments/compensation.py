@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analyses import compensation as fig3
+from lens_focus.analyses import compensation as fig3
 
 from ...defaults import BATCH_SIZE, COMPENSATION_KS, MAX_NEW_TOKENS, RANDOM_TAU, STOP, TAUS
 from ...experiments import Cells, compensation_cells, compensation_table, concat_cells

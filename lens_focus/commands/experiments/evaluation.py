@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analyses import task_tables
+from lens_focus.analyses import task_tables
 
 from ...defaults import BATCH_SIZE, DISTRACTORS, HELMET, HELMET_DEMOS, KV, NQ, ROWS, SETTINGS, SHOTS, SINK_K, TASK_LENGTHS, TASK_N, TASK_SEED, TASKS
 from ...errors import InputError

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analyses import figure9, top_k
+from lens_focus.analyses import figure9, top_k
 
 from ...defaults import BATCH_SIZE, FILLER, NEEDLE_DEPTHS, NEEDLE_LENGTHS, NEEDLE_NEW_TOKENS
 from ...errors import InputError

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from analyses import em_positions, head_locations, table1
+from lens_focus.analyses import em_positions, head_locations, table1
 
 from ...answers import Answered, answer_examples, conditions, second_pass_counts, skip_counts
 from ...defaults import BATCH_SIZE, MAX_NEW_TOKENS, N_SINK, ROWS, STOP, VARIANTS

@@ -10,7 +10,7 @@ from typing import Sequence
 import pandas as pd
 from tqdm.auto import tqdm
 
-from analyses import seeds as seeds_table
+from lens_focus.analyses import seeds as seeds_table
 
 from ...defaults import BATCH_SIZE, EPOCHS, HEADS_LIMIT, MAX_NEW_TOKENS, ROWS, SEEDS, SEEDS_ALPHA, SEEDS_K, SEEDS_PROMPTS, STOP, TEST_LIMIT, TOP, TRAIN_LIMIT
 from ...directions import FocusDirections

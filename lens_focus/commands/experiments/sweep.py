@@ -7,8 +7,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from analyses import sweep as fig4
-from analyses import table3
+from lens_focus.analyses import sweep as fig4
+from lens_focus.analyses import table3
 
 from ...defaults import ALPHAS, BATCH_SIZE, INTERVENE_K, MAX_NEW_TOKENS, ROWS, STOP, SWEEP_KS, TABLE_ALPHAS, TABLE_K
 from ...directions import INERT_NOTE

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from analyses import window
+from lens_focus.analyses import window
 
 from ...answers import second_pass_counts, skip_counts
 from ...defaults import BATCH_SIZE, MAX_NEW_TOKENS, STOP
