@@ -28,7 +28,7 @@ def _setting_order(names) -> list[str]:
 def category_scores(task_scores: pd.DataFrame) -> pd.DataFrame:
     """``setting, length, category, score, n_tasks``: the mean score of each category's tasks,
     and the category ``overall``, the mean of the category means, as the paper averages (its
-    Table 9: categories 89.75, 60.92, 32.71, 77.40 give 65.20). A category of many tasks counts
+    Table 10: categories 89.75, 60.92, 32.71, 77.40 give 65.20). A category of many tasks counts
     as much as one of few."""
     require_columns(task_scores, TASK_COLUMNS, "task scores")
     keys = ["setting", "length"]
@@ -40,7 +40,7 @@ def category_scores(task_scores: pd.DataFrame) -> pd.DataFrame:
 
 def sink_with_std(sink_scores: pd.DataFrame) -> pd.DataFrame:
     """The sink rows with, per length, a row ``task = STD``: the sample standard deviation
-    (ddof 1, as the paper's Table 12) of the sink score across tasks, the paper's measure of how
+    (ddof 1, as the paper's Table 13) of the sink score across tasks, the paper's measure of how
     consistently a model attends at one context length. STD rows already in ``sink_scores`` are
     replaced."""
     require_columns(sink_scores, SINK_COLUMNS, "sink scores")

@@ -29,7 +29,8 @@ def child(mode: str, model_dir: str, data: str, limit: int, malloc: bool) -> Non
 
     if malloc:
         keep_freed_memory()
-    from lens_focus import answer_examples, generate, label, load_examples, load_model
+    from lens_focus import answer_examples, label, load_examples, load_model
+    from lens_focus.generate import generate
     from lens_focus.scoring import span_sums
 
     model = load_model(model_dir, device="cpu")

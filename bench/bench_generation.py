@@ -32,7 +32,8 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
-    from lens_focus import FocusDirections, label, load_examples, load_heads, load_model
+    from lens_focus import FocusDirections, label, load_examples, load_model
+    from lens_focus.heads import load_heads
     from lens_focus.fast import attention_path
     from lens_focus.generate import generate_batches
     from lens_focus.interventions import focus

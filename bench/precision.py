@@ -21,7 +21,7 @@ from lens_focus.answers import gold_response_sequences
 from lens_focus.directions import FocusDirections, train_directions
 from lens_focus.fast import attention_of
 from lens_focus.heads import load_heads
-from lens_focus.interventions import compensation, focusing
+from lens_focus.interventions import compensation_intervention, focus_intervention
 from lens_focus.model import model_info
 from lens_focus.scoring import span_sums
 
@@ -49,8 +49,8 @@ def main() -> None:
         seqs = seqs or [a.sequence for a in answered if a.sequence is not None]  # float32's answers: the same sequences for both
         plain = list(span_sums(model, seqs, progress=False))
         d = FocusDirections.load(args.directions, model=model)
-        comp = list(span_sums(model, seqs, intervention=compensation(model, heads, tau=0.3), progress=False))
-        steer = list(span_sums(model, seqs, intervention=focusing(model, d, heads, alpha=0.5), progress=False))
+        comp = list(span_sums(model, seqs, intervention=compensation_intervention(model, heads, tau=0.3), progress=False))
+        steer = list(span_sums(model, seqs, intervention=focus_intervention(model, d, heads, alpha=0.5), progress=False))
         train, _ = gold_response_sequences(model, training, max_new_tokens=8, progress=False)
         trained = train_directions(model, train, epochs=3, seed=0, progress=False)
         rows[dtype] = {

@@ -74,7 +74,7 @@ def answer_examples(
     generating and scoring alike) and kept in :attr:`Answered.scores`.
 
     ``intervention`` (:func:`~lens_focus.interventions.compensation`,
-    :func:`~lens_focus.interventions.focusing`, or any function of a
+    :func:`~lens_focus.interventions.focus_intervention`, or any function of a
     :class:`~lens_focus.interventions.Placement`) is active while each batch is read, decoded
     and scored.
     """

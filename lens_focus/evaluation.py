@@ -23,7 +23,7 @@ from .cache import RowCache
 from .defaults import SETTINGS
 from .errors import InputError
 from .heads import Head
-from .interventions import focusing
+from .interventions import focus_intervention
 from .labels import Example, RowsKind, label
 from .parts import Part
 from .tasks import Task
@@ -236,7 +236,7 @@ def _cell(model, ts: TaskSet, setting: Setting, directions, ranked, sink_heads, 
     answered = answer_examples(
         model, ts.examples, max_new_tokens=task.max_new_tokens, stop=task.stop, batch_size=batch_size, n_sink=n_sink,
         score=rows if baseline else None,
-        intervention=None if baseline else focusing(model, directions, list(ranked[: setting.k]), alpha=setting.alpha),
+        intervention=None if baseline else focus_intervention(model, directions, list(ranked[: setting.k]), alpha=setting.alpha),
         progress=False,
     )  # fmt: skip
     answers = [

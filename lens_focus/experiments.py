@@ -29,7 +29,7 @@ from .answers import answer_examples
 from .cache import RowCache
 from .defaults import ALPHAS, COMPENSATION_KS, RANDOM_TAU, SWEEP_KS, TABLE_ALPHAS, TAUS
 from .heads import Head, random_heads
-from .interventions import Intervention, compensation, focusing
+from .interventions import Intervention, compensation_intervention, focus_intervention
 from .labels import Example
 from .model import model_info
 from .stats import em_interval, paired_difference
@@ -135,7 +135,7 @@ def compensation_cells(
     for method, k, tau in tqdm(grid, desc="compensation", disable=not progress):
         heads = list(ranked[:k]) if method == "contextual" else random_heads(info.n_layers, info.n_heads, k, seed=seed + k)
         key = [method, k, tau, [list(h) for h in heads], "per prompt"]
-        records = cache(key, lambda: answer_records(model, by["long"], compensation(model, heads, tau=tau, span=span), **answer_kw))
+        records = cache(key, lambda: answer_records(model, by["long"], compensation_intervention(model, heads, tau=tau, span=span), **answer_kw))
         cells.append(({"method": method, "k": k, "tau": tau}, records, True))
     return cells
 
@@ -223,7 +223,7 @@ def sweep_cells(
             continue
         heads = list(ranked[:k])
         key = ["focus", alpha, [list(h) for h in heads], "per prompt"]
-        records = cache(key, lambda: answer_records(model, long, focusing(model, directions, heads, alpha=alpha), **answer_kw))
+        records = cache(key, lambda: answer_records(model, long, focus_intervention(model, directions, heads, alpha=alpha), **answer_kw))
         cells.append(({"k": k, "alpha": float(alpha)}, records, True))
     return cells
 
@@ -286,7 +286,7 @@ def focus_records(
         wanted += [("gold", "relevant", "gold_relevant"), ("gold", "sink", "gold_sink")]
 
     def one(alpha: float) -> list[dict]:
-        make = focusing(model, directions, intervene, alpha=alpha) if alpha else None
+        make = focus_intervention(model, directions, intervene, alpha=alpha) if alpha else None
         means, counts = {}, {}
         for variant in {w[0] for w in wanted}:
             answered = [a for a in answer_examples(model, by[variant], intervention=make, score=rows, progress=False, **answer_kw) if a.scores]

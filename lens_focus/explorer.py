@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from .answers import answer_examples
 from .heads import Head, rank_heads
-from .interventions import compensation, focusing
+from .interventions import compensation_intervention, focus_intervention
 from .labels import Example, LabeledSequence, RowsKind
 from .model import model_info
 from .scoring import mean_attention
@@ -166,9 +166,9 @@ def explore(
     ranked = rank_heads(scores) if ranked is None else ranked
     settings: dict[str, tuple[str, object]] = {
         "baseline": ("unmodified", None),
-        "compensation": (f"split-softmax, τ = {tau:g}, top {compensation_k}", compensation(model, list(ranked[:compensation_k]), tau=tau)),
+        "compensation": (f"split-softmax, τ = {tau:g}, top {compensation_k}", compensation_intervention(model, list(ranked[:compensation_k]), tau=tau)),
     }
     if directions is not None:
-        settings["focus"] = (f"focus directions, α = {alpha:g}, top {focus_k}", focusing(model, directions, list(ranked[:focus_k]), alpha=alpha))
+        settings["focus"] = (f"focus directions, α = {alpha:g}, top {focus_k}", focus_intervention(model, directions, list(ranked[:focus_k]), alpha=alpha))
     data = explorer_data(model, examples, scores=scores, settings=settings, rows=rows, title=title, sample=sample, progress=progress, **answer_kw)
     return Explorer(data)

@@ -1,8 +1,12 @@
 """Interventions on attention, each a context manager over the model's hook points.
 
-- :func:`split_softmax`: split-softmax compensation on ``hook_pattern`` (docs/method.md §3, paper Eq. 2–3).
+- :func:`compensation`: split-softmax compensation on ``hook_pattern`` (docs/method.md §3, paper
+  Eq. 2–3) while the model reads labeled sequences; :func:`split_softmax` below it takes the masks.
 - :func:`focus`: focus directions added to queries and keys (docs/method.md §4, paper Eq. 5); the
   directions themselves live in :mod:`lens_focus.directions`.
+
+Each context manager has its :data:`Intervention`, the same thing for functions that run many
+padded batches (:func:`compensation_intervention`, :func:`focus_intervention`).
 
 Both register through :func:`lens_focus.hooks.add_hooks` and remove exactly their own hooks on
 exit, errors included; hooks the user registered stay. Both work for a plain forward pass and
@@ -43,7 +47,7 @@ class Placement:
 
 
 Intervention = Callable[[Placement], ContextManager]
-"""Builds the intervention for one batch; see :func:`compensation` and :func:`focusing`."""
+"""Builds the intervention for one batch; see :func:`compensation` and :func:`focus_intervention`."""
 
 
 def _by_layer(heads: Sequence[Head], n_layers: int, n_heads: int) -> dict[int, list[int]]:
@@ -174,9 +178,10 @@ def placement_span(placement: Placement, span: str = "relevant") -> tuple[Tensor
     return mask, first
 
 
-def compensation(model, heads: Sequence[Head], *, tau: float, span: str = "relevant") -> Intervention:
-    """Split-softmax compensation of ``span`` on ``heads`` for the rows that produce each
-    response, as an :data:`Intervention` for :func:`~lens_focus.answers.answer_examples`."""
+def compensation_intervention(model, heads: Sequence[Head], *, tau: float, span: str = "relevant") -> Intervention:
+    """:func:`compensation` as an :data:`Intervention`, for functions that run many padded batches
+    (:func:`~lens_focus.answers.answer_examples`): the span of every row's sequence, wherever the
+    batch places it."""
     _by_layer(heads, model.cfg.n_layers, model.cfg.n_heads)
 
     def make(placement: Placement) -> ContextManager:
@@ -184,6 +189,23 @@ def compensation(model, heads: Sequence[Head], *, tau: float, span: str = "relev
         return split_softmax(model, heads, span=mask, first_row=first, tau=tau)
 
     return make
+
+
+@contextmanager
+def compensation(
+    model, seqs: LabeledSequence | Sequence[LabeledSequence], heads: Sequence[Head], *, tau: float, span: str = "relevant", offsets: Sequence[int] | None = None
+) -> Iterator[HookHandle]:
+    """Split-softmax compensation of ``span`` on ``heads`` (docs/method.md §3) while ``model``
+    reads the labeled sequence ``seqs`` (or a batch of them, each at its ``offsets``: its left
+    padding, none by default), on the rows that produce the response; the hooks go on exit,
+    errors included.
+
+    >>> with lf.compensation(model, seq, lf.top_heads(scores, 20), tau=0.1):
+    ...     logits = model(torch.tensor([seq.input_ids]))
+    """
+    seqs = [seqs] if isinstance(seqs, LabeledSequence) else list(seqs)
+    with compensation_intervention(model, heads, tau=tau, span=span)(Placement(seqs, list(offsets) if offsets is not None else [0] * len(seqs))) as handle:
+        yield handle
 
 
 # --- focus directions -----------------------------------------------------------------------
@@ -273,7 +295,7 @@ def focus(model, directions, heads: Sequence[Head], *, alpha: float) -> Iterator
         handle.remove()
 
 
-def focusing(model, directions, heads: Sequence[Head], *, alpha: float) -> Intervention:
+def focus_intervention(model, directions, heads: Sequence[Head], *, alpha: float) -> Intervention:
     """:func:`focus` as an :data:`Intervention` (the same at every position of every row); the
     directions are checked against the model once, here, not at every batch."""
     info, geometry = check_directions(directions, model), attention_layers(model)

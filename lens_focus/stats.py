@@ -70,14 +70,18 @@ class Difference:
         return asdict(self)
 
 
+def verdict(low: float, high: float) -> str:
+    """The one rule for a stated effect: ``a rise`` or ``a fall`` only when the paired 95% interval
+    ``[low, high]`` excludes 0, else ``no measurable effect``."""
+    return "a rise" if low > 0 else "a fall" if high < 0 else "no measurable effect"
+
+
 def difference_text(mean: float, low: float, high: float, *, n: int | None = None, clusters: int | None = None, digits: int = 3) -> str:
-    """``+0.144 [+0.104, +0.187] (n 450, 150 questions)``: a difference with its interval (and,
-    given ``n``, its prompts and questions), followed by "no measurable effect" when the interval
-    includes zero."""
+    """``+0.144 [+0.104, +0.187] (n 450, 150 questions; a rise)``: a difference with its interval
+    (and, given ``n``, its prompts and questions) and its :func:`verdict`."""
     f = f"{{:+.{digits}f}}"
-    verdict = "" if low > 0 or high < 0 else "; no measurable effect"
     body = f"{f.format(mean)} [{f.format(low)}, {f.format(high)}]"
-    return body + (f" (n {n}, {clusters} questions{verdict})" if n is not None else verdict)
+    return body + (f" (n {n}, {clusters} questions; {verdict(low, high)})" if n is not None else f"; {verdict(low, high)}")
 
 
 def paired_difference(

@@ -5,7 +5,7 @@ import torch
 from lens_focus import label, load_examples
 from lens_focus.directions import FocusDirections, cache_qk, relevant_scores, train_directions, zero_directions
 from lens_focus.heads import Head
-from lens_focus.interventions import focusing
+from lens_focus.interventions import focus_intervention
 from lens_focus.model import model_info
 from lens_focus.scoring import span_sums
 
@@ -30,7 +30,7 @@ def test_cached_scores_equal_the_models_patterns(llama, seqs, site):
         ref = next(span_sums(llama, [seq], progress=False))["relevant"]
         ours = relevant_scores(c, zero.q, zero.k, site=site, group=info.group_size)
         np.testing.assert_allclose(ours.numpy(), ref, atol=1e-5)
-        moved = next(span_sums(llama, [seq], intervention=focusing(llama, d, layer0, alpha=1.0), progress=False))["relevant"]
+        moved = next(span_sums(llama, [seq], intervention=focus_intervention(llama, d, layer0, alpha=1.0), progress=False))["relevant"]
         ours = relevant_scores(c, d.q, d.k, site=site, group=info.group_size)
         np.testing.assert_allclose(ours[0].numpy(), moved[0], atol=1e-5)
         assert np.abs(moved[0] - ref[0]).max() > 1e-3
@@ -109,10 +109,10 @@ def test_directions_transfer_to_a_model_of_the_same_shape_with_a_warning(llama, 
     heads = [Head(layer, head) for layer in range(2) for head in range(4)]
     kw = dict(max_new_tokens=4, score="generation", progress=False)
     with pytest.warns(TransferWarning):
-        moved = answer_examples(llama, examples, intervention=focusing(llama, back, heads, alpha=1.0), **kw)
+        moved = answer_examples(llama, examples, intervention=focus_intervention(llama, back, heads, alpha=1.0), **kw)
     with warnings.catch_warnings():
         warnings.simplefilter("error", TransferWarning)  # its own model's name: no warning
-        same = answer_examples(llama, examples, intervention=focusing(llama, own, heads, alpha=1.0), **kw)
+        same = answer_examples(llama, examples, intervention=focus_intervention(llama, own, heads, alpha=1.0), **kw)
     plain = answer_examples(llama, examples, **kw)
     for m, s, p in zip(moved, same, plain):  # transferred directions act exactly as on their own model
         assert m.response == s.response and np.array_equal(m.scores["relevant"], s.scores["relevant"])

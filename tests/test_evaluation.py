@@ -13,7 +13,7 @@ from lens_focus.commands.cli import app
 from lens_focus.directions import FocusDirections, zero_directions
 from lens_focus.evaluation import ANSWER_COLUMNS, SINK_COLUMNS, TASK_COLUMNS, Setting, evaluate_tasks, group_by_length, parse_settings
 from lens_focus.heads import Head, save_heads
-from lens_focus.interventions import focusing
+from lens_focus.interventions import focus_intervention
 from lens_focus.model import model_info
 from lens_focus.tasks import TASKS, build_task
 
@@ -76,7 +76,7 @@ def test_settings_apply_their_directions(evaluated, llama):
     assert (steered != base).any()  # large random directions change some answer
     ts = sets[0]
     direct = answer_examples(llama, ts.examples, max_new_tokens=ts.task.max_new_tokens, stop=ts.task.stop,
-                             intervention=focusing(llama, d, ranked[:3], alpha=1.5), progress=False)  # fmt: skip
+                             intervention=focus_intervention(llama, d, ranked[:3], alpha=1.5), progress=False)  # fmt: skip
     assert [a.response for a in direct] == [steered[e.id] for e in ts.examples]
     torch.testing.assert_close(before, after, rtol=0, atol=0)  # no hook left behind
 
@@ -146,10 +146,10 @@ def test_category_and_sink_tables():
 
 
 @pytest.mark.parametrize("categories, paper", [
-    ({"recall": 89.75, "rag": 60.92, "icl": 32.71, "re_rank": 77.40}, 65.20),  # Table 9, Llama-3.2-3B, baseline, 8k
+    ({"recall": 89.75, "rag": 60.92, "icl": 32.71, "re_rank": 77.40}, 65.20),  # Table 10, Llama-3.2-3B, baseline, 16k
     ({"recall": 92.81, "rag": 64.71, "icl": 29.82, "re_rank": 76.80, "long_qa": 27.64}, 58.36),  # Llama-3.2-3B-Instruct
 ])  # fmt: skip
-def test_overall_is_the_mean_of_the_category_means_as_in_table_9(categories, paper):
+def test_overall_is_the_mean_of_the_category_means_as_in_table_10(categories, paper):
     # categories of unequal size (1, 2, 3 ... tasks) around the paper's category means: only the
     # mean of the category means gives the paper's overall value
     rows = []
@@ -161,8 +161,8 @@ def test_overall_is_the_mean_of_the_category_means_as_in_table_9(categories, pap
     assert abs(pd.DataFrame(rows).score.mean() - paper) > 0.005 or len(categories) == 1  # the task mean would not
 
 
-def test_sink_std_is_the_sample_deviation_as_in_table_12():
-    # Table 12, Llama-3.2-3B-Instruct: sink scores of sixteen tasks, STD 7.71 (ddof 0 would give 7.47)
+def test_sink_std_is_the_sample_deviation_as_in_table_13():
+    # Table 13 (16k), Llama-3.2-3B-Instruct: sink scores of sixteen tasks, STD 7.71 (ddof 0 would give 7.47)
     paper = [31.85, 29.34, 24.42, 34.02, 22.53, 26.78, 24.81, 25.90, 30.04, 53.52, 35.39, 26.45, 31.76, 31.67, 18.61, 28.49]
     sinks = pd.DataFrame([{"task": f"t{i}", "category": "c", "length": 8000, "sink": s, "relevant": 0.0, "n": 1, "skipped": 0} for i, s in enumerate(paper)])
     std = task_tables.sink_with_std(sinks)

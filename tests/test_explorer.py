@@ -17,7 +17,7 @@ import pytest
 from lens_focus import FocusDirections, explore, load_examples, load_model
 from lens_focus.explorer import attention_of
 from lens_focus.heads import Head
-from lens_focus.interventions import compensation, focusing
+from lens_focus.interventions import compensation_intervention, focus_intervention
 from lens_focus.scoring import span_sums
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,7 +42,7 @@ def test_stored_attention_sums_to_the_heads_span_scores(page):
     long = scores[(scores.condition == "long") & (scores.span == "relevant")]
     assert data["maps"]["relevant"][1][3] == pytest.approx(float(long[(long.layer == 1) & (long["head"] == 3)].score.iloc[0]), abs=1e-6)
     ranked = [Head(*h) for h in data["top"]]
-    makes = {"baseline": None, "compensation": compensation(toy, ranked[:5], tau=0.1), "focus": focusing(toy, directions, ranked[:20], alpha=0.3)}
+    makes = {"baseline": None, "compensation": compensation_intervention(toy, ranked[:5], tau=0.1), "focus": focus_intervention(toy, directions, ranked[:20], alpha=0.3)}
     from lens_focus import answer_examples
 
     for name, make in makes.items():

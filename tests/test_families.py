@@ -19,7 +19,7 @@ from lens_focus.directions import FocusDirections, cache_qk, relevant_scores, tr
 from lens_focus.fast import attention_path, fast_hooks, fast_unsupported
 from lens_focus.generate import generate
 from lens_focus.heads import Head
-from lens_focus.interventions import compensation, focusing
+from lens_focus.interventions import compensation_intervention, focus_intervention
 from lens_focus.model import attention_layers, model_info
 from lens_focus.scoring import head_pattern, span_sums
 from lens_focus.tiny import FAMILIES, tiny_model
@@ -146,7 +146,7 @@ def test_split_softmax_changes_only_the_chosen_heads_and_keeps_rows_normalised(f
     with attention_path(model, path):
         for h in range(model.cfg.n_heads):
             plain = head_pattern(model, seq, 0, h)
-            patched = head_pattern(model, seq, 0, h, intervention=compensation(model, chosen, tau=0.3))
+            patched = head_pattern(model, seq, 0, h, intervention=compensation_intervention(model, chosen, tau=0.3))
             np.testing.assert_allclose(patched.sum(-1), 1.0, atol=1e-5)
             if Head(0, h) in chosen:
                 want = naive_split_softmax(plain[None, None].astype(np.float64), span[None], np.ones((1, len(plain)), bool), 0.3)[0, 0]
@@ -154,7 +154,7 @@ def test_split_softmax_changes_only_the_chosen_heads_and_keeps_rows_normalised(f
                 assert (patched[:, span].sum(-1) > plain[:, span].sum(-1) + 1e-3).all()
             else:
                 np.testing.assert_array_equal(patched, plain)
-        later = head_pattern(model, seq, 1, 0, intervention=compensation(model, chosen, tau=0.3))
+        later = head_pattern(model, seq, 1, 0, intervention=compensation_intervention(model, chosen, tau=0.3))
         np.testing.assert_allclose(later.sum(-1), 1.0, atol=1e-5)
     no_hooks_left(model)
 
@@ -180,7 +180,7 @@ def test_directions_train_save_load_and_apply_as_trained(family, path, tmp_path)
             assert torch.equal(loaded.q, trained.q) and torch.equal(loaded.k, trained.k) and loaded.site == site
             layer0 = [Head(0, h) for h in range(info.n_heads)]
             plain = list(span_sums(model, seqs, progress=False))
-            moved = list(span_sums(model, seqs, intervention=focusing(model, loaded, layer0, alpha=1.0), progress=False))
+            moved = list(span_sums(model, seqs, intervention=focus_intervention(model, loaded, layer0, alpha=1.0), progress=False))
             shift = 0.0
             for c, before, after in zip(cache_qk(model, seqs, site=site, progress=False), plain, moved):
                 at_zero = relevant_scores(c, 0 * loaded.q, 0 * loaded.k, site=site, group=info.group_size)

@@ -11,7 +11,7 @@ from lens_focus.forward import run
 from lens_focus.generate import generate_batches
 from lens_focus.heads import Head
 from lens_focus.model import attention_layers
-from lens_focus.interventions import Placement, compensation, focus, focusing, placement_span, split_softmax
+from lens_focus.interventions import Placement, compensation_intervention, focus, focus_intervention, placement_span, split_softmax
 from lens_focus.scoring import span_sums
 
 ROTARY = ["llama", "qwen2", "mistral"]
@@ -107,8 +107,8 @@ def test_interventions_give_the_same_answers_scores_and_logits(arch, models, exa
     model = models[arch]
     heads = [Head(0, 1), Head(1, 0), Head(1, 3)]
     kw = dict(max_new_tokens=4, stop="eos", score="generation", batch_size=4, progress=False)
-    for make in (compensation(model, heads, tau=0.1), focusing(model, directions(model, "post_rotary"), heads, alpha=1.0),
-                 focusing(model, directions(model, "pre_rotary"), heads, alpha=1.0)):  # fmt: skip
+    for make in (compensation_intervention(model, heads, tau=0.1), focus_intervention(model, directions(model, "post_rotary"), heads, alpha=1.0),
+                 focus_intervention(model, directions(model, "pre_rotary"), heads, alpha=1.0)):  # fmt: skip
         eager, fast = on_both(model, lambda: answer_examples(model, examples, intervention=make, **kw))
         plain = answer_examples(model, examples, **kw)
         assert [a.response for a in eager] == [a.response for a in fast]

@@ -1,6 +1,7 @@
 import torch
 
-from lens_focus import generate, label, load_examples
+from lens_focus import label, load_examples
+from lens_focus.generate import generate
 
 
 def test_greedy_matches_greedy_by_hand_and_batching_changes_nothing(models, nq_path):

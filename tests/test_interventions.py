@@ -10,7 +10,7 @@ from lens_focus.directions import FocusDirections, zero_directions
 from lens_focus.generate import _decode_continuation
 from lens_focus.heads import Head
 from lens_focus.hooks import attn_hook_name, hooked
-from lens_focus.interventions import Placement, compensation, focus, placement_span, split_softmax, split_softmax_pattern
+from lens_focus.interventions import Placement, compensation_intervention, focus, placement_span, split_softmax, split_softmax_pattern
 from lens_focus.model import model_info
 from lens_focus.scoring import span_sums
 
@@ -109,7 +109,32 @@ def test_interventions_leave_no_hooks_on_error(llama, seqs):
             raise RuntimeError("boom")
     assert all(not p.fwd_hooks for p in llama.hook_dict.values())
     with pytest.raises(ValueError, match="does not exist"):
-        compensation(llama, [Head(5, 0)], tau=0.3)
+        compensation_intervention(llama, [Head(5, 0)], tau=0.3)
+
+
+def test_each_context_manager_has_its_intervention_and_the_pairs_agree(llama, seqs):
+    """lf.compensation / lf.focus are context managers; lf.compensation_intervention /
+    lf.focus_intervention the same for many batches: one sequence through either gives the same
+    logits, and a context manager leaves no hook behind."""
+    import lens_focus as lf
+
+    heads, seq = [Head(0, 1), Head(1, 3)], seqs[0]
+    ids = torch.tensor([list(seq.input_ids)])
+    with torch.no_grad():
+        plain = llama(ids)
+        with lf.compensation(llama, seq, heads, tau=0.1):
+            cm = llama(ids)
+        with lf.compensation_intervention(llama, heads, tau=0.1)(Placement([seq], [0])):
+            made = llama(ids)
+        d = zero_directions(llama)
+        d.q.normal_(generator=torch.Generator().manual_seed(0))
+        with lf.focus(llama, d, heads, alpha=1.0):
+            focused = llama(ids)
+        with lf.focus_intervention(llama, d, heads, alpha=1.0)(Placement([seq], [0])):
+            focused_made = llama(ids)
+    assert torch.equal(cm, made) and not torch.allclose(cm, plain) and torch.equal(focused, focused_made) and not torch.allclose(focused, plain)
+    assert all(not p.fwd_hooks for p in llama.hook_dict.values())
+    assert len(lf.__all__) <= 25 and all(getattr(lf, name).__doc__ for name in lf.__all__)
 
 
 def greedy_without_cache(model, prompt, n, make):
@@ -125,7 +150,7 @@ def greedy_without_cache(model, prompt, n, make):
 def test_compensation_during_cached_generation_equals_full_passes(llama, nq_path):
     exs = load_examples(nq_path, limit=2, n_docs=2, gold_positions=[1, 2])
     heads = [Head(0, 1), Head(1, 0), Head(1, 3)]
-    make = compensation(llama, heads, tau=0.1)
+    make = compensation_intervention(llama, heads, tau=0.1)
     kw = dict(max_new_tokens=4, stop="eos", score="generation", progress=False)
     patched = answer_examples(llama, exs, batch_size=4, intervention=make, **kw)
     assert len({len(label(e, llama.tokenizer)) for e in exs}) > 1  # left padding is exercised

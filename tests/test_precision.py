@@ -11,7 +11,7 @@ from lens_focus.commands.cli import app
 from lens_focus.directions import train_directions
 from lens_focus.fast import attention_path
 from lens_focus.heads import Head
-from lens_focus.interventions import compensation, split_softmax_pattern
+from lens_focus.interventions import compensation_intervention, split_softmax_pattern
 from lens_focus.scoring import head_pattern, span_sums
 
 from test_families import DOCS
@@ -57,8 +57,8 @@ def test_bfloat16_scores_and_compensation_stay_near_float32(pair, path):
             assert np.abs(b["relevant"] - a["relevant"]).max() > 0  # it did run in another precision
         chosen = [Head(0, 1), Head(1, 2)]
         for layer, head in [(0, 1), (1, 2)]:
-            plain = head_pattern(half, seqs[0], layer, head, intervention=compensation(half, chosen, tau=0.3))
-            ref = head_pattern(full, seqs[0], layer, head, intervention=compensation(full, chosen, tau=0.3))
+            plain = head_pattern(half, seqs[0], layer, head, intervention=compensation_intervention(half, chosen, tau=0.3))
+            ref = head_pattern(full, seqs[0], layer, head, intervention=compensation_intervention(full, chosen, tau=0.3))
             assert np.isfinite(plain).all()
             np.testing.assert_allclose(plain.sum(-1), 1.0, atol=2e-2)
             np.testing.assert_allclose(plain, ref, atol=0.03)

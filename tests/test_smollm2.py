@@ -76,7 +76,7 @@ def test_fast_and_eager_paths_agree_on_the_real_model(smollm2, answered):
     ids = torch.tensor([list(seq.input_ids)])
     heads = [lf.Head(layer, head) for layer in range(14, 24) for head in (0, 4, 8)]
     directions = lf.FocusDirections.load(Path(__file__).parents[1] / "figures/smollm2/directions/directions.safetensors", model=smollm2)
-    for make in (None, lf.compensation(smollm2, heads, tau=0.1), lf.focusing(smollm2, directions, heads, alpha=0.5)):
+    for make in (None, lf.compensation_intervention(smollm2, heads, tau=0.1), lf.focus_intervention(smollm2, directions, heads, alpha=0.5)):
         got = {}
         for path in ("eager", "fast"):
             with attention_path(smollm2, path), torch.no_grad():

@@ -8,7 +8,7 @@ from lens_focus.answers import gold_response_sequences
 from lens_focus.directions import train_directions
 from lens_focus.experiments import focus_scores
 from lens_focus.heads import top_heads
-from lens_focus.interventions import compensation
+from lens_focus.interventions import compensation_intervention
 from lens_focus.aliases import TOY_DIR
 from lens_focus.scoring import aggregate_scores
 
@@ -55,8 +55,8 @@ def test_compensation_on_contextual_heads_moves_em_both_ways(toy, ranked, held_o
     baseline = _em(toy, long)
     assert _em(toy, gold) >= baseline + 0.2  # distracted, with signal left
     heads = ranked[:4]
-    sharpened = _em(toy, long, compensation(toy, heads, tau=0.5))
-    flattened = _em(toy, long, compensation(toy, heads, tau=2.0))
+    sharpened = _em(toy, long, compensation_intervention(toy, heads, tau=0.5))
+    flattened = _em(toy, long, compensation_intervention(toy, heads, tau=2.0))
     assert sharpened > baseline > flattened, (sharpened, baseline, flattened)
 
 

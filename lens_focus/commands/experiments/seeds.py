@@ -16,7 +16,7 @@ from ...defaults import BATCH_SIZE, EPOCHS, HEADS_LIMIT, MAX_NEW_TOKENS, ROWS, S
 from ...directions import FocusDirections
 from ...experiments import answer_records
 from ...heads import Head
-from ...interventions import focusing
+from ...interventions import focus_intervention
 from ...labels import Example
 from ..declare import Context, Experiment, Log, Sizes, Step, register, summary_of, write_summary
 from .directions import train
@@ -68,7 +68,7 @@ def _work(ctx: Context) -> pd.DataFrame:
             trained[f"{seed}/{kind}"] = {"sequences": d.meta["n_sequences"], "skipped": d.meta["skipped"],
                                          "relevant_score_at_init": d.meta["relevant_score_at_init"], "relevant_score_trained": d.meta["relevant_score_trained"]}  # fmt: skip
             setting = f"{kind}-trained, k={a['k']}, α={a['alpha']:g}"
-            records += answered(seed, setting, test, ranked, focusing(model, d, ranked[: a["k"]], alpha=a["alpha"]))
+            records += answered(seed, setting, test, ranked, focus_intervention(model, d, ranked[: a["k"]], alpha=a["alpha"]))
     ctx.record["trained"] = trained
     return pd.DataFrame(records)
 
