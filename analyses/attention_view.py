@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 from lens_focus.labels import LabeledSequence, RowsKind
 from lens_focus.plots import write_figure
 from lens_focus.scoring import head_pattern
+from lens_focus.defaults import ROWS
 
 PARTS = ("sink", "instruction", "relevant", "irrelevant", "question", "reply_start", "response")
 """A token's part is the first of these spans that holds it (``other``: none of them)."""
@@ -28,7 +29,7 @@ def parts(seq: LabeledSequence) -> list[str]:
     return out
 
 
-def compute(model, seq: LabeledSequence, layer: int, head: int, *, rows: RowsKind = "generation") -> pd.DataFrame:
+def compute(model, seq: LabeledSequence, layer: int, head: int, *, rows: RowsKind = ROWS.default) -> pd.DataFrame:
     """One row per token of ``seq``: ``position, token, part, attention`` (the head's attention on
     that token averaged over the answer rows; per part, the sum is the sequence's contextual score
     of the part) and ``last_row`` (the attention of the prompt's last row alone)."""

@@ -43,13 +43,18 @@ def _setting(summary: dict, run: Path) -> str:
     return f"{m['name']} ({m['n_layers'] * m['n_heads']} heads; {Path(str(data)).name}, {n_docs} documents, rows `{summary.get('rows', 'generation')}`)"
 
 
+def _change(mean: float, low: float, high: float) -> str:
+    """A paired difference with its interval and verdict, to sit in a list: ``+0.111 [+0.056, +0.181] a rise``."""
+    return difference_text(mean, low, high).replace("; ", " ")
+
+
 def _grid(t: pd.DataFrame, index: str, columns: str, label) -> str:
     """A Markdown table of paired differences (``diff [low, high]`` and its verdict) with ``index`` down and ``columns`` across."""
     cols = sorted(t[columns].unique())
     lines = [f"| {index} | " + " | ".join(label(c) for c in cols) + " |", "|---|" + "---|" * len(cols)]
     for i, g in t.groupby(index, sort=True):
         by = {r[columns]: r for _, r in g.iterrows()}
-        cells = [difference_text(by[c]["diff"], by[c]["diff_low"], by[c]["diff_high"]).replace("; ", " ") if c in by else "" for c in cols]
+        cells = [_change(by[c]["diff"], by[c]["diff_low"], by[c]["diff_high"]) if c in by else "" for c in cols]
         lines.append(f"| {i:g} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -110,7 +115,7 @@ def compensation(run: Path) -> str | None:
             "Paired differences from the unmodified model on the same prompts, contextual heads by τ:\n\n"
             + _grid(ctx.assign(k=ctx.k.astype(float)), "k", "tau", lambda c: f"τ = {c:g}")
             + "\n\nand as many random heads at τ = " + ", ".join(f"{x:g}" for x in sorted(rnd.tau.unique())) + ": "
-            + ", ".join(f"k = {int(r.k)}: {difference_text(r.diff, r.diff_low, r.diff_high).replace('; ', ' ')}" for r in rnd.itertuples()) + f". {paper}")  # fmt: skip
+            + ", ".join(f"k = {int(r.k)}: {_change(r.diff, r.diff_low, r.diff_high)}" for r in rnd.itertuples()) + f". {paper}")  # fmt: skip
     return text
 
 
@@ -158,7 +163,7 @@ def seeds(run: Path) -> str | None:
              f"on {s['test_limit']} held-out questions."]  # fmt: skip
     for setting, g in t.groupby("setting", sort=False):
         em = g[g.metric == "em"].set_index("seed")
-        per_seed = ", ".join(f"seed {seed}: {difference_text(r['diff'], r['diff_low'], r['diff_high'])}" for seed, r in em.drop("all").iterrows())
+        per_seed = ", ".join(f"seed {seed}: {_change(r['diff'], r['diff_low'], r['diff_high'])}" for seed, r in em.drop("all").iterrows())
         pooled = em.loc["all"]
         line = (f"{setting.split(',')[0].capitalize()} directions: EM {pooled.before:.3f} → {pooled.after:.3f} pooled, "
                 f"{difference_text(pooled['diff'], pooled.diff_low, pooled.diff_high, n=int(pooled.n), clusters=int(pooled.questions))}; {per_seed}.")
@@ -200,7 +205,7 @@ def tasks(run: Path) -> str | None:
         d = paired_differences(pd.read_csv(answers, keep_default_na=False, na_values=[""]))
         for length, g in d[d.task == "all"].groupby("length"):
             parts.append(f"At {length} tokens, each setting against the baseline over every prompt: "
-                         + "; ".join(f"{r.setting} {difference_text(r.diff, r.diff_low, r.diff_high)}" for r in g.itertuples()) + ".")
+                         + "; ".join(f"{r.setting} {_change(r.diff, r.diff_low, r.diff_high)}" for r in g.itertuples()) + ".")
     sink = pd.read_csv(step / "sink_scores.csv")
     std = sink[(sink.task == STD) & sink.sink.notna()]
     if not std.empty:

@@ -16,6 +16,7 @@ from lens_focus.stats import difference_text, paired_difference
 
 from . import markdown_table, require_columns
 from .index import Folders, row
+from lens_focus.defaults import SINK_K
 
 STD = "STD"
 """The row (CSV) or column (Markdown) of the sink scores' standard deviation across tasks."""
@@ -81,7 +82,7 @@ def figure(task_scores: pd.DataFrame, *, title: str = "Task scores against conte
     return fig
 
 
-def write(task_scores: pd.DataFrame, sink_scores: pd.DataFrame, out_dir: str | Path, *, sink_k: int = 5, note: str = "") -> list[Path]:
+def write(task_scores: pd.DataFrame, sink_scores: pd.DataFrame, out_dir: str | Path, *, sink_k: int = SINK_K.default, note: str = "") -> list[Path]:
     """``task_scores``, ``category_scores`` and ``sink_scores`` as CSV (tidy) and Markdown (the
     paper's table shapes, one block per length), and ``scores_vs_length.html`` (+ ``.png``)."""
     out = Path(out_dir)

@@ -17,7 +17,7 @@ from .interventions import Intervention, Placement
 from .labels import Example, LabeledSequence, LabelError, RowsKind, label
 from .metrics import best_subspan_em
 from .scoring import last_rows, score_after_generation, second_pass_reason
-from .defaults import BATCH_SIZE, MAX_NEW_TOKENS, N_SINK, TrainingPrompts  # TrainingPrompts: declared with the parameters
+from .defaults import BATCH_SIZE, MAX_NEW_TOKENS, N_SINK, STOP, TrainingPrompts# TrainingPrompts: declared with the parameters
 from .errors import InputError
 
 
@@ -40,7 +40,7 @@ class Answered:
     (:func:`~lens_focus.scoring.second_pass_reason`); None when they did not."""
 
 
-def label_prompts(model, examples: Sequence[Example], *, n_sink: int = 1, max_new_tokens: int = 0) -> list[LabeledSequence]:
+def label_prompts(model, examples: Sequence[Example], *, n_sink: int = N_SINK.default, max_new_tokens: int = 0) -> list[LabeledSequence]:
     """Label each prompt (no response), checking that it fits the model's context."""
     n_ctx = int(model.cfg.n_ctx)
     seqs = []
@@ -59,10 +59,10 @@ def answer_examples(
     model,
     examples: Sequence[Example],
     *,
-    max_new_tokens: int = 100,
-    stop: StopAt = "line",
-    batch_size: int = 8,
-    n_sink: int = 1,
+    max_new_tokens: int = MAX_NEW_TOKENS.default,
+    stop: StopAt = STOP.default,
+    batch_size: int = BATCH_SIZE.default,
+    n_sink: int = N_SINK.default,
     score: RowsKind | None = None,
     intervention: Intervention | None = None,
     progress: bool = True,
@@ -152,10 +152,10 @@ def gold_response_sequences(
     examples,
     *,
     prompts: TrainingPrompts = "long",
-    n_sink: int = 1,
-    max_new_tokens: int = 100,
+    n_sink: int = N_SINK.default,
+    max_new_tokens: int = MAX_NEW_TOKENS.default,
     stop="line",
-    batch_size: int = 8,
+    batch_size: int = BATCH_SIZE.default,
     progress: bool = True,
 ) -> tuple[list[LabeledSequence], dict[str, int]]:
     """Training sequences (docs/method.md §4): the model's greedy answer to each question's ``gold``

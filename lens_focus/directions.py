@@ -34,7 +34,7 @@ from .forward import input_device, run
 from .hooks import attn_hook_name, hooked, runs_hook
 from .labels import LabeledSequence, RowsKind
 from .model import ModelInfo, attention_layers, model_info
-from .defaults import EPOCHS, LR, Site  # Site: declared with the parameters
+from .defaults import EPOCHS, LR, ROWS, Site# Site: declared with the parameters
 from .errors import InputError
 
 SITES: tuple[Site, ...] = ("post_rotary", "pre_rotary")
@@ -168,7 +168,7 @@ class CachedSequence:
 
 @torch.no_grad()
 def cache_qk(
-    model, seqs: Sequence[LabeledSequence], *, site: Site = "post_rotary", rows: RowsKind = "generation", span: str = "relevant", progress: bool = True
+    model, seqs: Sequence[LabeledSequence], *, site: Site = "post_rotary", rows: RowsKind = ROWS.default, span: str = "relevant", progress: bool = True
 ) -> list[CachedSequence]:
     """Run the unmodified model once per sequence and keep the queries, keys (and rotary tables)
     that training needs."""
@@ -287,11 +287,11 @@ def train_directions(
     seqs: Sequence[LabeledSequence],
     *,
     site: Site = "post_rotary",
-    epochs: int = 10,
-    lr: float = 1e-3,
+    epochs: int = EPOCHS.default,
+    lr: float = LR.default,
     init_std: float = 0.01,
     seed: int = 0,
-    rows: RowsKind = "generation",
+    rows: RowsKind = ROWS.default,
     span: str = "relevant",
     meta: dict | None = None,
     progress: bool = True,

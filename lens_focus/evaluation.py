@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .answers import answer_examples, skip_counts
 from .cache import RowCache
-from .defaults import SETTINGS
+from .defaults import N_SINK, ROWS, SETTINGS, SINK_K
 from .errors import InputError
 from .heads import Head
 from .interventions import focus_intervention
@@ -123,10 +123,10 @@ def evaluate_tasks(
     settings: Sequence[Setting] = tuple(parse_settings(SETTINGS.default)),
     directions=None,
     ranked: Sequence[Head] = (),
-    sink_k: int = 5,
+    sink_k: int = SINK_K.default,
     batch_size: int = 4,
-    n_sink: int = 1,
-    rows: RowsKind = "generation",
+    n_sink: int = N_SINK.default,
+    rows: RowsKind = ROWS.default,
     progress: bool = True,
     cache: RowCache | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -158,10 +158,10 @@ def evaluation_cells(
     settings: Sequence[Setting] = tuple(parse_settings(SETTINGS.default)),
     directions=None,
     ranked: Sequence[Head] = (),
-    sink_k: int = 5,
+    sink_k: int = SINK_K.default,
     batch_size: int = 4,
-    n_sink: int = 1,
-    rows: RowsKind = "generation",
+    n_sink: int = N_SINK.default,
+    rows: RowsKind = ROWS.default,
     progress: bool = True,
     cache: RowCache | None = None,
 ) -> list[dict]:

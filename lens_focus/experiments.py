@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from .answers import answer_examples
 from .cache import RowCache
-from .defaults import ALPHAS, COMPENSATION_KS, RANDOM_TAU, SWEEP_KS, TABLE_ALPHAS, TAUS
+from .defaults import ALPHAS, COMPENSATION_KS, RANDOM_TAU, ROWS, SWEEP_KS, TABLE_ALPHAS, TAUS
 from .heads import Head, random_heads
 from .interventions import Intervention, compensation_intervention, focus_intervention
 from .labels import Example
@@ -68,7 +68,7 @@ def _split(examples: Sequence[Example]) -> dict[str, list[Example]]:
     return by
 
 
-def answer_records(model, examples, intervention: Intervention | None = None, *, mean_of: Sequence[Head] = (), rows: str = "generation", **kw) -> list[dict]:
+def answer_records(model, examples, intervention: Intervention | None = None, *, mean_of: Sequence[Head] = (), rows: str = ROWS.default, **kw) -> list[dict]:
     """One record per prompt: ``id``, ``question_id``, ``gold_position``, ``response``, ``em``;
     with heads ``mean_of``, also ``relevant`` and ``sink``: their mean contextual score on the
     prompt's ``rows`` (None for a skipped prompt)."""
@@ -269,7 +269,7 @@ def focus_records(
     *,
     intervene: Sequence[Head] | None = None,
     alphas: Sequence[float] = TABLE_ALPHAS.default,
-    rows: str = "generation",
+    rows: str = ROWS.default,
     progress: bool = True,
     cache: RowCache | None = None,
     **answer_kw,
@@ -329,7 +329,7 @@ def focus_scores(
     *,
     intervene: Sequence[Head] | None = None,
     alphas: Sequence[float] = TABLE_ALPHAS.default,
-    rows: str = "generation",
+    rows: str = ROWS.default,
     progress: bool = True,
     cache: RowCache | None = None,
     **answer_kw,

@@ -35,6 +35,7 @@ from .labels import Example, LabeledSequence, RowsKind
 from .model import model_info
 from .scoring import mean_attention
 from .errors import InputError
+from .defaults import ROWS
 
 MAPS = ("relevant", "irrelevant_max", "sink")
 PARTS = ("sink", "instruction", "relevant", "irrelevant", "question", "reply_start")
@@ -99,7 +100,7 @@ def explorer_data(
     *,
     scores: pd.DataFrame,
     settings: dict[str, tuple[str, object]],
-    rows: RowsKind = "generation",
+    rows: RowsKind = ROWS.default,
     title: str = "",
     sample: str = "",
     progress: bool = True,
@@ -152,7 +153,7 @@ def explore(
     compensation_k: int = 5,
     alpha: float = 0.5,
     focus_k: int = 20,
-    rows: RowsKind = "generation",
+    rows: RowsKind = ROWS.default,
     title: str = "",
     sample: str = "",
     progress: bool = True,

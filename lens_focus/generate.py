@@ -15,7 +15,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .forward import DEFAULT_CHUNK, batch_budget, chunked_forward, input_device, plan_batches, run
-from .defaults import StopAt  # noqa: F401  (declared with the parameters)
+from .defaults import BATCH_SIZE, MAX_NEW_TOKENS, STOP, StopAt# noqa: F401  (declared with the parameters)
 from .errors import InputError
 
 
@@ -84,9 +84,9 @@ def generate(
     model,
     prompts: Sequence[Sequence[int]],
     *,
-    max_new_tokens: int = 100,
-    stop: StopAt = "line",
-    batch_size: int = 8,
+    max_new_tokens: int = MAX_NEW_TOKENS.default,
+    stop: StopAt = STOP.default,
+    batch_size: int = BATCH_SIZE.default,
     chunk: int = DEFAULT_CHUNK,
     progress: bool = True,
 ) -> list[Generation]:
@@ -107,9 +107,9 @@ def generate_batches(
     model,
     prompts: Sequence[Sequence[int]],
     *,
-    max_new_tokens: int = 100,
-    stop: StopAt = "line",
-    batch_size: int = 8,
+    max_new_tokens: int = MAX_NEW_TOKENS.default,
+    stop: StopAt = STOP.default,
+    batch_size: int = BATCH_SIZE.default,
     chunk: int = DEFAULT_CHUNK,
     prefill: Callable[[PromptBatch], ContextManager] | None = None,
     during: Callable[[PromptBatch], ContextManager] | None = None,

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from .errors import InputError
-from .defaults import RowsKind, Variant  # noqa: F401  (the closed sets are declared with the parameters)
+from .defaults import N_SINK, RowsKind, Variant# noqa: F401  (the closed sets are declared with the parameters)
 
 Span = tuple[int, int]
 """A half-open range ``[start, end)`` of characters or tokens."""
@@ -200,7 +200,7 @@ def label(
     response: str = "",
     *,
     chat: bool | None = None,
-    n_sink: int = 1,
+    n_sink: int = N_SINK.default,
 ) -> LabeledSequence:
     """Render ``example``, append ``response`` and label every span at the token level.
 

@@ -24,6 +24,7 @@ from .hooks import hooked, last_row_from, pattern_rows
 from .labels import Example
 from .metrics import normalize_answer
 from .errors import InputError
+from .defaults import NEEDLE_NEW_TOKENS
 
 RETRIEVAL_COLUMNS = ["layer", "head", "score", "n"]
 
@@ -50,7 +51,7 @@ def copy_credits(
 
 
 def retrieval_samples(
-    model, examples: Sequence[Example], *, max_new_tokens: int = 50, batch_size: int = 4, recall: float = 0.5, progress: bool = True
+    model, examples: Sequence[Example], *, max_new_tokens: int = NEEDLE_NEW_TOKENS.default, batch_size: int = 4, recall: float = 0.5, progress: bool = True
 ) -> list[np.ndarray | None]:
     """Per example, in order, its copies per head over the answer span's length, ``(layer,
     head)``, or None when its response does not recall the answer (and the sample does not count)."""
@@ -100,7 +101,7 @@ def retrieval_frame(samples: Sequence[np.ndarray | None], n_layers: int, n_heads
 
 
 def retrieval_scores(
-    model, examples: Sequence[Example], *, max_new_tokens: int = 50, batch_size: int = 4, recall: float = 0.5, progress: bool = True
+    model, examples: Sequence[Example], *, max_new_tokens: int = NEEDLE_NEW_TOKENS.default, batch_size: int = 4, recall: float = 0.5, progress: bool = True
 ) -> tuple[pd.DataFrame, dict]:
     """Every head's retrieval score over ``examples`` (each with an ``answer`` span): a frame
     ``layer, head, score, n`` ranked by score, and counts (``samples``, ``counted``: the samples

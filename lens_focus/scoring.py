@@ -28,6 +28,7 @@ from .hooks import RowsOf, hooked, last_row_from, pattern_rows
 from .interventions import Intervention, Placement
 from .labels import LabeledSequence, RowsKind
 from .errors import InputError
+from .defaults import ROWS
 
 SCORE_COLUMNS = ["layer", "head", "condition", "span", "score", "n"]
 
@@ -85,7 +86,7 @@ def span_sums(
     model,
     seqs: Sequence[LabeledSequence],
     *,
-    rows: RowsKind = "generation",
+    rows: RowsKind = ROWS.default,
     batch_size: int = 4,
     chunk: int = DEFAULT_CHUNK,
     intervention: Intervention | None = None,
@@ -144,7 +145,7 @@ def score_heads(
     seqs: Sequence[LabeledSequence],
     *,
     conditions: Sequence[Sequence[str]] | None = None,
-    rows: RowsKind = "generation",
+    rows: RowsKind = ROWS.default,
     batch_size: int = 4,
     progress: bool = True,
 ) -> pd.DataFrame:
@@ -206,7 +207,7 @@ def score_grid(scores: pd.DataFrame, *, condition: str = "long", span: str = "re
 
 
 def head_pattern(
-    model, seq: LabeledSequence, layer: int, head: int, *, rows: RowsKind = "generation", intervention: Intervention | None = None
+    model, seq: LabeledSequence, layer: int, head: int, *, rows: RowsKind = ROWS.default, intervention: Intervention | None = None
 ) -> Float[np.ndarray, "rows k_pos"]:
     """One head's attention rows on one sequence: ``W[i, :]`` for the scored rows ``i`` of
     ``seq.rows(rows)`` against every position of ``seq`` (float32, each row sums to 1 over the
@@ -229,7 +230,7 @@ def head_pattern(
 
 
 def mean_attention(
-    model, seq: LabeledSequence, *, rows: RowsKind = "generation", intervention: Intervention | None = None
+    model, seq: LabeledSequence, *, rows: RowsKind = ROWS.default, intervention: Intervention | None = None
 ) -> Float[np.ndarray, "layer head k_pos"]:
     """Every head's attention on each position of ``seq``, averaged over the scored rows
     ``seq.rows(rows)`` (float32): summed over a span's positions, a head's contextual score of
@@ -308,7 +309,7 @@ def score_after_generation(
     seqs: Sequence[LabeledSequence | None],
     last_rows: dict[int, Tensor],
     *,
-    rows: RowsKind = "generation",
+    rows: RowsKind = ROWS.default,
     intervention: Intervention | None = None,
 ) -> list[dict[str, np.ndarray] | None]:
     """Contextual scores of freshly generated answers, reusing the prompt's key-value cache.

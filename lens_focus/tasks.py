@@ -41,6 +41,7 @@ from .labels import Example
 from .metrics import best_subspan_em, choice_accuracy, label_accuracy, ndcg_at_k, parse_ranking, rouge_l_f1, substring_recall
 from .sources import Request, build
 from .errors import InputError
+from .defaults import STOP
 
 Metric = Callable[[str, Sequence[str], dict], float]
 """``metric(response, answers, meta)``: a score in [0, 1] (``meta``: the example's)."""
@@ -74,7 +75,7 @@ class Task:
     (:func:`~lens_focus.metrics.rouge_l_f1`) or ``choice``
     (:func:`~lens_focus.metrics.choice_accuracy`)."""
     max_new_tokens: int
-    stop: StopAt = "line"
+    stop: StopAt = STOP.default
     file: str | None = None
     """The data file it is built from: ``nq`` (required) or ``kv`` (optional), else None."""
     source: str = ""

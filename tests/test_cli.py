@@ -274,3 +274,37 @@ def test_answers_scored_in_a_second_pass_are_counted_and_said(tmp_path, nq_path)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["second_pass"] == {"sliding-window cache past its window": summary["scored"]} and summary["scored"] > 0
     assert f"{summary['scored']} scored in a second teacher-forced pass" in result.output
+
+
+def test_a_message_keeps_its_quotes_and_a_bug_keeps_its_traceback(tmp_path, monkeypatch, capsys):
+    import gzip
+
+    from lens_focus.commands import cli, options
+
+    bad = tmp_path / "no-answers.jsonl.gz"
+    with gzip.open(bad, "wt") as f:
+        f.write(json.dumps({"question": "q?", "ctxs": [{"title": "t", "text": "x", "isgold": True}]}) + "\n")
+    result = runner.invoke(app, ["score", "--data", str(bad), "--task", "nq"])
+    assert result.exit_code == 2 and "missing field 'answers'" in result.output and "Traceback" not in result.output
+
+    def broken(args):
+        raise KeyError("a column the code forgot")
+
+    monkeypatch.setattr(options, "load_questions", broken)
+    monkeypatch.setattr("sys.argv", ["lens-focus", "score", "--data", "toy", "--limit", "1", "--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit) as ended:
+        cli.main()
+    err = capsys.readouterr().err
+    assert ended.value.code == 1 and "Traceback" in err and "KeyError: 'a column the code forgot'" in err
+    assert "a bug in lens_focus (KeyError above), not in your input" in err.splitlines()[-1]
+
+
+def test_evaluate_with_one_task(tmp_path):
+    heads = tmp_path / "heads.json"
+    heads.write_text(json.dumps([[l, h] for l in range(8) for h in range(4)]))
+    result = runner.invoke(app, ["evaluate", "--heads", str(heads), "--tasks", "toy_needle", "--lengths", "80", "--n", "2", "--settings", "baseline",
+                                 "--out", str(tmp_path / "one")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    sink = pd.read_csv(tmp_path / "one" / "sink_scores.csv")
+    assert list(sink.task) == ["toy_needle", "STD"] and sink.sink.isna().tolist() == [False, True]  # one task: no spread
+    assert "STD" in (tmp_path / "one" / "sink_scores.md").read_text() and (tmp_path / "one" / "summary.json").exists()

@@ -162,6 +162,18 @@ def test_a_second_run_redoes_nothing_and_loads_no_model(run, monkeypatch):
 
 
 @pytest.mark.slow
+def test_explore_takes_its_limit_from_the_command_line(run, tmp_path):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(run[0], out)
+    result = CliRunner().invoke(app, ["explore", str(out), "--limit", "1"])
+    assert result.exit_code == 0, result.output
+    page = (out / "explore.html").read_text()
+    assert json.loads((out / "plan.json").read_text())["explore"]["limit"] == 1 and "1 of the held-out test questions" in page
+
+
+@pytest.mark.slow
 def test_a_changed_plan_redoes_the_changed_step_and_those_that_read_it(run, tmp_path, monkeypatch):
     import shutil
 

@@ -143,7 +143,7 @@ def models(
 
 @guarded
 def tiny_model_cmd(
-    arch: Annotated[Arch, typer.Argument(help="the architecture: llama, qwen2, mistral, gpt2, gemma3, qwen3, gemma2, phi3, olmo2, gpt_neox or mixtral")],
+    arch: Annotated[Arch, typer.Argument(help="the architecture: " + ", ".join(typing.get_args(Arch)))],
     out: Annotated[Path, typer.Argument(help="directory to save the model in")],
     corpus: Annotated[Optional[Path], typer.Option("--corpus", help="jsonl(.gz) data whose text trains the tokenizer")] = None,
     vocab_size: Annotated[int, typer.Option("--vocab-size", min=300, help="tokens in the byte-level BPE vocabulary (at least the 256 bytes and the specials)")] = 512,

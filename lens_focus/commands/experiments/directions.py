@@ -11,7 +11,7 @@ from ...provenance import versions
 from ..declare import Context, Experiment, Log, Sizes, Step, register, summary_of
 
 
-def train(model, examples, out: str | Path, *, prompts: str, rows: str, site: str = "post_rotary", epochs: int, lr: float = 1e-3, seed: int,
+def train(model, examples, out: str | Path, *, prompts: str, rows: str, site: str = SITE.default, epochs: int, lr: float = LR.default, seed: int,
           meta: dict, log: Log = print, **answer_kw) -> FocusDirections:  # fmt: skip
     """Focus directions trained on ``prompts`` (``long`` or ``gold``) + gold responses and saved
     to ``out`` (its metadata records ``meta``, the prompts, what was skipped and the versions)."""

@@ -39,7 +39,7 @@ class Scored:
     """One row per answer: ``variant``, ``gold_position``, ``em``."""
 
 
-def score_answers(model, examples: Sequence[Example], *, rows: str = "generation", **answer_kw) -> Scored:
+def score_answers(model, examples: Sequence[Example], *, rows: str = ROWS.default, **answer_kw) -> Scored:
     """Answer every example and score every head on the rows ``rows`` (paper §2.2); an error
     when every example was skipped."""
     return scored_from(answer_examples(model, examples, score=rows, **answer_kw))
