@@ -86,3 +86,33 @@ def test_bad_input(tmp_path, nq_path):
         load_examples(nq_path, limit=0)
     with pytest.raises(ValueError, match=r"gold positions \[25\] must .* 1..20"):
         load_examples(nq_path, gold_positions=[25])
+
+
+def test_bm25_distractors_are_those_most_like_the_question(nq_path):
+    """--distractors bm25: the documents beside the gold one are the pool's passages BM25 ranks
+    highest against the question (computed here by hand with the same library), without the
+    answer, most alike first; deterministic; only for NQ data."""
+    import bm25s
+
+    from lens_focus.data.lost_in_the_middle import _read
+
+    records = _read(nq_path)
+    pool = list(dict.fromkeys(r["gold"] for r in records))
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize([f"{t} {x}" for t, x in pool], stopwords="en", show_progress=False), show_progress=False)
+    kw = dict(limit=3, n_docs=4, gold_positions=[1], variants=("long",))
+    ranked = load_examples(nq_path, distractors="bm25", **kw)
+    assert ranked == load_examples(nq_path, distractors="bm25", **kw)  # deterministic
+    randomly = load_examples(nq_path, **kw)
+    assert [e.segments for e in ranked] != [e.segments for e in randomly]
+    by_question = {r["question"]: r for r in records}
+    for ex in ranked:
+        question = next(s.text for s in ex.segments if s.name == "question").removeprefix("Question: ")
+        rec = by_question[question]
+        scores = retriever.get_scores(bm25s.tokenize([question], stopwords="en", return_ids=False, show_progress=False)[0])
+        expected = [pool[i] for i in sorted(range(len(pool)), key=lambda i: (-scores[i], i))
+                    if pool[i] != rec["gold"] and not any(normalize_answer(a) in normalize_answer(f"{pool[i][0]} {pool[i][1]}") for a in rec["answers"])][:3]  # fmt: skip
+        docs = [s.text for s in ex.segments if (s.name or "").startswith("doc_")][1:]  # the gold document first (position 1)
+        assert docs == [f"Document [{i}](Title: {t}) {x}" for i, (t, x) in enumerate(expected, start=2)]
+    with pytest.raises(ValueError, match="bm25 distractors are drawn for NQ files only; toy is toy data"):
+        load_examples("toy", distractors="bm25", limit=1)
