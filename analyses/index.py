@@ -150,7 +150,9 @@ def write_index(out: str | Path, sections: list[IndexSection], *, model_name: st
             continue
         parts.append(f"## {s.title}\n")
         if not (step / "done.json").exists():
-            parts.append(f"Not run yet (step `{step.name}`).\n")
+            cells = sum(len(c.read_text().splitlines()) for c in step.glob("cells*.jsonl"))
+            parts.append(f"Not finished yet (step `{step.name}`: {cells} cells of its work done; `lens-focus reproduce` resumes it).\n" if cells
+                         else f"Not run yet (step `{step.name}`).\n")  # fmt: skip
             continue
         seconds = json.loads((step / "done.json").read_text()).get("seconds")
         text, rows = s.section(s.folders) if s.section else ("", [])

@@ -43,7 +43,8 @@ class RowCache:
                         # on a line of its own) and recompute that cell.
                         self.path.write_text("".join(line + "\n" for line in lines[:-1]))
                         break
-                    raise InputError(f"{self.path}, line {i + 1}: not a cache entry") from None
+                    raise InputError(f"{self.path}, line {i + 1}: not a cache entry; the file holds finished cells of an interrupted step: "
+                                     f"delete line {i + 1} to recompute that cell alone, or the file to recompute the step") from None  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.rows)

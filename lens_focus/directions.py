@@ -85,7 +85,14 @@ class FocusDirections:
             raise InputError(f"{path}: not a focus-directions safetensors file ({e})") from None
         if "site" not in raw_meta:
             raise InputError(f"{path}: not a focus-directions file (no 'site' in its metadata)")
-        out = cls(q=q, k=k, site=raw_meta["site"], meta=json.loads(raw_meta.get("lens_focus", "{}")))
+        try:
+            meta = json.loads(raw_meta.get("lens_focus", "{}"))
+        except ValueError as e:
+            raise InputError(f"{path}: its metadata 'lens_focus' is not JSON ({e})") from None
+        for name, t in (("q", q), ("k", k)):
+            if not torch.isfinite(t).all():
+                raise InputError(f"{path}: {name} holds {int((~torch.isfinite(t)).sum())} values that are not finite numbers (NaN or ±inf)")
+        out = cls(q=q, k=k, site=raw_meta["site"], meta=meta)
         if model is not None:
             check_directions(out, model, source=str(path), strict=strict)
         return out

@@ -45,16 +45,25 @@ def save_heads(heads: Sequence[Head], path: str | Path) -> None:
 
 
 def load_heads(path: str | Path, *, n_layers: int | None = None, n_heads: int | None = None) -> list[Head]:
-    """Read ``[[layer, head], ...]``; checked against the model's shape when given."""
+    """Read ``[[layer, head], ...]``: pairs of whole numbers, no head twice, each in the model's
+    shape when given; anything else is an error naming the file and the entry."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"heads file not found: {path}")
     try:
         raw = json.loads(path.read_text())
-        heads = [Head(int(l), int(h)) for l, h in raw]
-    except (ValueError, TypeError) as e:
-        raise InputError(f"{path}: expected a JSON list of [layer, head] pairs ({e})") from None
-    for hd in heads:
-        if (n_layers is not None and not 0 <= hd.layer < n_layers) or (n_heads is not None and not 0 <= hd.head < n_heads):
-            raise InputError(f"{path}: head {list(hd)} does not exist in a model of {n_layers} layers × {n_heads} heads")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: not JSON ({e}); a heads file is a JSON list of [layer, head] pairs") from None
+    if not isinstance(raw, list) or not raw:
+        raise InputError(f"{path}: expected a non-empty JSON list of [layer, head] pairs, got {type(raw).__name__}")
+    heads: list[Head] = []
+    for i, pair in enumerate(raw):
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in pair)):
+            raise InputError(f"{path}: entry {i} is {json.dumps(pair)}, not a [layer, head] pair of whole numbers")
+        head = Head(*pair)
+        if head in heads:
+            raise InputError(f"{path}: head {list(head)} is listed twice (entries {heads.index(head)} and {i})")
+        if min(head) < 0 or (n_layers is not None and head.layer >= n_layers) or (n_heads is not None and head.head >= n_heads):
+            raise InputError(f"{path}: head {list(head)} does not exist in a model of {n_layers} layers × {n_heads} heads")
+        heads.append(head)
     return heads

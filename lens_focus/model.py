@@ -96,7 +96,7 @@ def locate_model(name_or_path: str) -> str:
 
     path = resolve_model_name(name_or_path)
     if Path(path).expanduser().exists():
-        return str(Path(path).expanduser())
+        return check_model_folder(Path(path).expanduser())
     if path.startswith((".", "~", os.sep)) or path.count("/") > 1 or (os.altsep and os.altsep in path):
         raise FileNotFoundError(f"model directory not found: {path} (and a path is not a hub name)")
     try:
@@ -109,6 +109,28 @@ def locate_model(name_or_path: str) -> str:
             f"({constants.HF_HUB_CACHE}) or on the hub{offline}: {reason}"
         ) from None
     return path
+
+
+WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.pth")
+"""The files of weights a saved model folder holds one of."""
+
+
+def check_model_folder(path: Path) -> str:
+    """A local model (a ``save_pretrained`` folder, or a ``.gguf`` file) checked before it loads:
+    a folder's ``config.json`` parses and some weights are there; an error naming the file otherwise."""
+    if not path.is_dir():
+        return str(path)
+    config = path / "config.json"
+    if not config.is_file():
+        raise InputError(f"{path}: no config.json; a model folder is what save_pretrained writes")
+    try:
+        if not isinstance(json.loads(config.read_text()), dict):
+            raise ValueError("not an object")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InputError(f"{config}: not a JSON object ({e})") from None
+    if not any(next(path.glob(pattern), None) for pattern in WEIGHTS):
+        raise InputError(f"{path}: no weights (no {', '.join(WEIGHTS)} file) beside its config.json")
+    return str(path)
 
 
 def check_device(target: str | int, where: str) -> None:

@@ -10,9 +10,9 @@ each answering its own block of questions, and their parts combined into what on
   (CUDA, each rank on the GPU ``LOCAL_RANK``), every rank's results are gathered on rank 0, and
   rank 0 alone writes the outputs.
 - **Shards** (``--shard I/N``, ``I`` from 0 to ``N - 1``; a Slurm array, for instance): each job
-  writes its part into its own ``--out`` folder (``part.json``, readable, and ``part.pkl``, the
-  results); ``lens-focus merge PART_DIR... --out DIR`` writes what one process writes. Part files
-  are read with ``pickle``: merge only parts your own runs wrote.
+  writes its part into its own ``--out`` folder (``part.json``: the run, this part's questions and
+  the SHA-256 of its results; the results themselves as JSON and safetensors, never a pickle);
+  ``lens-focus merge PART_DIR... --out DIR`` checks every part and writes what one process writes.
 
 Questions are never split between parts (a question's prompts are answered together, as the
 Table 1 conditions and the paired intervals need), and the blocks keep the order of the data, so
@@ -20,9 +20,9 @@ the parts put back together are the examples in the order one process answers th
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import pickle
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -31,13 +31,14 @@ from typing import Any, Hashable, Literal, Sequence
 import torch
 
 from .labels import Example
+from .payloads import dump, load
 from .provenance import versions
 from .errors import InputError
 
 Launcher = Literal["alone", "torchrun", "shard"]
 WAIT = timedelta(hours=int(os.environ.get("LENS_FOCUS_WAIT_HOURS", "24")))
 """How long a rank of torchrun waits for the others (``$LENS_FOCUS_WAIT_HOURS``, 24 by default)."""
-PART_JSON, PART_PICKLE = "part.json", "part.pkl"
+PART_JSON, PAYLOAD = "part.json", "results"
 
 
 @dataclass(frozen=True)
@@ -153,14 +154,16 @@ def broadcast(part: Part, value: Any) -> Any:
     return box[0]
 
 
-def combine(part: Part, out: str | Path, command: str, params: dict, payload: Any, split: dict | None = None) -> list[Any] | None:
+def combine(part: Part, out: str | Path, command: str, params: dict, payload: Any, split: dict | None = None,
+            question_ids: Sequence[str] = ()) -> list[Any] | None:  # fmt: skip
     """Every part's ``payload``, in part order, where the combined outputs are written (alone:
     ``[payload]``; torchrun: on rank 0, gathered from every rank); None elsewhere. A shard writes
-    its part into ``out`` (:func:`write_part`, with ``split``: :meth:`Part.record`) and gets None."""
+    its part into ``out`` (:func:`write_part`, with ``split``: :meth:`Part.record`, and the ids of
+    its ``question_ids``) and gets None."""
     if part.launcher == "alone":
         return [payload]
     if part.launcher == "shard":
-        write_part(out, part, command, params, payload, split=split)
+        write_part(out, part, command, params, payload, split=split, question_ids=question_ids)
         return None
     import torch.distributed as dist
 
@@ -169,46 +172,88 @@ def combine(part: Part, out: str | Path, command: str, params: dict, payload: An
     return gathered
 
 
-def write_part(out: str | Path, part: Part, command: str, params: dict, payload: Any, split: dict | None = None) -> Path:
-    """``out/part.json`` (the command, its parameters, which part, the whole split, the versions)
-    and ``out/part.pkl``."""
+def write_part(out: str | Path, part: Part, command: str, params: dict, payload: Any, split: dict | None = None, question_ids: Sequence[str] = ()) -> Path:
+    """``out/part.json`` (the command, its parameters, which part, the whole split, this part's
+    question ids, the versions, and the SHA-256 of each payload file) beside the payload itself
+    (``results.json`` and ``results.safetensors``: :mod:`lens_focus.payloads`)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / PART_PICKLE, "wb") as f:
-        pickle.dump(payload, f, protocol=pickle.HIGHEST_PROTOCOL)
-    meta = {"command": command, "part": part.index, "parts": part.count, "params": params, "split": split, "versions": versions()}
+    files = dump(payload, out / PAYLOAD)
+    meta = {"command": command, "part": part.index, "parts": part.count, "params": params, "split": split,
+            "question_ids": sorted(set(map(str, question_ids))), "versions": versions(),
+            "sha256": {f.name: _sha256(f) for f in files}}  # fmt: skip
     (out / PART_JSON).write_text(json.dumps(meta, indent=2, default=str) + "\n")
     return out
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def first_difference(a: Any, b: Any, path: str) -> str | None:
+    """Where two JSON values first differ, as ``path.key[i]: A vs B``; None when they are equal."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            if key not in a or key not in b:
+                return f"{path}.{key}: {'absent' if key not in a else json.dumps(a[key])} vs {'absent' if key not in b else json.dumps(b[key])}"
+            if (found := first_difference(a[key], b[key], f"{path}.{key}")) is not None:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return next((d for i, (x, y) in enumerate(zip(a, b)) if (d := first_difference(x, y, f"{path}[{i}]")) is not None), None)
+    return None if a == b else f"{path}: {json.dumps(a, default=str)} vs {json.dumps(b, default=str)}"
+
+
+def _read_meta(folder: Path) -> dict:
+    where = folder / PART_JSON
+    if not where.is_file():
+        raise InputError(f"{folder}: not a part folder (no {PART_JSON}; written by a command run with --shard)")
+    try:
+        meta = json.loads(where.read_text())
+    except ValueError as e:
+        raise InputError(f"{where}: not JSON ({e})") from None
+    missing = [k for k in ("command", "part", "parts", "params", "split", "question_ids", "versions", "sha256") if k not in meta]
+    if missing:
+        raise InputError(f"{where}: missing field{'s' if len(missing) > 1 else ''} {', '.join(repr(m) for m in missing)} (written by another version?)")
+    for name, digest in meta["sha256"].items():
+        f = folder / name
+        if not f.is_file():
+            raise InputError(f"{f}: missing; its part.json lists it")
+        if _sha256(f) != digest:
+            raise InputError(f"{f}: its contents do not match the SHA-256 in {where} (truncated or altered)")
+    return meta
+
+
 def read_parts(folders: Sequence[str | Path]) -> tuple[dict, list[Any]]:
     """The ``part.json`` of the first part (``command``, ``params``, ``split``) and the payloads,
-    in part order, of the part folders of one split run; an error naming the folder when one is
-    missing, repeated, or from another run."""
-    metas = []
-    for folder in map(Path, folders):
-        if not (folder / PART_JSON).is_file() or not (folder / PART_PICKLE).is_file():
-            raise FileNotFoundError(f"{folder}: not a part folder (no {PART_JSON} and {PART_PICKLE}; written by a command run with --shard)")
-        metas.append((folder, json.loads((folder / PART_JSON).read_text())))
+    in part order, of the part folders of one split run; an error naming the folder (and the field)
+    when one is missing, altered, repeated, holds questions of another part, or is from another run."""
+    metas = [(folder, _read_meta(folder)) for folder in map(Path, folders)]
     if not metas:
         raise InputError("no part folders to merge")
     first_folder, first = metas[0]
     for folder, meta in metas[1:]:
         for field in ("command", "parts", "params", "split"):
-            if meta[field] != first[field]:
-                raise InputError(f"{folder}: {field} differs from {first_folder}'s ({meta[field]!r} vs {first[field]!r}); not parts of one run")
+            if (diff := first_difference(first[field], meta[field], field)) is not None:
+                raise InputError(f"{folder} is not a part of the run of {first_folder}: {diff}")
         if meta["versions"].get("lens_focus") != first["versions"].get("lens_focus"):
             raise InputError(f"{folder}: written by lens_focus {meta['versions'].get('lens_focus')}, {first_folder} by {first['versions'].get('lens_focus')}")
     by_index: dict[int, Path] = {}
+    seen: dict[str, Path] = {}
+    owner: dict[str, Path] = {}
     for folder, meta in metas:
         if meta["part"] in by_index:
             raise InputError(f"{folder} and {by_index[meta['part']]} are both part {meta['part']}")
         by_index[meta["part"]] = folder
+        digest = json.dumps(meta["sha256"], sort_keys=True)
+        if digest in seen:
+            raise InputError(f"{folder} and {seen[digest]} hold the same results (one part under two names)")
+        seen[digest] = folder
+        shared = sorted(q for q in meta["question_ids"] if q in owner)
+        if shared:
+            raise InputError(f"{folder} and {owner[shared[0]]} both hold question {shared[0]}" + (f" and {len(shared) - 1} more" if len(shared) > 1 else ""))
+        owner.update({q: folder for q in meta["question_ids"]})
     missing = sorted(set(range(first["parts"])) - set(by_index))
     if missing:
-        raise InputError(f"parts {missing} of {first['parts']} are missing (have {sorted(by_index)})")
-    payloads = []
-    for i in range(first["parts"]):
-        with open(by_index[i] / PART_PICKLE, "rb") as f:
-            payloads.append(pickle.load(f))
-    return first, payloads
+        raise InputError(f"parts {', '.join(map(str, missing))} of {first['parts']} are missing (have {', '.join(map(str, sorted(by_index)))})")
+    return first, [load(by_index[i] / PAYLOAD) for i in range(first["parts"])]

@@ -7,9 +7,12 @@ with the folder that holds its plotly.js when moving it.
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import plotly.graph_objects as go
@@ -52,20 +55,58 @@ def plotlyjs_for(folder: str | Path) -> str:
     return PLOTLY_JS
 
 
+EXPORTER_LOGGERS = ("choreographer", "kaleido", "logistro")
+"""The loggers of plotly's PNG exporter (kaleido drives a Chromium through choreographer)."""
+EXPORT_LOG = "png-export.log"
+"""Where a folder keeps what the PNG exporter said while its figures were written (only when it said something)."""
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        error = record.exc_info[1] if record.exc_info else None
+        self.lines.append(f"{record.levelname} {record.name}: {record.getMessage()}" + (f" ({error!r})" if error is not None else ""))
+
+
+@contextmanager
+def _exporter_kept_quiet() -> Iterator[_Collect]:
+    """The exporter's log records collected instead of printed while the block runs."""
+    import logistro  # noqa: F401  (kaleido's logging; it sets the class of the loggers below, so it comes first)
+
+    collect = _Collect()
+    loggers = [logging.getLogger(name) for name in EXPORTER_LOGGERS]
+    saved = [(lg.handlers[:], lg.propagate) for lg in loggers]
+    for lg in loggers:
+        lg.handlers, lg.propagate = [collect], False
+    try:
+        yield collect
+    finally:
+        for lg, (handlers, propagate) in zip(loggers, saved):
+            lg.handlers, lg.propagate = handlers, propagate
+
+
 def write_figure(fig: go.Figure, stem: str | Path) -> list[Path]:
     """Write ``stem.html`` always (loading plotly.js from :func:`plotlyjs_for` its folder) and
     ``stem.png`` when a Chromium is available for kaleido (otherwise say so once on stderr and go
-    on). Returns the paths written."""
+    on). What the exporter logs on the way (its retries under load) stays off the terminal, kept
+    in the folder's :data:`EXPORT_LOG`. Returns the paths written."""
     global _png_warned
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     written = [stem.with_suffix(".html")]
     fig.write_html(written[0], include_plotlyjs=plotlyjs_for(stem.parent))
-    try:
-        fig.write_image(stem.with_suffix(".png"), width=900, height=600, scale=1)
-        written.append(stem.with_suffix(".png"))
-    except Exception as e:  # kaleido raises its own error types when no browser is found
-        if not _png_warned:
-            print(f"note: PNG export skipped, HTML written ({type(e).__name__}: {str(e).splitlines()[0][:120]})", file=sys.stderr)
-            _png_warned = True
+    with _exporter_kept_quiet() as said:
+        try:
+            fig.write_image(stem.with_suffix(".png"), width=900, height=600, scale=1)
+            written.append(stem.with_suffix(".png"))
+        except Exception as e:  # kaleido raises its own error types when no browser is found
+            if not _png_warned:
+                print(f"note: PNG export skipped, HTML written ({type(e).__name__}: {str(e).splitlines()[0][:120]})", file=sys.stderr)
+                _png_warned = True
+    if said.lines:
+        with open(stem.parent / EXPORT_LOG, "a") as f:
+            f.writelines(f"{stem.with_suffix('.png').name}: {line}\n" for line in said.lines)
     return written

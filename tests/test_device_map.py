@@ -75,6 +75,6 @@ def test_the_command_line_names_the_bad_map(tmp_path, nq_path):
 
     bad = tmp_path / "map.json"
     bad.write_text(json.dumps({"model.layers.0": "cuda:99"}))
-    result = CliRunner().invoke(app, ["score", "--data", str(nq_path), "--limit", "1", "--device-map", str(bad), "--out", str(tmp_path / "o")])
+    result = CliRunner().invoke(app, ["score", "--data", "toy", "--limit", "1", "--device-map", str(bad), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "'cuda:99' is not a device of this machine" in result.output
     assert not (tmp_path / "o" / "scores.csv").exists()

@@ -83,14 +83,64 @@ def test_shards_merged_write_what_one_process_writes(toy, examples, tmp_path):
     merge_parts([tmp_path / "c_part0", tmp_path / "c_part1"], tmp_path / "c_merged", log=quiet)
     same_files(tmp_path / "c_one", tmp_path / "c_merged", ["compensation.csv", "answers.csv"])
     # parts that do not belong together are refused, naming the folder
-    with pytest.raises(ValueError, match=r"parts \[1\] of 2 are missing"):
+    with pytest.raises(ValueError, match=r"parts 1 of 2 are missing \(have 0\)"):
         read_parts([tmp_path / "part0"])
     with pytest.raises(ValueError, match="both part 0"):
         read_parts([tmp_path / "part0", tmp_path / "part0"])
-    with pytest.raises(ValueError, match="c_part1: command differs"):
+    with pytest.raises(ValueError, match=r"c_part1 is not a part of the run of .*part0: command: \"score\" vs \"compensate\""):
         read_parts([tmp_path / "part0", tmp_path / "c_part1"])
-    with pytest.raises(FileNotFoundError, match="not a part folder"):
+    with pytest.raises(ValueError, match="not a part folder"):
         read_parts([tmp_path / "one"])
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(src, dst))
+
+
+def test_merge_refuses_what_is_not_one_run(tmp_path):
+    """Parts are JSON and safetensors, checked by their SHA-256 and their questions: a swapped,
+    duplicated, truncated or altered part, or parts of other parameters, are refused naming the
+    file and the field; nothing is ever unpickled."""
+    toy = load_model("toy", device="cpu")
+    examples = load_examples("toy", limit=4, variants=("long", "gold"), gold_positions=[1, 20])
+    kw = dict(examples=examples, data="toy", max_new_tokens=2, batch_size=8, log=quiet)
+    for i in range(2):
+        run_declared("score", toy, tmp_path / f"p{i}", part=Part(i, 2, "shard"), **kw)
+    assert sorted(f.name for f in (tmp_path / "p0").iterdir()) == ["part.json", "results.json", "results.safetensors"]
+    meta = json.loads((tmp_path / "p0" / "part.json").read_text())
+    assert meta["part"] == 0 and meta["question_ids"] == sorted({e.question_id for e in Part(0, 2, "shard").take(examples)})
+    merge_parts([tmp_path / "p0", tmp_path / "p1"], tmp_path / "ok", log=quiet)  # the two parts merge
+
+    duplicate = _copy(tmp_path / "p0", tmp_path / "dup")
+    part = json.loads((duplicate / "part.json").read_text())
+    (duplicate / "part.json").write_text(json.dumps({**part, "part": 1}))  # part 0 under the name of part 1
+    with pytest.raises(ValueError, match="hold the same results"):
+        read_parts([tmp_path / "p0", duplicate])
+    swapped = _copy(tmp_path / "p1", tmp_path / "swapped")
+    for name in ("results.json", "results.safetensors"):  # part 0's results in part 1's folder, its checksums too
+        (swapped / name).write_bytes((tmp_path / "p0" / name).read_bytes())
+    (swapped / "part.json").write_text(json.dumps({**json.loads((swapped / "part.json").read_text()), "sha256": part["sha256"],
+                                                   "question_ids": part["question_ids"]}))  # fmt: skip
+    with pytest.raises(ValueError, match="hold the same results|both hold question"):
+        read_parts([tmp_path / "p0", swapped])
+    cut = _copy(tmp_path / "p1", tmp_path / "cut")
+    (cut / "results.safetensors").write_bytes((cut / "results.safetensors").read_bytes()[:100])
+    with pytest.raises(ValueError, match=r"cut/results.safetensors: its contents do not match the SHA-256 .* \(truncated or altered\)"):
+        read_parts([tmp_path / "p0", cut])
+    altered = _copy(tmp_path / "p1", tmp_path / "altered")
+    (altered / "results.json").write_text((altered / "results.json").read_text().replace('"em": 1', '"em": 0'))
+    with pytest.raises(ValueError, match="altered/results.json: its contents do not match"):
+        read_parts([tmp_path / "p0", altered])
+    other = tmp_path / "other"
+    run_declared("score", toy, other, part=Part(1, 2, "shard"), **{**kw, "max_new_tokens": 3})
+    with pytest.raises(ValueError, match=r"other is not a part of the run of .*p0: params.max_new_tokens: 2 vs 3"):
+        read_parts([tmp_path / "p0", other])
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "part.json").write_text('{"command": "score",\n')
+    with pytest.raises(ValueError, match="bad/part.json: not JSON"):
+        read_parts([tmp_path / "p0", tmp_path / "bad"])
 
 
 def quiet(_):
@@ -153,4 +203,4 @@ def test_shard_and_merge_from_the_command_line(tmp_path):
     bad = runner.invoke(app, [*args, "--shard", "2/2", "--out", str(tmp_path / "bad")])
     assert bad.exit_code != 0 and "--shard '2/2'" in bad.output
     missing = runner.invoke(app, ["merge", str(tmp_path / "p0"), "--out", str(tmp_path / "m2")])
-    assert missing.exit_code != 0 and "parts [1] of 2 are missing" in missing.output
+    assert missing.exit_code == 2 and "parts 1 of 2 are missing" in missing.output

@@ -21,6 +21,7 @@ from ..errors import InputError
 from ..forward import keep_freed_memory
 from ..gguf import cache_root, dequantized_dir
 from ..model import load_model, resolve_model_name
+from ..outputs import written
 from ..params import Param
 from ..profile import profile_of_checkpoint
 from ..provenance import versions
@@ -31,7 +32,7 @@ from ..toy.train import Recipe, train
 from .declare import REGISTRY, merge_parts
 from .experiments.explore import PAGE
 from .options import MODEL_OPTIONS, experiment_command, fail, guarded, model_kw, option, read
-from .reproduce import plan_for, read_plan_file, reproduce as reproduce_run
+from .reproduce import plan_for, read_plan_file, reproduce as reproduce_run, wanted_steps
 
 STEPS_OPTION = Param("steps", str, None, "steps to run (with the steps they read); default all", many=True, optional=True)
 PLAN_OPTION = Param("plan", Path, None, 'JSON object of plan fields to change, e.g. {"seed": 1, "evaluation": {"lengths": [4000, 8000]}} (the fields: OUT/plan.json)',
@@ -86,6 +87,7 @@ def reproduce(
     if evaluation:
         changes["evaluation"] = evaluation
     plan = plan_for(profile_of_checkpoint(values["model"]), quick=quick, changes=changes, source=str(plan_path or "the plan"))
+    wanted_steps(values["steps"])  # an unknown step stops here, before anything is said or written
     typer.echo(f"plan   {'quick' if quick else 'full'} run of {values['model']} on {plan.data}")
     status = reproduce_run(values["model"], out, plan=plan, quick=quick, steps=values["steps"], load_kw=model_kw(values))
     typer.echo("steps  " + ", ".join(f"{k} {v}" for k, v in status.items()))
@@ -119,7 +121,8 @@ def merge(
 ) -> None:
     """Combine the parts of a command run as independent jobs (--shard I/N) into the folder one process writes
     (score, compensate, sweep, retrieval, evaluate)."""
-    merge_parts(parts, out, log=typer.echo)
+    with written(out, log=typer.echo) as into:
+        merge_parts(parts, into, log=lambda line: typer.echo(line.replace(str(into), str(out))))
 
 
 @guarded
@@ -150,8 +153,9 @@ def tiny_model_cmd(
     seed: Annotated[int, typer.Option("--seed", help="seed of the random weights")] = 0,
 ) -> None:
     """Build and save a tiny random-weight model (for smoke runs and demos without a network)."""
-    path = tiny_model(arch, out, seed=seed, corpus=corpus_from_jsonl(corpus) if corpus else None, vocab_size=vocab_size)
-    typer.echo(f"saved a tiny {arch} model to {path}")
+    with written(out, log=typer.echo, option="OUT") as into:
+        tiny_model(arch, into, seed=seed, corpus=corpus_from_jsonl(corpus) if corpus else None, vocab_size=vocab_size)
+    typer.echo(f"saved a tiny {arch} model to {out}")
 
 
 @guarded
@@ -166,9 +170,10 @@ def toy_train(
     if steps is not None:
         recipe.steps = steps
         recipe.curriculum_steps = min(recipe.curriculum_steps, steps)
-    log = train(recipe, out, log=typer.echo)
-    report = toy_report(load_model(str(out), device="cpu"), n=report_n, checkpoint=str(out))
-    write_card(out, log, report)
+    with written(out, log=typer.echo) as into:
+        log = train(recipe, into, log=typer.echo)
+        report = toy_report(load_model(str(into), device="cpu"), n=report_n, checkpoint=str(out))
+        write_card(into, log, report)
     typer.echo(str(report))
 
 

@@ -71,6 +71,8 @@ class Context:
     record: dict = field(default_factory=dict)
     """The run's record (:func:`record_of`): the model and every argument; the work may add what
     its files must say (the directions' site), as ``summary.json`` and a part's ``part.json`` keep it."""
+    question_ids: list[str] = field(default_factory=list)
+    """The questions of this process's share (a part file records them; merge refuses two parts that share one)."""
     split_record: dict | None = None
     """How the work was split across parts, as ``summary.json`` records it (:meth:`~lens_focus.parts.Part.record`)."""
 
@@ -291,9 +293,10 @@ def run_experiment(experiment: Experiment, ctx: Context) -> Any:
     if everything is not None:
         ctx.examples = ctx.part.take(everything)
         ctx.split_record = ctx.part.record(everything)
-    payload = experiment.work(ctx)  # an experiment that builds its own prompts splits them and records how (ctx.split_record)
+        ctx.question_ids = list(dict.fromkeys(e.question_id for e in ctx.examples))
+    payload = experiment.work(ctx)  # an experiment that builds its own prompts splits them and records how (ctx.split_record, ctx.question_ids)
     record = ctx.record  # with what the work added (the directions' site)
-    parts = combine(ctx.part, ctx.out, experiment.name, record, payload, split=ctx.split_record)
+    parts = combine(ctx.part, ctx.out, experiment.name, record, payload, split=ctx.split_record, question_ids=ctx.question_ids)
     if parts is None:
         if ctx.part.launcher == "shard":
             ctx.log(f"wrote  part {ctx.part.index} of {ctx.part.count} into {ctx.out}/ (combine the parts with lens-focus merge PART_DIR... --out DIR)")

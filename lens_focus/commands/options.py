@@ -17,17 +17,19 @@ import functools
 import inspect
 import typing
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Callable, Optional
 
 import typer
 
 from ..defaults import ATTENTION, DEVICE, DEVICE_MAP, DIRECTIONS, DTYPE, HEADS, MAX_MEMORY, MODEL
-from ..directions import FocusDirections, TransferWarning
+from ..directions import FocusDirections, TransferWarning, check_directions
 from ..errors import InputError
 from ..fast import attention_of
 from ..heads import load_heads
 from ..model import load_model, model_info
+from ..outputs import written
 from ..params import Param, ParamError
 from ..parts import current_part
 from ..profile import profile_of_checkpoint
@@ -73,15 +75,15 @@ def model_kw(values: dict) -> dict:
     return {k: values[k] for k in ("device", "dtype", "attention", "device_map", "max_memory")}
 
 
-def load_directions(path: Path, model) -> FocusDirections:
-    """A directions file checked against the model; a transfer from another model of the same
-    shape is said on a line of its own (and applied)."""
+def checked_directions(directions: FocusDirections, path: Path, model) -> FocusDirections:
+    """Directions read from ``path`` checked against the model; a transfer from another model of
+    the same shape is said once, on a line of its own (and applied)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TransferWarning)
-        d = FocusDirections.load(path, model=model)
-    for w in {str(w.message) for w in caught}:
+        check_directions(directions, model, source=str(path))
+    for w in dict.fromkeys(str(w.message) for w in caught):
         typer.echo(f"note   {w}")
-    return d
+    return directions
 
 
 def guarded(fn: Callable) -> Callable:
@@ -122,23 +124,31 @@ def experiment_command(app: typer.Typer, experiment: Experiment) -> None:
             if path is None and name not in experiment.optional_inputs:
                 raise ParamError(f"{option_label(name)}: a value is needed ({INPUT_PARAMS[name].help})")
         part = current_part(given.get("shard"))
-        if experiment.prepare is not None:
-            args = experiment.prepared(args, profile_of_checkpoint(values["model"]), option_label)
         examples = None
         if experiment.given_questions:  # the data are read before the model loads, so bad data stop first
             examples = load_questions(args)
-        model = load_model(values["model"], **model_kw(values))
-        typer.echo(f"model  {model_info(model)}; {attention_of(model)} attention")
-        if examples is not None:
-            typer.echo(f"data   {args['data']}: {len(examples)} prompts from {len({e.question_id for e in examples})} questions ({args['split']} split)")
-        ctx = Context(model=model, args=args, out=Path(given["out"]), examples=examples, part=part, log=typer.echo,
-                      inputs={k: str(v) for k, v in inputs.items() if v is not None})  # fmt: skip
-        if inputs.get("heads") is not None:
-            info = model_info(model)
-            ctx.heads = load_heads(inputs["heads"], n_layers=info.n_layers, n_heads=info.n_heads)
-        if inputs.get("directions") is not None:
-            ctx.directions = load_directions(inputs["directions"], model)
-        run_experiment(experiment, ctx)
+        profile = profile_of_checkpoint(values["model"])
+        if experiment.questions is not None and profile.toy_vocabulary and args["data"] != "toy":
+            raise ParamError(f"--data: the model's vocabulary is the toy task's words alone, which cannot spell {args['data']}; use --data toy")
+        args = experiment.prepared(args, profile, option_label)
+        heads = load_heads(inputs["heads"]) if inputs.get("heads") is not None else None  # files checked before the model loads,
+        directions = FocusDirections.load(inputs["directions"]) if inputs.get("directions") is not None else None  # against it after
+        out = Path(given["out"])
+        writes = part.main or part.launcher == "shard"  # a torchrun rank other than 0 hands its share to rank 0
+        with written(out, "file" if experiment.output == "file" and part.launcher != "shard" else "folder", log=typer.echo) if writes else nullcontext(out) as into:
+            log = (lambda line: typer.echo(line.replace(str(into), str(out)))) if writes else typer.echo
+            model = load_model(values["model"], **model_kw(values))
+            log(f"model  {model_info(model)}; {attention_of(model)} attention")
+            if examples is not None:
+                log(f"data   {args['data']}: {len(examples)} prompts from {len({e.question_id for e in examples})} questions ({args['split']} split)")
+            ctx = Context(model=model, args=args, out=Path(into), examples=examples, part=part, log=log,
+                          inputs={k: str(v) for k, v in inputs.items() if v is not None})  # fmt: skip
+            if heads is not None:
+                info = model_info(model)
+                ctx.heads = load_heads(inputs["heads"], n_layers=info.n_layers, n_heads=info.n_heads)
+            if directions is not None:
+                ctx.directions = checked_directions(directions, inputs["directions"], model)
+            run_experiment(experiment, ctx)
 
     body.__signature__ = inspect.Signature(signature)
     body.__annotations__ = {p.name: p.annotation for p in signature}

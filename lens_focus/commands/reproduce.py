@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -44,6 +45,7 @@ from ..errors import InputError
 from ..fast import attention_of
 from ..heads import load_heads
 from ..model import load_model, model_info
+from ..outputs import check_out, lock
 from ..params import Param, ParamError
 from ..parts import Part, barrier, broadcast, current_part
 from ..plots import plotlyjs_for
@@ -242,6 +244,20 @@ def _read(path: Path) -> dict | None:
         return None
 
 
+def wanted_steps(steps: Sequence[str] | None) -> set[str]:
+    """The steps to run for ``steps`` (all when None): those named and every step they read from;
+    an unknown name is an error listing the steps."""
+    every = registered()
+    known = [s.name for _, s in every]
+    wanted = set(known) if steps is None else set(steps)
+    if wanted - set(known):
+        raise InputError(f"steps: unknown steps {', '.join(sorted(wanted - set(known)))}; the steps are {', '.join(known)}")
+    for _, s in reversed(every):  # what a wanted step reads is wanted too
+        if s.name in wanted:
+            wanted |= set(s.needs)
+    return wanted
+
+
 class Run:
     """What one :func:`reproduce` call shares between steps: the plan, the folder, the model
     (loaded on first use), and a log that prints above the progress bar."""
@@ -307,14 +323,15 @@ def reproduce(
     load_kw = {"device": None, "dtype": "float32", "attention": "auto", **(load_kw or {})}
     dtype = load_kw["dtype"]
     every = registered()
-    known = {s.name: (e, s) for e, s in every}
-    wanted = set(known) if steps is None else set(steps)
-    if wanted - set(known):
-        raise InputError(f"steps: unknown steps {', '.join(sorted(wanted - set(known)))}; the steps are {', '.join(known)}")
-    for _, s in reversed(every):  # what a wanted step reads is wanted too
-        if s.name in wanted:
-            wanted |= set(s.needs)
+    wanted = wanted_steps(steps)
     run = Run(model_name, out, plan, load_kw=load_kw, log=log, part=part)
+    with lock(check_out(out)) if part.main else nullcontext():  # one run at a time into a folder
+        return _run_steps(run, plan, every, wanted, model_name=model_name, quick=quick, dtype=dtype, progress=progress)
+
+
+def _run_steps(run: Run, plan: Plan, every: list, wanted: set[str], *, model_name: str, quick: bool, dtype: str, progress: bool) -> dict[str, str]:
+    """The steps of :func:`reproduce`, in order, then ``index.md`` (under the run's lock)."""
+    out, part = run.out, run.part
     if part.main:
         out.mkdir(parents=True, exist_ok=True)
         plotlyjs_for(out)  # one plotly.js for every step's pages (or the one above that they share)

@@ -74,7 +74,10 @@ def _filler_text(filler: str | Path | None, text: str | None = None) -> str:
     path = Path(filler)
     if not path.exists():
         raise FileNotFoundError(f"filler file not found: {path}")
-    text = " ".join(path.read_text(encoding="utf-8").split())
+    try:
+        text = " ".join(path.read_text(encoding="utf-8").split())
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start} is {e.object[e.start:e.start + 1]!r}); a filler is a text file") from None
     if not _SENTENCE_END.search(text + " "):
         raise DataError(f"{path}: the filler needs at least one sentence ending in '.', '!' or '?'")
     return text

@@ -43,8 +43,9 @@ def _work(ctx: Context) -> list[dict]:
     settings = parse_settings(list(a["settings"]))
     ctx.log(f"tasks  {', '.join(dict.fromkeys(s.task.name for s in sets))} at {sorted({s.length for s in sets})} tokens, "
             f"{sum(len(s.examples) for s in sets)} prompts; settings {', '.join(s.name for s in settings)}")  # fmt: skip
-    ctx.split_record = split_record(sets, ctx.part)
-    return evaluation_cells(ctx.model, split_sets(sets, ctx.part), settings=settings, directions=ctx.directions, ranked=ctx.heads,
+    ctx.split_record, mine = split_record(sets, ctx.part), split_sets(sets, ctx.part)
+    ctx.question_ids = [f"{ts.task.name}@{ts.length}/{e.question_id}" for ts in mine for e in ts.examples]
+    return evaluation_cells(ctx.model, mine, settings=settings, directions=ctx.directions, ranked=ctx.heads,
                             sink_k=a["sink_k"], batch_size=a["batch_size"], rows=a["rows"], cache=ctx.cache)  # fmt: skip
 
 

@@ -30,8 +30,9 @@ def _work(ctx: Context) -> list:
     needles = profile.needles(ctx.model.tokenizer, lengths=a["lengths"], depths=a["depths"], filler=a["filler"])
     ctx.log(f"data   {len(needles)} needle prompts: lengths {list(a['lengths'])}, depths {list(a['depths'])}, filler {a['filler'] or 'built-in'}"
             + (" (toy vocabulary)" if profile.toy_vocabulary else ""))  # fmt: skip
-    ctx.split_record = ctx.part.record(needles)
-    return retrieval_samples(ctx.model, ctx.part.take(needles), max_new_tokens=a["max_new_tokens"], batch_size=a["batch_size"])
+    ctx.split_record, mine = ctx.part.record(needles), ctx.part.take(needles)
+    ctx.question_ids = list(dict.fromkeys(e.question_id for e in mine))
+    return retrieval_samples(ctx.model, mine, max_new_tokens=a["max_new_tokens"], batch_size=a["batch_size"])
 
 
 def _write(samples: list, out: Path, record: dict, log: Log) -> dict:
