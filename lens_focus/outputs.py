@@ -72,6 +72,8 @@ def lock(out: Path, *, option: str = "--out") -> Iterator[None]:
     out = Path(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
+        with open(_beside(out, "lock"), "a"):  # a folder that cannot be written fails here, not as a lock held by someone
+            pass
         held = FileLock(_beside(out, "lock"))
         held.acquire(timeout=0)
     except Timeout:

@@ -158,6 +158,12 @@ def _refuse(*a, **k):
     raise AssertionError("the model was loaded before the bad input was refused")
 
 
+def test_an_output_where_nothing_can_be_written_is_refused_before_the_model_loads(monkeypatch):
+    monkeypatch.setattr("lens_focus.commands.options.load_model", _refuse)
+    result = runner.invoke(app, ["score", "--data", "toy", "--out", "/proc/lens-focus-out"])
+    assert result.exit_code == 2 and result.output.startswith("error: --out: cannot write beside /proc/lens-focus-out ("), result.output
+
+
 def test_a_broken_cell_cache_says_what_to_do(tmp_path):
     from lens_focus.cache import RowCache
 
