@@ -118,4 +118,7 @@ def section(f: Folders) -> tuple[str, list[dict]]:
     drawn = tuple(f.step / n for n in ("figure9.png", "figure9.html", "figure9.csv")) if "overlap" in j else ()
     links = f.links(f.of("retrieval_heads") / "retrieval_scores.csv", f.of("retrieval_heads") / "retrieval_heads.json", *drawn, f.step / "figure9.json")
     image = f"\n\n{f.image(f.step / 'figure9.png', 'figure 9')}" if drawn else ""
-    return f"Retrieval heads and Figure 9. Files: {links}.{image}", rows
+    span = s.get("span", "answer")  # runs before the span was recorded counted copies into the short answer
+    how = ("Wu et al.'s retrieval score: copies into the clause of the needle its question asks for" if span == "needle"
+           else "copies into the needle's short answer (lens_focus's earlier score, not Wu et al.'s clause)")  # fmt: skip
+    return f"Retrieval heads ({how}; docs/method.md §6) and Figure 9. Files: {links}.{image}", rows

@@ -180,8 +180,10 @@ def retrieval(run: Path) -> str | None:
         return None
     s = json.loads((run / "retrieval_heads" / "summary.json").read_text())
     n_total = s["model"]["n_layers"] * s["model"]["n_heads"]
+    span = s.get("span", "answer")  # runs before the span was recorded counted copies into the short answer
+    how = "Wu et al.'s score: copies into the clause the question asks for" if span == "needle" else "copies into the short answer (not Wu et al.'s clause)"
     text = (f"**Retrieval heads (Figure 9).** {s['retrieval_heads']} of {n_total} heads ({100 * s['retrieval_heads'] / n_total:.1f}%) score above "
-            f"0.1 on the needle test ({s['counted']} of {s['samples']} needles recalled; Wu et al. find 3–6% on their models).")  # fmt: skip
+            f"0.1 on the needle test ({how}; {s['counted']} of {s['samples']} needles recalled; Wu et al. find 3–6% on their models).")  # fmt: skip
     j = json.loads((run / "figure9" / "figure9.json").read_text()) if (run / "figure9" / "figure9.json").exists() else {}
     if "overlap" in j:
         chance = overlap_chance(j["overlap"], j["k"], n_total)

@@ -41,6 +41,9 @@ Attention = Literal["eager", "fast", "auto"]
 queries and keys), or ``auto``, fast where it applies."""
 DType = Literal["float32", "bfloat16", "float16"]
 """Precision of the model's weights and activations."""
+CopiedSpan = Literal["needle", "answer"]
+"""What a retrieval head's copy is counted on: the needle's clause its question asks for (Wu et al.)
+or the short answer inside it."""
 
 # ------------------------------------------------------------------------------ the model
 MODEL = Param("model", str, "toy", "hub name, local save_pretrained directory, .gguf file, or an alias: toy, smollm2, gemma3-270m (see lens-focus models)")
@@ -93,6 +96,8 @@ NEEDLE_DEPTHS = Param("depths", float, tuple(float(round(i * 100 / 9)) for i in 
 NEEDLE_LENGTHS = Param("lengths", int, None, "context lengths in tokens (default: 80,160,300 for a toy-vocabulary model; 1000,2000,4000 within the context)", many=True, low=1, optional=True)
 FILLER = Param("filler", Path, None, "text file to cut the haystack from (default: built-in English filler)", optional=True)
 NEEDLE_NEW_TOKENS = Param("max_new_tokens", int, 50, "most tokens decoded per needle answer (Wu et al.: 50)", low=1)
+RETRIEVAL_SPAN = Param("span", choices(CopiedSpan), "needle", "what a copy counts on: needle (Wu et al.: the clause of the needle its question asks for) "
+                       "or answer (the short answer inside it, lens_focus's earlier score)")
 
 # ------------------------------------------------------------------------------ long-context tasks (Tables 2, 5-13)
 TASKS = Param("tasks", str, None, "task names (default: toy_needle,toy_qa for a toy-vocabulary model; mk_needle,mk_uuid,mv,json_kv,rerank,icl,long_qa,long_qa_mc, and nq with --nq)", many=True, optional=True)

@@ -1,10 +1,11 @@
 """Answer metrics (docs/method.md §5)."""
 from __future__ import annotations
 
-import math
 import re
 import string
+from functools import cache
 from typing import Sequence
+
 from .errors import InputError
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -37,34 +38,19 @@ def substring_recall(prediction: str, answers: Sequence[str]) -> float:
     return sum(a.lower() in pred for a in answers) / len(answers)
 
 
-def _tokens(text: str) -> list[str]:
-    """ROUGE's tokens: lower-cased runs of letters and digits."""
-    return re.findall(r"[a-z0-9]+", text.lower())
+@cache
+def _rouge(kind: str):
+    from rouge_score import rouge_scorer  # imported on first use: only ROUGE-graded tasks need it (and nltk, slow to import)
+
+    return rouge_scorer.RougeScorer([kind], use_stemmer=True)
 
 
 def rouge_l_f1(prediction: str, answers: Sequence[str]) -> float:
-    """ROUGE-L F1 against the best of ``answers``: the longest common subsequence of tokens
-    (lower-cased letters and digits), ``2PR / (P + R)`` with ``P = LCS / |prediction|`` and
-    ``R = LCS / |answer|``. HELMET's long-QA metric, without its Porter stemming (so *lives* and
-    *live* differ here)."""
+    """ROUGE-L F1 against the best of ``answers``, as HELMET scores long QA: the ``rouge-score``
+    library, with Porter stemming (so *lives* and *live* match)."""
     if not answers:
         raise InputError("no gold answers to compare with")
-    pred = _tokens(prediction)
-    best = 0.0
-    for answer in answers:
-        gold = _tokens(answer)
-        if not pred or not gold:
-            continue
-        row = [0] * (len(gold) + 1)  # LCS by dynamic programming, one row at a time
-        for p in pred:
-            prev = 0
-            for j, g in enumerate(gold, start=1):
-                prev, row[j] = row[j], prev + 1 if p == g else max(row[j], row[j - 1])
-        lcs = row[-1]
-        if lcs:
-            precision, recall = lcs / len(pred), lcs / len(gold)
-            best = max(best, 2 * precision * recall / (precision + recall))
-    return best
+    return max(_rouge("rougeL").score(answer, prediction)["rougeL"].fmeasure for answer in answers)
 
 
 def parse_after(prediction: str, prefix: str) -> str:
@@ -102,10 +88,14 @@ def parse_ranking(prediction: str) -> list[str]:
 
 
 def ndcg_at_k(ranking: Sequence[str], qrels: dict[str, int], k: int = 10) -> float:
-    """NDCG@k of a ranking of document ids against graded relevance ``qrels`` (id: grade, as
-    trec_eval's ``ndcg_cut`` counts gain: the grade itself, discounted by ``log2(rank + 1)``).
-    Ids the ranking leaves out count as not retrieved; 0.0 when no document is relevant."""
-    dcg = sum(qrels.get(doc, 0) / math.log2(rank + 1) for rank, doc in enumerate(ranking[:k], start=1))
-    ideal = sorted((g for g in qrels.values() if g > 0), reverse=True)[:k]
-    idcg = sum(g / math.log2(rank + 1) for rank, g in enumerate(ideal, start=1))
-    return dcg / idcg if idcg else 0.0
+    """NDCG@k of a ranking of document ids against graded relevance ``qrels`` (id: grade), by
+    trec_eval's ``ndcg_cut`` through ``pytrec_eval``, as HELMET scores re-ranking: the ranking's
+    first id gets the highest run score. Ids the ranking leaves out count as not retrieved; 0.0
+    when no document is relevant or nothing is ranked."""
+    import pytrec_eval  # imported on first use: only the re-ranking task needs it
+
+    if not ranking or not any(g > 0 for g in qrels.values()):
+        return 0.0
+    run = {"q": {doc: float(len(ranking) - i) for i, doc in enumerate(ranking)}}
+    evaluator = pytrec_eval.RelevanceEvaluator({"q": {doc: int(g) for doc, g in qrels.items()}}, {f"ndcg_cut.{k}"})
+    return float(evaluator.evaluate(run)["q"][f"ndcg_cut_{k}"])

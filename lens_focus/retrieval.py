@@ -1,15 +1,24 @@
-"""Retrieval scores (docs/method.md §6, after Wu et al. 2024): which heads copy the needle's answer while the
+"""Retrieval scores (docs/method.md §6, Wu et al. 2024): which heads copy from the needle while the
 model answers a needle-in-a-haystack question.
 
 At decoding step ``t`` the model emits token ``w_t`` from the attention row of the position before
-it. For every head take that row's top-1 key ``i``; if ``i`` lies in the answer span ``[s, e)`` and
-the prompt token at ``i`` is ``w_t``, the head gets a copy credit. Per sample a head scores
-``copies / (e − s)``; only samples whose response recalls the answer (unigram recall of the answer
-> 0.5, their gate) count, and a head's retrieval score is its mean over those. The rows are read
-with :func:`lens_focus.hooks.pattern_rows`, so both attention paths work.
+it. For every head take that row's top-1 key ``i``; if ``i`` lies in the copied span ``[s, e)`` and
+the prompt token at ``i`` is ``w_t``, the head gets a copy credit worth ``1 / (e − s)``. Decoding
+runs greedily up to 50 tokens and stops at a line break. A sample counts only when its response
+recalls the span's words (ROUGE-1 recall above 0.5, with stemming, from the ``rouge-score``
+library, as their code computes it); a head's retrieval score is its mean over the samples that
+count. The span is one of :data:`~lens_focus.defaults.CopiedSpan`:
+
+- ``needle`` (the default, Wu et al.'s score): the clause of the needle its question asks for, their
+  "real needle" (most of the needle sentence);
+- ``answer``: the short answer inside that clause (a few words), lens_focus's earlier score, kept
+  to compare with.
+
+The rows are read with :func:`lens_focus.hooks.pattern_rows`, so both attention paths work.
 """
 from __future__ import annotations
 
+from functools import cache
 from typing import Sequence
 
 import numpy as np
@@ -19,29 +28,39 @@ from jaxtyping import Int
 from torch import Tensor
 
 from .answers import label_prompts
+from .defaults import NEEDLE_NEW_TOKENS, CopiedSpan
+from .errors import InputError
 from .generate import generate_batches
 from .hooks import hooked, last_row_from, pattern_rows
 from .labels import Example
-from .metrics import normalize_answer
-from .errors import InputError
-from .defaults import NEEDLE_NEW_TOKENS
 
 RETRIEVAL_COLUMNS = ["layer", "head", "score", "n"]
 
 
-def answer_recall(response: str, answer: str) -> float:
-    """The share of the answer's (normalised) words that the response contains: ROUGE-1 recall."""
-    words = normalize_answer(answer).split()
-    said = set(normalize_answer(response).split())
-    return sum(w in said for w in words) / len(words) if words else 0.0
+@cache
+def _scorer():
+    from rouge_score import rouge_scorer  # imported on first use: only the retrieval test needs it
+
+    return rouge_scorer.RougeScorer(["rouge1"], use_stemmer=True)
+
+
+def recall(response: str, target: str) -> float:
+    """ROUGE-1 recall of ``target``'s words in ``response`` (``rouge-score``, with stemming), the
+    gate of Wu et al.'s detector."""
+    return _scorer().score(target, response)["rouge1"].recall
+
+
+def target_of(example: Example, span: CopiedSpan) -> str:
+    """The words ``example``'s response must recall for its sample to count: its needle's clause or its answer."""
+    return example.meta.get("clause", example.answers[0]) if span == "needle" else example.answers[0]
 
 
 def copy_credits(
-    top: Int[Tensor, "step layer head"], generated: Sequence[int], prompt_ids: Sequence[int], answer: tuple[int, int]
+    top: Int[Tensor, "step layer head"], generated: Sequence[int], prompt_ids: Sequence[int], span: tuple[int, int]
 ) -> np.ndarray:
-    """Copies per head, ``(layer, head)``: steps whose top-1 key lies in the answer span ``[s, e)``
-    of the prompt and holds the token generated at that step."""
-    start, end = answer
+    """Copies per head, ``(layer, head)``: steps whose top-1 key lies in the span ``[s, e)`` of the
+    prompt and holds the token generated at that step."""
+    start, end = span
     steps = min(len(generated), top.shape[0])
     top = top[:steps]
     tokens = torch.tensor(list(prompt_ids))
@@ -51,16 +70,24 @@ def copy_credits(
 
 
 def retrieval_samples(
-    model, examples: Sequence[Example], *, max_new_tokens: int = NEEDLE_NEW_TOKENS.default, batch_size: int = 4, recall: float = 0.5, progress: bool = True
+    model,
+    examples: Sequence[Example],
+    *,
+    span: CopiedSpan = "needle",
+    max_new_tokens: int = NEEDLE_NEW_TOKENS.default,
+    batch_size: int = 4,
+    gate: float = 0.5,
+    progress: bool = True,
 ) -> list[np.ndarray | None]:
-    """Per example, in order, its copies per head over the answer span's length, ``(layer,
-    head)``, or None when its response does not recall the answer (and the sample does not count)."""
+    """Per example, in order, its copies per head into ``span`` over the span's length, ``(layer,
+    head)``, or None when its response does not recall the span's words (ROUGE-1 recall ≤ ``gate``)
+    and the sample does not count."""
     if not examples:
         raise InputError("no examples to score retrieval heads on")
     prompts = label_prompts(model, examples, max_new_tokens=max_new_tokens)
     for seq in prompts:
-        if not seq.token_spans.get("answer"):
-            raise InputError(f"example {seq.example.id}: no 'answer' span (build it with lens_focus.data.needle)")
+        if not seq.token_spans.get(span):
+            raise InputError(f"example {seq.example.id}: no {span!r} span (build it with lens_focus.data.needle)")
     n_layers = model.cfg.n_layers
     samples: list[np.ndarray | None] = [None] * len(examples)
     tops: dict = {}
@@ -80,9 +107,9 @@ def retrieval_samples(
         top = torch.stack([torch.stack(tops[layer]) for layer in range(n_layers)], dim=2)  # (step, batch, layer, head)
         for b, (i, gen) in enumerate(zip(batch.indices, batch.generations)):
             seq, ex = prompts[i], examples[i]
-            if answer_recall(gen.text, ex.answers[0]) <= recall:
+            if recall(gen.text, target_of(ex, span)) <= gate:
                 continue
-            (s, e), pad = seq.token_spans["answer"][0], batch.pad(b)
+            (s, e), pad = seq.token_spans[span][0], batch.pad(b)
             samples[i] = copy_credits(top[:, b] - pad, gen.ids, seq.input_ids, (s, e)) / (e - s)
         batch.cache = None
     return samples
@@ -101,10 +128,11 @@ def retrieval_frame(samples: Sequence[np.ndarray | None], n_layers: int, n_heads
 
 
 def retrieval_scores(
-    model, examples: Sequence[Example], *, max_new_tokens: int = NEEDLE_NEW_TOKENS.default, batch_size: int = 4, recall: float = 0.5, progress: bool = True
-) -> tuple[pd.DataFrame, dict]:
-    """Every head's retrieval score over ``examples`` (each with an ``answer`` span): a frame
-    ``layer, head, score, n`` ranked by score, and counts (``samples``, ``counted``: the samples
-    whose response recalls the answer)."""
-    samples = retrieval_samples(model, examples, max_new_tokens=max_new_tokens, batch_size=batch_size, recall=recall, progress=progress)
+    model, examples: Sequence[Example], *, span: CopiedSpan = "needle", max_new_tokens: int = NEEDLE_NEW_TOKENS.default, batch_size: int = 4,
+    gate: float = 0.5, progress: bool = True,
+) -> tuple[pd.DataFrame, dict]:  # fmt: skip
+    """Every head's retrieval score over ``examples`` (needles: :mod:`lens_focus.data.needle`): a
+    frame ``layer, head, score, n`` ranked by score, and counts (``samples``, ``counted``: the
+    samples whose response recalls the span's words)."""
+    samples = retrieval_samples(model, examples, span=span, max_new_tokens=max_new_tokens, batch_size=batch_size, gate=gate, progress=progress)
     return retrieval_frame(samples, model.cfg.n_layers, model.cfg.n_heads)

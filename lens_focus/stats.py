@@ -1,12 +1,14 @@
 """How sure a result is: 95% intervals for exact-match rates and for paired differences, and the
 chance level of an overlap between two top-k head sets.
 
-- :func:`wilson`: the Wilson interval of a proportion (EM over ``n`` prompts).
+- :func:`wilson`: the Wilson interval of a proportion (EM over ``n`` prompts), from
+  ``scipy.stats.binomtest``.
 - :func:`paired_difference`: the mean change of a per-prompt score between two settings run on the
-  same prompts, with a bootstrap interval that resamples *questions* (prompts of one question at
-  several gold positions are not independent).
+  same prompts, with a percentile bootstrap interval (``scipy.stats.bootstrap``) that resamples
+  *questions* (prompts of one question at several gold positions are not independent).
 - :func:`overlap_chance`: how many heads two random top-k sets share, and the probability of an
-  overlap at least as large (the exact permutation p-value).
+  overlap at least as large (the hypergeometric tail, ``scipy.stats.hypergeom``: the exact
+  permutation p-value).
 
 Everything is deterministic: the bootstrap draws from a seeded generator.
 """
@@ -16,20 +18,21 @@ import math
 from dataclasses import asdict, dataclass
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy import stats
 
 Z95 = 1.959963984540054
 """The two-sided 95% quantile of the standard normal."""
 
 
 def wilson(k: float | int, n: int, z: float = Z95) -> tuple[float, float]:
-    """The 95% Wilson interval of the proportion ``k / n`` (NaN, NaN when ``n`` is 0)."""
+    """The 95% Wilson interval of the proportion ``k / n`` (NaN, NaN when ``n`` is 0): scipy's
+    ``binomtest(k, n).proportion_ci(method="wilson")``. ``z`` is the normal quantile of the level
+    (the default, 95%)."""
     if n == 0:
         return (math.nan, math.nan)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    # at p = 0 or 1 one bound is exactly 0 or 1; say so rather than leave a rounding error
-    return (0.0 if k <= 0 else max(0.0, centre - half), 1.0 if k >= n else min(1.0, centre + half))
+    level = 2 * stats.norm.cdf(z) - 1
+    ci = stats.binomtest(int(round(k)), int(n)).proportion_ci(confidence_level=level, method="wilson")
+    return (float(ci.low), float(ci.high))
 
 
 def em_interval(em: float | int, n: int) -> tuple[float, float]:
@@ -101,10 +104,13 @@ def paired_difference(
         raise ValueError(f"{len(keys)} cluster labels for {len(b)} prompts")
     _, index = np.unique(keys, return_inverse=True)
     n_c = int(index.max()) + 1
-    sums, counts = np.bincount(index, a - b, minlength=n_c), np.bincount(index, minlength=n_c)
-    draws = np.random.default_rng(seed).integers(0, n_c, size=(resamples, n_c))
-    means = sums[draws].sum(1) / counts[draws].sum(1)
-    low, high = np.quantile(means, [0.025, 0.975])
+    sums, counts = np.bincount(index, a - b, minlength=n_c), np.bincount(index, minlength=n_c).astype(float)
+    if n_c == 1 or np.ptp(sums / counts) == 0:  # one cluster, or every cluster the same: nothing to resample
+        low = high = float(sums.sum() / counts.sum())
+    else:
+        boot = stats.bootstrap((sums, counts), lambda s, c, axis=-1: s.sum(axis) / c.sum(axis), paired=True, vectorized=True,
+                               n_resamples=resamples, method="percentile", rng=np.random.default_rng(seed))  # fmt: skip
+        low, high = boot.confidence_interval
     return Difference(float((a - b).mean()), float(low), float(high), len(b), n_c, float(b.mean()), float(a.mean()))
 
 
@@ -126,6 +132,4 @@ def overlap_chance(shared: int, k: int, n: int) -> Overlap:
     """The overlap of two top-``k`` head sets of ``n`` heads set beside chance."""
     if not 0 <= shared <= k <= n:
         raise ValueError(f"need 0 <= shared <= k <= n, got shared={shared}, k={k}, n={n}")
-    total = math.comb(n, k)
-    tail = sum(math.comb(k, j) * math.comb(n - k, k - j) for j in range(shared, k + 1))
-    return Overlap(shared, k, n, k * k / n, tail / total)
+    return Overlap(shared, k, n, k * k / n, float(stats.hypergeom.sf(shared - 1, n, k, k)))

@@ -142,7 +142,7 @@ def test_score_variants(tiny_dirs, nq_path, tmp_path):
 
 def test_retrieval_command(tiny_dirs, tmp_path):
     out = tmp_path / "retrieval"
-    args = ["retrieval", "--model", str(tiny_dirs["llama"]), "--lengths", "120", "--depths", "0,50,100",
+    args = ["retrieval", "--model", str(tiny_dirs["llama"]), "--lengths", "240", "--depths", "0,50,100",
             "--max-new-tokens", "4", "--out", str(out)]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output

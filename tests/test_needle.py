@@ -43,12 +43,13 @@ def test_filler_from_a_file(llama, tmp_path):
     seq = label(ex, llama.tokenizer)
     assert "clover" in ex.text and "village" not in ex.text and "\n\n" not in ex.segments[1].text
     assert seq.text[slice(*seq.char_spans["answer"][0])] == "silver heron forty two"
+    assert seq.text[slice(*seq.char_spans["needle"][0])] == NEEDLES[2].clause == ex.meta["clause"]  # the clause the question asks for, holding the answer
 
 
 def test_bad_input_is_named(llama, tmp_path):
     with pytest.raises(ValueError, match="depths"):
         needle_examples(llama.tokenizer, depths=[120])
-    with pytest.raises(ValueError, match="needle 0: answer"):
+    with pytest.raises(ValueError, match="needle 0: its answer 'dog' must lie in its clause"):
         needle_examples(llama.tokenizer, needles=[Needle("The cat sleeps.", "dog", "Who sleeps?")])
     with pytest.raises(FileNotFoundError, match="filler file not found"):
         needle_examples(llama.tokenizer, filler=tmp_path / "missing.txt")

@@ -71,3 +71,29 @@ def test_overlap_chance_is_the_exact_permutation_test():
     assert overlap_chance(5, 20, 672).chance == pytest.approx(0.595, abs=1e-3)
     with pytest.raises(ValueError, match="shared"):
         overlap_chance(21, 20, 270)
+
+
+def test_the_library_statistics_recompute_the_committed_intervals():
+    """The committed SmolLM2 compensation and sweep tables were computed before the intervals came
+    from scipy: every Wilson interval recomputes to 1e-9, every paired difference exactly, and every
+    bootstrap interval within the resampling noise of 10,000 draws (the draws differ, not the method)."""
+    import pandas as pd
+    from conftest import REPO
+
+    from lens_focus.stats import wilson
+
+    for step, keys in (("compensation", ["method", "k", "tau"]), ("sweep", ["k", "alpha"])):
+        folder = REPO / "figures" / "smollm2" / step
+        table, answers = pd.read_csv(folder / f"{step}.csv"), pd.read_csv(folder / "answers.csv")
+        base = answers[answers[keys[0]] == ("baseline" if step == "compensation" else 0)].set_index("id").em
+        for r in table.itertuples():
+            lo, hi = wilson(round(r.em * r.n), int(r.n))
+            assert (lo, hi) == pytest.approx((r.em_low, r.em_high), abs=1e-9)
+            if pd.isna(r.diff):
+                continue
+            rows = answers
+            for key in keys:
+                rows = rows[rows[key] == getattr(r, key)] if key != "tau" else rows[np.isclose(rows.tau, r.tau)]
+            d = paired_difference(base.loc[rows.id].to_numpy(), rows.em.to_numpy(), rows.question_id.to_numpy())
+            assert d.mean == pytest.approx(r.diff, abs=1e-12) and d.n == len(rows) == r.n
+            assert abs(d.low - r.diff_low) <= 0.03 and abs(d.high - r.diff_high) <= 0.03, (step, r)

@@ -6,7 +6,8 @@ The context is cut from the filler at a sentence end so that filler and needle m
 moved back to the sentence end before that point (sentence ends are found in the text, never by
 token ids). Each prompt names the filler before the needle ``doc_1``, the needle ``doc_2`` (the
 ``relevant`` span) and the filler after it ``doc_3`` (a part that would be empty, at depth 0 or
-100, is left out), and labels the answer inside the needle as the span ``answer``.
+100, is left out), and labels inside the needle the clause its question asks for as the span
+``needle`` and the short answer inside that clause as the span ``answer``.
 
 >>> examples = needle_examples(model.tokenizer, lengths=[1000, 2000])                # built-in filler
 >>> examples = needle_examples(model.tokenizer, lengths=[4000], filler="essays.txt")  # any text file
@@ -33,18 +34,31 @@ _SENTENCE_END = re.compile(r"[.!?][\"')\]]?\s")
 class Needle:
     sentence: str
     answer: str
-    """A substring of ``sentence``: the span a retrieval head copies from."""
+    """A short substring of ``sentence``: the answer in a few words."""
     question: str
+    clause: str = ""
+    """The part of ``sentence`` the question asks for (Wu et al.'s "real needle": the words a
+    retrieval head copies, which hold ``answer``); empty: the answer itself."""
+
+    @property
+    def copied(self) -> str:
+        """The words a retrieval head is expected to copy: :attr:`clause`, or the answer."""
+        return self.clause or self.answer
 
 
 NEEDLES = (
-    Needle("The secret ingredient in Grandma Lotte's apple cake is a spoonful of cardamom.",
-           "a spoonful of cardamom", "What is the secret ingredient in Grandma Lotte's apple cake?"),
-    Needle("The keeper of the lighthouse on Vessel Island painted his front door a bright turquoise.",
-           "a bright turquoise", "What colour did the keeper of the lighthouse on Vessel Island paint his front door?"),
-    Needle("The password to the old observatory archive is silver heron forty two.",
-           "silver heron forty two", "What is the password to the old observatory archive?"),
+    Needle("The secret of Grandma Lotte's apple cake is a spoonful of cardamom and a pinch of sea salt in the dough.",
+           "a spoonful of cardamom", "What is the secret of Grandma Lotte's apple cake?",
+           "a spoonful of cardamom and a pinch of sea salt in the dough"),
+    Needle("The keeper of the lighthouse on Vessel Island painted his front door a bright turquoise so that the fishing boats could see it from the bay.",
+           "a bright turquoise", "What did the keeper of the lighthouse on Vessel Island do to his front door, and why?",
+           "painted his front door a bright turquoise so that the fishing boats could see it from the bay"),
+    Needle("The password to the old observatory archive is silver heron forty two, written on a card behind the third telescope.",
+           "silver heron forty two", "What is the password to the old observatory archive, and where is it written?",
+           "silver heron forty two, written on a card behind the third telescope"),
 )  # fmt: skip
+"""Each needle's clause is most of its sentence and the whole of what its question asks, as in the
+retrieval-head study's needles; the short answer sits inside the clause."""
 
 _SUBJECTS = ("The old mill", "A quiet harbour", "The village school", "The northern road", "An early train",
              "The market square", "A small orchard", "The river bank", "The stone bridge", "An autumn storm")  # fmt: skip
@@ -158,8 +172,8 @@ def needle_examples(
     q_before, q_after = question_format.split("{}")
     out = []
     for k, needle in enumerate(needles):
-        if needle.answer not in needle.sentence:
-            raise InputError(f"needle {k}: answer {needle.answer!r} is not part of its sentence")
+        if needle.copied not in needle.sentence or needle.answer not in needle.copied:
+            raise InputError(f"needle {k}: its answer {needle.answer!r} must lie in its clause {needle.copied!r}, and the clause in its sentence")
         needle_tokens = len(tokenizer(needle.sentence, add_special_tokens=False).input_ids)
         for length in lengths:
             context = cut_at_sentence(text, tokenizer, int(length) - needle_tokens)
@@ -174,9 +188,12 @@ def needle_examples(
                     relevant_index=relevant,
                     answers=[needle.answer],
                     variant="long",
-                    meta={"task": "needle", "question_id": f"needle-{k}-L{length}", "needle": k, "length": int(length), "depth": depth},
+                    meta={"task": "needle", "question_id": f"needle-{k}-L{length}", "needle": k, "length": int(length), "depth": depth,
+                          "clause": needle.copied},
                     reply_start=reply_start,
                 )
-                start = needle.sentence.index(needle.answer)
-                out.append(replace(ex, inner=(("answer", f"doc_{relevant}", start, start + len(needle.answer)),)))
+                clause = needle.sentence.index(needle.copied)
+                start = clause + needle.copied.index(needle.answer)
+                out.append(replace(ex, inner=(("needle", f"doc_{relevant}", clause, clause + len(needle.copied)),
+                                              ("answer", f"doc_{relevant}", start, start + len(needle.answer)))))  # fmt: skip
     return out

@@ -9,7 +9,7 @@ import pandas as pd
 
 from lens_focus.analyses import figure9, top_k
 
-from ...defaults import BATCH_SIZE, FILLER, NEEDLE_DEPTHS, NEEDLE_LENGTHS, NEEDLE_NEW_TOKENS
+from ...defaults import BATCH_SIZE, FILLER, NEEDLE_DEPTHS, NEEDLE_LENGTHS, NEEDLE_NEW_TOKENS, RETRIEVAL_SPAN
 from ...errors import InputError
 from ...heads import Head, save_heads
 from ...profile import profile_of
@@ -32,7 +32,7 @@ def _work(ctx: Context) -> list:
             + (" (toy vocabulary)" if profile.toy_vocabulary else ""))  # fmt: skip
     ctx.split_record, mine = ctx.part.record(needles), ctx.part.take(needles)
     ctx.question_ids = list(dict.fromkeys(e.question_id for e in mine))
-    return retrieval_samples(ctx.model, mine, max_new_tokens=a["max_new_tokens"], batch_size=a["batch_size"])
+    return retrieval_samples(ctx.model, mine, span=a["span"], max_new_tokens=a["max_new_tokens"], batch_size=a["batch_size"])
 
 
 def _write(samples: list, out: Path, record: dict, log: Log) -> dict:
@@ -45,7 +45,7 @@ def _write(samples: list, out: Path, record: dict, log: Log) -> dict:
         **summary_of(record), **counts, "retrieval_heads": int((frame.score > 0.1).sum()), "top_heads": [list(h) for h in ranked[:20]],
         "seconds": seconds_since(record),
     })  # fmt: skip
-    log(f"counted {counts['counted']} of {counts['samples']} samples (those whose answer recalls the needle)")
+    log(f"counted {counts['counted']} of {counts['samples']} samples (those whose response recalls the {record['span']}'s words)")
     if counts["counted"]:
         log(f"heads with retrieval score > 0.1: {summary['retrieval_heads']} of {len(frame)}")
         log("top-5  " + heads_line(ranked))
@@ -59,10 +59,10 @@ RETRIEVAL = register(Experiment(
     "retrieval", "Rank heads by retrieval score on a needle-in-a-haystack test (Wu et al. 2024; paper §5, Figure 9). "
     "For a toy-vocabulary model the needles, filler and question are in the toy vocabulary.",
     work=_work, write=_write, prepare=_prepare,
-    params=(NEEDLE_LENGTHS, NEEDLE_DEPTHS, FILLER, NEEDLE_NEW_TOKENS, BATCH_SIZE),
+    params=(NEEDLE_LENGTHS, NEEDLE_DEPTHS, FILLER, RETRIEVAL_SPAN, NEEDLE_NEW_TOKENS, BATCH_SIZE),
     default_out="runs/retrieval", command_defaults={"batch_size": 4},
     steps=(Step("retrieval_heads", "retrieval heads from the needle test", sizes=Sizes(
-        full={"lengths": (1000, 2000), "max_new_tokens": 24, "batch_size": 4},
+        full={"lengths": (1000, 2000), "batch_size": 4},
         quick={"lengths": (500,), "depths": (0, 50, 100)},
         toy={"lengths": (80, 160, 300), "max_new_tokens": 4, "batch_size": 16},
         toy_quick={"lengths": (80, 160), "depths": (0, 50, 100)},
