@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lens_focus.stats import difference_text, em_interval, overlap_chance, verdict
+from lens_focus.stats import difference_text, em_interval, overlap_chance, paired_difference, verdict
 
 from . import top_k
 from .task_tables import STD, paired_differences
@@ -57,6 +57,62 @@ def _grid(t: pd.DataFrame, index: str, columns: str, label) -> str:
         cells = [_change(by[c]["diff"], by[c]["diff_low"], by[c]["diff_high"]) if c in by else "" for c in cols]
         lines.append(f"| {i:g} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _between(answers: pd.DataFrame, before: dict, after: dict):
+    """The paired difference of EM from the setting ``before`` to ``after`` (column values picking
+    each setting's rows of ``answers.csv``), over the prompts both answered."""
+    def pick(where: dict) -> pd.Series:
+        rows = answers
+        for col, value in where.items():
+            rows = rows[np.isclose(rows[col].astype(float), value)] if isinstance(value, float) else rows[rows[col] == value]
+        return rows.set_index("id")
+
+    a, b = pick(before), pick(after)
+    ids = a.index.intersection(b.index)
+    return paired_difference(a.em.loc[ids].to_numpy(), b.em.loc[ids].to_numpy(), a.question_id.loc[ids].to_numpy())
+
+
+def _shape_of_compensation(t: pd.DataFrame, answers: pd.DataFrame) -> str:
+    """Where the curves of Figure 3 take the paper's shape: more heads at the strongest τ, τ > 1, random heads."""
+    ctx = t[t.method == "contextual"]
+    lines = []
+    low_tau = ctx.tau.min()
+    curve = ctx[ctx.tau == low_tau].sort_values("k")
+    peak, last = curve.loc[curve.em.idxmax()], curve.iloc[-1]
+    if int(last.k) != int(peak.k):
+        d = _between(answers, {"method": "contextual", "k": float(peak.k), "tau": float(low_tau)}, {"method": "contextual", "k": float(last.k), "tau": float(low_tau)})
+        lines.append(f"at τ = {low_tau:g} EM peaks at the top {int(peak.k)} heads; all {int(last.k)} against them: {_change(d.mean, d.low, d.high)} "
+                     "(the paper: EM falls with too many heads at τ = 0.1)")  # fmt: skip
+    high = ctx[ctx.tau > 1]
+    if not high.empty:
+        falls = sum(r.diff_high < 0 for r in high.itertuples())
+        lines.append(f"τ > 1 lowers EM measurably in {falls} of its {len(high)} settings (the paper: it falls toward the negative baseline)")
+    rnd = t[t.method == "random"]
+    for r in rnd.itertuples():
+        if int(r.k) > 1 and not ctx[(ctx.k == r.k) & np.isclose(ctx.tau, r.tau)].empty:
+            d = _between(answers, {"method": "random", "k": float(r.k), "tau": float(r.tau)}, {"method": "contextual", "k": float(r.k), "tau": float(r.tau)})
+            lines.append(f"the top {int(r.k)} against {int(r.k)} random heads at τ = {r.tau:g}: {_change(d.mean, d.low, d.high)}")
+    return ("Paired between settings: " + "; ".join(lines) + ".") if lines else ""
+
+
+def _shape_of_sweep(t: pd.DataFrame, answers: pd.DataFrame) -> str:
+    """Where Figure 4 takes the paper's shape: more than 20 heads, and α = 1."""
+    steered = t[t.alpha != 0]
+    lines = []
+    ks = sorted(int(k) for k in steered.k.unique())
+    if 20 in ks and ks[-1] > 20:
+        alpha = steered[steered.k == 20].loc[lambda f: f.em.idxmax()].alpha
+        d = _between(answers, {"k": 20, "alpha": float(alpha)}, {"k": ks[-1], "alpha": float(alpha)})
+        lines.append(f"at α = {alpha:g}, {ks[-1]} heads against the top 20: {_change(d.mean, d.low, d.high)} (the paper: more than 20 heads always worse)")
+    if (steered.alpha == 1.0).any() and 20 in ks:
+        r = steered[(steered.k == 20) & (steered.alpha == 1.0)].iloc[0]
+        lines.append(f"α = 1 on the top 20 against the unmodified model: {_change(r['diff'], r.diff_low, r.diff_high)} (the paper: 0.594 → 0.458)")
+    negative = steered[steered.alpha < 0]
+    if not negative.empty:
+        falls = sum(r.diff_high < 0 for r in negative.itertuples())
+        lines.append(f"negative α lowers EM measurably in {falls} of its {len(negative)} settings (the paper: below the baseline)")
+    return ("Paired between settings: " + "; ".join(lines) + ".") if lines else ""
 
 
 def heads(run: Path) -> str | None:
@@ -115,8 +171,10 @@ def compensation(run: Path) -> str | None:
             "Paired differences from the unmodified model on the same prompts, contextual heads by τ:\n\n"
             + _grid(ctx.assign(k=ctx.k.astype(float)), "k", "tau", lambda c: f"τ = {c:g}")
             + "\n\nand as many random heads at τ = " + ", ".join(f"{x:g}" for x in sorted(rnd.tau.unique())) + ": "
-            + ", ".join(f"k = {int(r.k)}: {_change(r.diff, r.diff_low, r.diff_high)}" for r in rnd.itertuples()) + f". {paper}")  # fmt: skip
-    return text
+            + ", ".join(f"k = {int(r.k)}: {_change(r.diff, r.diff_low, r.diff_high)}" for r in rnd.itertuples()) + ". ")  # fmt: skip
+    if (step / "answers.csv").exists():
+        text += _shape_of_compensation(t, pd.read_csv(step / "answers.csv")) + " "
+    return text + paper
 
 
 def directions(run: Path) -> str | None:
@@ -133,6 +191,8 @@ def directions(run: Path) -> str | None:
     if "diff" in t.columns and not steered["diff"].isna().all():
         parts.append("Paired differences from the unmodified model on the same prompts:\n\n"
                      + _grid(steered.assign(k=steered.k.astype(float)), "k", "alpha", lambda c: f"α = {c:g}") + "\n\n")  # the next part starts a paragraph
+        if (step / "answers.csv").exists():
+            parts.append(_shape_of_sweep(t, pd.read_csv(step / "answers.csv")))
     else:
         parts.append("This run kept no answer per prompt, so no paired difference says whether a change is a rise.")
     t3 = pd.read_csv(step / "table3.csv")

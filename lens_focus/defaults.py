@@ -85,7 +85,7 @@ SITE = Param("site", choices(Site), "post_rotary", "post_rotary (the reference p
 PROMPTS = Param("prompts", choices(TrainingPrompts), "long", "long (every document, as the reference code) or gold (the relevant document alone, as the paper's §3.1) before the gold response")
 EPOCHS = Param("epochs", int, 10, "passes over the training sequences (the reference: 10)", low=1)
 LR = Param("lr", float, 1e-3, "AdamW learning rate (> 0; the reference: 1e-3)", low=0, above=True)
-ALPHAS = Param("alphas", float, (-1.0, -0.5, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0), "focus strengths α (the paper's Figure 4)", many=True)
+ALPHAS = Param("alphas", float, (-0.5, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0), "focus strengths α (the paper's Figure 4: -0.5 to 1.0)", many=True)
 SWEEP_KS = Param("ks", int, (1, 5, 10, 20, 30, 50, "all"), "head counts, 'all' allowed (the paper's Figure 4)", many=True, low=1, all_ok=True)
 TABLE_ALPHAS = Param("table_alphas", float, (-0.2, 0.2, 0.4, 0.5, 1.0), "strengths α of Table 3", many=True)
 TABLE_K = Param("table_k", int, 5, "top heads Table 3 reports", low=1)

@@ -188,8 +188,16 @@ def evaluation_cells(
         key = [ts.task.name, ts.length, setting.name, heads, [e.id for e in ts.examples]] + ([rows] if rows != "generation" and setting.k is None else [])
         compute = lambda: _cell(model, ts, setting, directions, ranked, sink_heads, batch_size, n_sink, rows)  # noqa: E731
         cell = cache(key + ["per answer"], compute) if ts.examples else {"answers": [], "heads": [] if setting.k is None else None, "skipped": 0}
-        cells[i] = {"task": ts.task.name, "category": ts.task.category, "length": ts.length, "setting": setting.name, **cell}
+        cells[i] = {"task": ts.task.name, "category": ts.task.category, "length": ts.length, "setting": setting.name, **cell,
+                    "answers": graded(ts, cell["answers"])}  # fmt: skip
     return cells
+
+
+def graded(ts: TaskSet, answers: Sequence[dict]) -> list[dict]:
+    """Each answer of a cell graded by its task's metric as it stands now (a cell kept from an
+    earlier run of a resumed step may have been graded by an earlier version of the metric)."""
+    by_id = {e.id: e for e in ts.examples}
+    return [{**a, "score": ts.task.grade(a["response"], by_id[a["id"]].answers, by_id[a["id"]].meta)} for a in answers]
 
 
 def concat_evaluation(parts: Sequence[list[dict]]) -> list[dict]:

@@ -68,6 +68,25 @@ def test_task_scores_grade_every_answer(evaluated):
         assert row.score == pytest.approx(np.mean(regraded))
 
 
+def test_a_resumed_cell_is_graded_by_the_metric_as_it_stands(llama, tmp_path):
+    """A cell kept in the cache (an interrupted run resumed) holds its answers; their grades are
+    taken afresh, so a metric changed since the cell was written applies to every cell alike."""
+    import json
+
+    from lens_focus.cache import RowCache
+    from lens_focus.evaluation import evaluation_cells
+
+    sets = group_by_length(TASKS["mk_needle"], build_task("mk_needle", llama.tokenizer, lengths=[120], n=2))
+    kw = dict(settings=parse_settings("baseline"), ranked=all_heads(llama), sink_k=2, batch_size=2, progress=False)
+    first = evaluation_cells(llama, sets, cache=RowCache(tmp_path / "cells.jsonl"), **kw)
+    entry = json.loads((tmp_path / "cells.jsonl").read_text())
+    for a in entry["value"]["answers"]:
+        a["score"] = 0.123  # as an older metric might have graded it
+    (tmp_path / "cells.jsonl").write_text(json.dumps(entry) + "\n")
+    again = evaluation_cells(llama, sets, cache=RowCache(tmp_path / "cells.jsonl"), **kw)
+    assert [a["score"] for a in again[0]["answers"]] == [a["score"] for a in first[0]["answers"]] != [0.123] * 2
+
+
 def test_settings_apply_their_directions(evaluated, llama):
     sets, d, ranked, (_, _, answers), (before, after) = evaluated
     resp = answers.set_index(["setting", "id"]).response.fillna("")

@@ -53,9 +53,9 @@ SWEEP = register(Experiment(
     default_out="runs/sweep",
     steps=(Step("sweep", "focus strength and head count", needs=("heads", "directions"), section_title="Focus directions (Figure 4, Table 3)", section=fig4.section,
                 sizes=Sizes(
-        full={"limit": 24, "gold_positions": (1, 10, 20), "alphas": (-0.2, 0.2, 0.5, 1.0), "ks": (5, 20, "all"), "table_alphas": (-0.2, 0.2, 0.5, 1.0)},
+        full={"limit": 24, "gold_positions": (1, 10, 20)},  # the paper's grids: Figure 4's α × k and both halves of Table 3 (their defaults)
         quick={"limit": 6, "gold_positions": (1, 20), "alphas": (0.3,), "ks": (20,), "table_alphas": (0.3,)},
-        toy={"limit": 50, "alphas": (-0.5, -0.2, 0.1, 0.2, 0.3, 0.5, 1.0), "ks": (1, 5, 10, 20, "all"), "table_alphas": TABLE_ALPHAS.default},
+        toy={"limit": 50},
         toy_quick={"limit": 10, "gold_positions": (1, 20), "alphas": (-0.2, 0.3, 1.0), "ks": (5, 20), "table_alphas": (0.3,)},
     )),),
 ))  # fmt: skip
