@@ -62,7 +62,7 @@ def _grid(t: pd.DataFrame, index: str, columns: str, label) -> str:
 def _between(answers: pd.DataFrame, before: dict, after: dict):
     """The paired difference of EM from the setting ``before`` to ``after`` (column values picking
     each setting's rows of ``answers.csv``), over the prompts both answered."""
-    def pick(where: dict) -> pd.Series:
+    def pick(where: dict) -> pd.DataFrame:
         rows = answers
         for col, value in where.items():
             rows = rows[np.isclose(rows[col].astype(float), value)] if isinstance(value, float) else rows[rows[col] == value]

@@ -47,7 +47,7 @@ from .errors import InputError
 ATTENTIONS = ("eager", "fast", "auto")
 FAST_ARCHITECTURES = (
     "LlamaForCausalLM", "MistralForCausalLM", "MixtralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
-    "Olmo2ForCausalLM", "Gemma3ForCausalLM",
+    "Olmo2ForCausalLM", "Gemma3ForCausalLM", "Gemma4ForCausalLM",
 )  # fmt: skip
 """The decoders whose attention the fast path reproduces exactly (tests/test_families.py): separate
 query and key projections, SDPA-expressible attention (sliding windows, query/key norms and
@@ -57,6 +57,10 @@ NOT_FAST = {
     "Phi3ForCausalLM": "its query, key and value come from one fused projection",
     "GPTNeoXForCausalLM": "its query, key and value come from one fused projection",
     "GPT2LMHeadModel": "its query, key and value come from one fused projection and it has no rotation",
+    "GptOssForCausalLM": "its learned sinks join the softmax, which SDPA does not take",
+    "DeepseekV2ForCausalLM": "latent attention assembles its queries and keys inside the attention module",
+    "DeepseekV3ForCausalLM": "latent attention assembles its queries and keys inside the attention module",
+    "Llama4ForCausalLM": "chunked attention, which the fast path's patterns do not reproduce",
 }
 """Why the fast path leaves a tested family to the eager path."""
 IMPLEMENTATION = "lens_focus_sdpa"

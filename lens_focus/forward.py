@@ -75,7 +75,7 @@ def batch_budget(model, chunk: int = DEFAULT_CHUNK) -> tuple[int, int]:
     :func:`batch_bytes` (linear in T); with sliding-window layers, whose padded batches get a
     built mask, batch × T × T bytes within :data:`MASK_BYTES`."""
     if attention_of(model) == "fast":
-        if any(a.window for a in attention_layers(model)):
+        if any(a and a.window for a in attention_layers(model)):
             return MASK_BYTES, 2**62
         return batch_bytes(model) // token_bytes(model), 1
     return max_cells_for(model), chunk
