@@ -115,6 +115,8 @@ FAMILY_LIST: tuple[Family, ...] = (
            _hybrid("MAMA", attn_layer_indices=[1, 3], mamba_d_head=16, mamba_n_heads=8, mamba_d_state=16), chunked_atol=2e-3),
     Family("lfm2", "lfm2", "LFM2", "hybrid: short convolutions on layers 0 and 2",
            _hybrid("CACA", layer_types=["conv", "full_attention"] * 2), _QK),
+    Family("falcon_h1", "falcon_h1", "Falcon-H1", "attention and Mamba-2 side by side in every layer",
+           {"head_dim": 16, "mamba_d_head": 16, "mamba_n_heads": 8, "mamba_d_state": 16, "mamba_d_ssm": 128}),
     Family("olmo_hybrid", "olmo_hybrid", "OLMo Hybrid", "hybrid: linear attention on layers 0 to 2", _hybrid("LLLA"), (), delegates=True),
 )  # fmt: skip
 FAMILIES: dict[str, Family] = {f.name: f for f in FAMILY_LIST}

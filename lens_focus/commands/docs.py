@@ -18,6 +18,8 @@ from pathlib import Path
 from typer.main import get_command
 
 from ..analyses.findings import findings
+from ..fast import FAST_ARCHITECTURES, NOT_FAST
+from ..tiny import FAMILY_LIST
 from .cli import make_app
 from .declare import steps
 from .options import MODEL_OPTIONS
@@ -92,9 +94,6 @@ def families_table() -> str:
     README's supported-models table: each family's class, what its tiny model switches on, the
     attention paths it runs on (and why not fast), where compensation and directions run."""
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-
-    from ..fast import FAST_ARCHITECTURES, NOT_FAST
-    from ..tiny import FAMILY_LIST
 
     lines = ["| family (`transformers` class) | what the matrix switches on | attention paths | compensation | directions |", "|---|---|---|---|---|"]
     for f in FAMILY_LIST:
