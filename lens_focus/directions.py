@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import warnings
+import weakref
 import random
 from dataclasses import dataclass, field
 from functools import partial
@@ -31,9 +32,9 @@ from tqdm.auto import tqdm
 
 from .fast import attention_of, rotary_tables
 from .forward import input_device, run
-from .hooks import attn_hook_name, hooked, runs_hook
+from .hooks import attention_indices, attn_hook_name, hooked, runs_hook
 from .labels import LabeledSequence, RowsKind
-from .model import ModelInfo, attention_layers, model_info
+from .model import LayerAttention, ModelInfo, attention_layers, model_info, sink_logits
 from .defaults import EPOCHS, LR, ROWS, Site# Site: declared with the parameters
 from .errors import InputError
 
@@ -155,7 +156,7 @@ class CachedSequence:
     """What training needs from one sequence, for every layer at once."""
 
     q: Float[Tensor, "layer head row d_head"]
-    """Rotated queries (as the model uses them) at the scored rows."""
+    """Rotated queries (as the model uses them) at the scored rows, of the attention layers (``layers``)."""
     k: Float[Tensor, "layer kv key d_head"]
     """Rotated keys of positions ``0 .. last scored row``."""
     rows: Tensor
@@ -171,6 +172,12 @@ class CachedSequence:
     """(layer,) sliding window per layer, 0 where a layer sees every earlier position (None: no window)."""
     softcap: float | None = None
     """Attention logit soft-capping (Gemma 2), None where the model has none."""
+    sinks: Tensor | None = None
+    """(layer, head) learned sink logits (gpt-oss): a column of the softmax that is then dropped; None: no learned sinks."""
+    layers: tuple[int, ...] | None = None
+    """The model layers the first axis of ``q`` and ``k`` holds (its attention layers); None: every layer."""
+    rotary: Tensor | None = None
+    """(layer,) bool: which layers rotate (``pre_rotary`` on a model with layers without positions); None: all."""
 
 
 @torch.no_grad()
@@ -180,15 +187,21 @@ def cache_qk(
     """Run the unmodified model once per sequence and keep the queries, keys (and rotary tables)
     that training needs."""
     info = model_info(model)
-    layers = attention_layers(model)
+    present = info.attn_layers
+    layers = [attention_layers(model)[layer] for layer in present]
     check_site(model, site)
+    sinks = [sink_logits(model, layer) for layer in present] if any(a.learned_sink for a in layers) else None
     geometry = dict(scaling=torch.tensor([a.scaling for a in layers]), window=torch.tensor([a.window or 0 for a in layers]),
-                    softcap=layers[0].softcap)  # fmt: skip
+                    softcap=layers[0].softcap, sinks=torch.stack(sinks).float().cpu() if sinks else None,
+                    layers=present if info.hybrid else None,
+                    rotary=torch.tensor([a.rotary for a in layers]) if not all(a.rotary for a in layers) else None)  # fmt: skip
     # Where the bridge does not run hook_rot_q / hook_rot_k (Phi-3, GPT-NeoX), the queries and keys
     # are read before the rotation and rotated here with the bridge's own tables.
-    self_rotate = info.rotary and not runs_hook(model, "hook_rot_q")
-    q_site, k_site = ("hook_rot_q", "hook_rot_k") if info.rotary and not self_rotate else ("hook_q", "hook_k")
-    tables = info.rotary and (site == "pre_rotary" or self_rotate)
+    latent = layers[0].latent  # the query and key entering attention fire hook_q / hook_k, heads first
+    self_rotate = info.rotary and not latent and not runs_hook(model, "hook_rot_q")
+    q_site, k_site = ("hook_rot_q", "hook_rot_k") if info.rotary and not self_rotate and not latent else ("hook_q", "hook_k")
+    eager = attention_of(model) == "eager"  # the fast path hands over rotated queries and keys
+    tables = info.rotary and (site == "pre_rotary" or (self_rotate and eager))
     device = input_device(model)
     out = []
     for seq in tqdm(seqs, desc="caching Q/K", disable=not progress, unit="seq"):
@@ -201,31 +214,31 @@ def cache_qk(
         store: dict = {}
 
         def keep(x, *, hook, key):
-            store[key] = x[0].detach().float().cpu()
+            store[key] = (x[0].transpose(0, 1) if latent else x[0]).detach().float().cpu()
 
         def keep_fast(call):  # the same tensors, (pos, heads, d_head), from the fast path
             store[("q", call.layer)] = call.query[0].transpose(0, 1).detach().float().cpu()
             store[("k", call.layer)] = call.key[0].transpose(0, 1).detach().float().cpu()
 
         hooks = []
-        for layer in range(info.n_layers):
+        for layer in present:
             hooks += [(attn_hook_name(layer, q_site), partial(keep, key=("q", layer))), (attn_hook_name(layer, k_site), partial(keep, key=("k", layer)))]
         if tables:
-            hooks += [(attn_hook_name(0, "hook_cos"), partial(keep, key="cos")), (attn_hook_name(0, "hook_sin"), partial(keep, key="sin"))]
+            hooks += [(attn_hook_name(present[0], "hook_cos"), partial(keep, key="cos")), (attn_hook_name(present[0], "hook_sin"), partial(keep, key="sin"))]
         ids = torch.tensor([list(seq.input_ids[:end])], device=device)
-        with hooked(model, hooks, observe={layer: keep_fast for layer in range(info.n_layers)}):
+        with hooked(model, hooks, observe={layer: keep_fast for layer in present}):
             run(model, ids, logits=False)
         if tables and "cos" not in store:
             store["cos"], store["sin"] = (t[0].float().cpu() for t in rotary_tables(model, end))
-        if self_rotate and attention_of(model) == "eager":
-            for layer in range(info.n_layers):
+        if self_rotate and eager:
+            for layer in present:
                 for key in ("q", "k"):
                     store[(key, layer)] = _rotate(store[(key, layer)], store["cos"][:, None], store["sin"][:, None])
         mask = torch.zeros(end, dtype=torch.bool)
         for a, b in seq.token_spans[span]:
             mask[a : min(b, end)] = True
-        q = torch.stack([store[("q", l)][scored] for l in range(info.n_layers)]).permute(0, 2, 1, 3)
-        k = torch.stack([store[("k", l)] for l in range(info.n_layers)]).permute(0, 2, 1, 3)
+        q = torch.stack([store[("q", l)][scored] for l in present]).permute(0, 2, 1, 3)
+        k = torch.stack([store[("k", l)] for l in present]).permute(0, 2, 1, 3)
         cos, sin = (store.get("cos"), store.get("sin")) if site == "pre_rotary" else (None, None)
         out.append(CachedSequence(q=q, k=k, rows=scored, span=mask, cos=cos, sin=sin, **geometry))
     return out
@@ -236,13 +249,48 @@ def check_site(model, site: Site) -> None:
     exactly: ``pre_rotary`` on a model with query/key norms (the norm sits between ``hook_q`` and
     the rotation), ``post_rotary`` on a rotary model whose bridge never runs ``hook_rot_q``
     (Phi-3, GPT-NeoX: their bridges rotate inside their own attention)."""
-    if site == "pre_rotary" and any(a.qk_norm for a in attention_layers(model)):
+    if site == "pre_rotary" and any(a and a.qk_norm for a in attention_layers(model)):
         raise InputError("pre_rotary directions do not apply to a model with query/key norms: the norm sits between "
                          "hook_q/hook_k and the rotation, so a pre-rotary vector has no fixed effect on the scores; use post_rotary")
-    if site == "post_rotary" and model_info(model).rotary and not runs_hook(model, "hook_rot_q"):
+    if site == "pre_rotary" and any(a and a.latent for a in attention_layers(model)):
+        raise InputError("pre_rotary directions do not apply to latent attention: its rotary part is split off the "
+                         "decompressed query and key and rotated alone; use post_rotary, which adds the directions to the "
+                         "query and key that enter attention, position-free and rotated parts together")
+    if site == "pre_rotary" and model_info(model).rotary and not rotation_reproduced(model):
+        arch = type(getattr(model, "original_model", model)).__name__
+        raise InputError(f"pre_rotary directions need the model's rotation, and the rotary embedding of {arch} pairs its "
+                         "dimensions otherwise than lens_focus rotates them (measured on the bridge's own tables); use post_rotary")
+    if (site == "post_rotary" and model_info(model).rotary and attention_of(model) == "eager"
+            and not any(a and a.latent for a in attention_layers(model)) and not runs_hook(model, "hook_rot_q")):  # fmt: skip
         arch = type(getattr(model, "original_model", model)).__name__
         raise InputError(f"post_rotary directions need hook_rot_q, which the bridge of {arch} never runs (it rotates inside "
                          "its own attention); use site='pre_rotary' (--site pre_rotary)")
+
+
+_ROTATES: "weakref.WeakKeyDictionary[torch.nn.Module, bool]" = weakref.WeakKeyDictionary()
+
+
+def rotation_reproduced(model) -> bool:
+    """Whether :func:`_rotate` with the bridge's own tables (``hook_cos``/``hook_sin``) turns the
+    first attention layer's ``hook_q`` into its ``hook_rot_q``, as pre-rotary training assumes.
+    Measured once per model on a four-token pass; True where the bridge never runs
+    ``hook_rot_q`` (it rotates inside its own attention, with those tables) or the layer has a norm
+    between the two. False, for instance, for rotations that pair dimensions otherwise
+    (Cohere's interleaved pairs, gpt-oss's half-size tables)."""
+    if model not in _ROTATES:
+        first = attention_indices(model)[0]
+        seen: dict = {}
+        names = {site: attn_hook_name(first, site) for site in ("hook_q", "hook_rot_q", "hook_cos", "hook_sin")}
+        hooks = [(name, partial(lambda x, *, hook, site: seen.__setitem__(site, x.detach().float()), site=site))
+                 for site, name in names.items() if name in model.hook_dict]  # fmt: skip
+        with torch.no_grad(), hooked(model, hooks):
+            run(model, torch.tensor([[1, 2, 3, 4]], device=input_device(model)), logits=False)
+        if not {"hook_q", "hook_rot_q", "hook_cos", "hook_sin"} <= set(seen) or (attention_layers(model)[first] or LayerAttention(1.0)).qk_norm:
+            _ROTATES[model] = True
+        else:
+            cos, sin = seen["hook_cos"][0][:, None], seen["hook_sin"][0][:, None]
+            _ROTATES[model] = bool(torch.allclose(_rotate(seen["hook_q"][0], cos, sin), seen["hook_rot_q"][0], atol=1e-5))
+    return _ROTATES[model]
 
 
 def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
@@ -261,12 +309,18 @@ def relevant_scores(
 ) -> Float[Tensor, "layer head"]:
     """Each head's relevant score ``S_C`` on the cached rows with directions ``d_Q``, ``d_K``
     added (paper Eq. 4), computed from the cache alone: ``(layer, head, row, key)`` scores,
-    never a square pattern."""
+    never a square pattern. The layers are the cache's (its attention layers); ``dq`` and ``dk``
+    hold every layer of the model. A learned sink joins each row's softmax and is dropped (docs/method.md §4)."""
+    if cached.layers is not None:
+        dq, dk = dq[list(cached.layers)], dk[list(cached.layers)]
     q, k = cached.q, cached.k  # (L, H, R, F), (L, KV, S, F)
     n_keys, d_head = k.shape[2], k.shape[3]
     if site == "pre_rotary" and cached.cos is not None:
-        q = q + _rotate(dq[:, :, None], cached.cos[cached.rows], cached.sin[cached.rows])
-        k = k + _rotate(dk[:, :, None], cached.cos[:n_keys], cached.sin[:n_keys])
+        dq_rows, dk_keys = _rotate(dq[:, :, None], cached.cos[cached.rows], cached.sin[cached.rows]), _rotate(dk[:, :, None], cached.cos[:n_keys], cached.sin[:n_keys])
+        if cached.rotary is not None:  # a layer without positions takes the vectors as they are
+            still = ~cached.rotary[:, None, None, None]
+            dq_rows, dk_keys = torch.where(still, dq[:, :, None], dq_rows), torch.where(still, dk[:, :, None], dk_keys)
+        q, k = q + dq_rows, k + dk_keys
         k = k.repeat_interleave(group, dim=1)
     else:
         q = q + dq[:, :, None]
@@ -285,7 +339,11 @@ def relevant_scores(
         window = cached.window[:, None, None, None]
         hidden = hidden | ((window > 0) & (distance >= window))
     logits = logits.masked_fill(hidden, float("-inf"))
-    pattern = logits.softmax(-1)
+    if cached.sinks is not None:
+        sink = cached.sinks[:, :, None, None].expand(*logits.shape[:-1], 1)
+        pattern = torch.cat([logits, sink], dim=-1).softmax(-1)[..., :-1]
+    else:
+        pattern = logits.softmax(-1)
     return (pattern * cached.span).sum(-1).mean(-1)
 
 
@@ -320,6 +378,9 @@ def train_directions(
     gen = torch.Generator().manual_seed(seed)
     dq = (torch.randn(info.n_layers, info.n_heads, info.d_head, generator=gen) * init_std).requires_grad_()
     dk = (torch.randn(info.n_layers, n_k, info.d_head, generator=gen) * init_std).requires_grad_()
+    with torch.no_grad():  # layers without attention (a hybrid's) take no direction
+        for layer in set(range(info.n_layers)) - set(info.attn_layers):
+            dq[layer], dk[layer] = 0, 0
     opt = torch.optim.AdamW([dq, dk], lr=lr)
     order, rng, losses = list(range(len(cache))), random.Random(seed), []
 

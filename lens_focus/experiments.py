@@ -133,7 +133,7 @@ def compensation_cells(
     # contextual heads always also at the control's τ, so that random and contextual heads compare at one τ
     grid = [("contextual", k, t) for k in ks_ for t in dict.fromkeys([*taus, random_tau])] + [("random", k, random_tau) for k in ks_]
     for method, k, tau in tqdm(grid, desc="compensation", disable=not progress):
-        heads = list(ranked[:k]) if method == "contextual" else random_heads(info.n_layers, info.n_heads, k, seed=seed + k)
+        heads = list(ranked[:k]) if method == "contextual" else random_heads(info.n_layers, info.n_heads, k, seed=seed + k, layers=info.attn_layers)
         key = [method, k, tau, [list(h) for h in heads], "per prompt"]
         records = cache(key, lambda: answer_records(model, by["long"], compensation_intervention(model, heads, tau=tau, span=span), **answer_kw))
         cells.append(({"method": method, "k": k, "tau": tau}, records, True))

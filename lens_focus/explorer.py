@@ -33,7 +33,7 @@ from .heads import Head, rank_heads
 from .interventions import compensation_intervention, focus_intervention
 from .labels import Example, LabeledSequence, RowsKind
 from .model import model_info
-from .scoring import mean_attention
+from .scoring import LEARNED_SINK, mean_attention
 from .errors import InputError
 from .defaults import ROWS
 
@@ -69,6 +69,11 @@ def attention_of(data: dict, example: int, setting: str) -> np.ndarray:
     run = data["examples"][example]["runs"][setting]
     flat = np.frombuffer(base64.b64decode(run["attention"]), dtype="<f2").astype(np.float32)
     return flat.reshape(data["n_layers"], data["n_heads"], -1)
+
+
+def _grid(values: np.ndarray) -> list:
+    """A (layer, head) array as JSON lists, rounded, with None where a layer has no attention."""
+    return [[None if np.isnan(v) else float(v) for v in row] for row in np.round(values, 6)]
 
 
 def _token_texts(tokenizer, ids: Sequence[int]) -> list[str]:
@@ -112,8 +117,9 @@ def explorer_data(
     are a sample of, said on the page (e.g. "3 of the run's 50 test questions")."""
     info = model_info(model)
     long = scores[scores.condition == "long"]
-    maps = {span: long[long.span == span].pivot(index="layer", columns="head", values="score").reindex(
-        index=range(info.n_layers), columns=range(info.n_heads)).to_numpy().round(6).tolist() for span in MAPS}  # fmt: skip
+    spans = MAPS + ((LEARNED_SINK,) if (long.span == LEARNED_SINK).any() else ())
+    maps = {span: _grid(long[long.span == span].pivot(index="layer", columns="head", values="score").reindex(
+        index=range(info.n_layers), columns=range(info.n_heads)).to_numpy()) for span in spans}  # fmt: skip
     out = {
         "title": title or f"{info.name}: contextual heads", "model": info.name, "rows": rows, "n_layers": info.n_layers,
         "n_heads": info.n_heads, "maps": maps, "top": [list(h) for h in rank_heads(scores)[:20]],
@@ -135,9 +141,12 @@ def explorer_data(
             if a.sequence is None or a.sequence.n_response == 0:
                 record["runs"][name] = {"response": a.response, "em": float(a.em), "attention": None}
                 continue
-            weights = mean_attention(model, a.sequence, rows=rows, intervention=make)[:, :, : seq0.n_prompt]
+            every = mean_attention(model, a.sequence, rows=rows, intervention=make)
+            weights = every[:, :, : seq0.n_prompt]
             record["runs"][name] = {"response": a.response, "em": float(a.em),
                                     "attention": base64.b64encode(weights.astype("<f2").tobytes()).decode("ascii")}  # fmt: skip
+            if LEARNED_SINK in spans:  # what the rows leave to the learned sinks on this example
+                record["runs"][name][LEARNED_SINK] = _grid(1.0 - every.astype(np.float64).sum(-1))
         out["examples"].append(record)
     return out
 

@@ -47,7 +47,7 @@ from .errors import InputError
 ATTENTIONS = ("eager", "fast", "auto")
 FAST_ARCHITECTURES = (
     "LlamaForCausalLM", "MistralForCausalLM", "MixtralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
-    "Olmo2ForCausalLM", "Gemma3ForCausalLM",
+    "Olmo2ForCausalLM", "Gemma3ForCausalLM", "Gemma4ForCausalLM",
 )  # fmt: skip
 """The decoders whose attention the fast path reproduces exactly (tests/test_families.py): separate
 query and key projections, SDPA-expressible attention (sliding windows, query/key norms and
@@ -57,6 +57,10 @@ NOT_FAST = {
     "Phi3ForCausalLM": "its query, key and value come from one fused projection",
     "GPTNeoXForCausalLM": "its query, key and value come from one fused projection",
     "GPT2LMHeadModel": "its query, key and value come from one fused projection and it has no rotation",
+    "GptOssForCausalLM": "its learned sinks join the softmax, which SDPA does not take",
+    "DeepseekV2ForCausalLM": "latent attention assembles its queries and keys inside the attention module",
+    "DeepseekV3ForCausalLM": "latent attention assembles its queries and keys inside the attention module",
+    "Llama4ForCausalLM": "chunked attention, which the fast path's patterns do not reproduce",
 }
 """Why the fast path leaves a tested family to the eager path."""
 IMPLEMENTATION = "lens_focus_sdpa"
@@ -70,25 +74,30 @@ PATTERN_CELLS = 2**25
 @dataclass(frozen=True)
 class PaddedCausal:
     """The causal mask of a left-padded batch read in one pass, kept as its padding: ``keep``
-    (batch, k_pos), True on a prompt's tokens. It stands for the (batch, 1, T, T) boolean mask
-    that ``transformers`` would build, so a padded batch's memory stays linear in T: SDPA runs
-    per prompt on its unpadded slice (causal, no mask) and explicit rows read their masks from it."""
+    (batch, k_pos), True on a prompt's tokens, and the layer's sliding ``window``. It stands for the
+    (batch, 1, T, T) boolean mask that ``transformers`` would build, so memory stays linear in T:
+    SDPA runs per prompt on its unpadded slice (causal, no mask; a windowed layer in query blocks
+    against only the keys of their window) and explicit rows read their masks from it."""
 
     keep: Bool[Tensor, "batch k_pos"]
     starts: list[int]
     """Each prompt's first token: its left padding's length (read once, not in every layer)."""
+    window: int | None = None
+    """A row sees only its last ``window`` positions, itself included; None: every earlier one."""
 
     @classmethod
-    def of(cls, keep: Bool[Tensor, "batch k_pos"]) -> "PaddedCausal":
-        return cls(keep, (~keep).sum(1).tolist())
+    def of(cls, keep: Bool[Tensor, "batch k_pos"], window: int | None = None) -> "PaddedCausal":
+        return cls(keep, (~keep).sum(1).tolist(), window)
 
     def to(self, *args, **kwargs) -> "PaddedCausal":  # moved with the other inputs across a device map
-        return PaddedCausal(self.keep.to(*args, **kwargs), self.starts)
+        return PaddedCausal(self.keep.to(*args, **kwargs), self.starts, self.window)
 
     def rows(self, positions: Int[Tensor, " r"]) -> Bool[Tensor, "batch 1 r k_pos"]:
         """The mask of the rows at batch positions ``positions``."""
         keys = torch.arange(self.keep.shape[1], device=positions.device)
-        return (positions[:, None] >= keys[None, :])[None, None] & self.keep.to(positions.device)[:, None, None, :]
+        distance = positions[:, None] - keys[None, :]
+        seen = (distance >= 0) & (distance < self.window) if self.window else distance >= 0
+        return seen[None, None] & self.keep.to(positions.device)[:, None, None, :]
 
 
 
@@ -379,17 +388,35 @@ def rotary_tables(model, length: int) -> tuple[Tensor, Tensor]:
 # --- the attention function -------------------------------------------------------------------
 
 
+WINDOW_BLOCK = 1024
+"""Query rows per block of a sliding-window layer read in one pass (at least the window)."""
+
+
 def _sdpa(module, query, key, value, mask, **kwargs):
     """``transformers``' SDPA attention; with a :class:`PaddedCausal` mask, per prompt on its
-    unpadded slice (causal), the padding rows left at zero."""
+    unpadded slice (causal), the padding rows left at zero, and on a sliding-window layer in
+    blocks of query rows against the keys of their window only: no (T × T) mask, memory linear in T."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     if not isinstance(mask, PaddedCausal):
         return sdpa_attention_forward(module, query, key, value, mask, **kwargs)
+    kwargs.pop("sliding_window", None)  # the blocks below are the window
     out = query.new_zeros(query.shape[0], query.shape[2], query.shape[1], value.shape[-1])  # (batch, q_pos, head, d_head)
     for b, start in enumerate(mask.starts):
-        row, _ = sdpa_attention_forward(module, query[b : b + 1, :, start:], key[b : b + 1, :, start:], value[b : b + 1, :, start:], None, **kwargs)
-        out[b, start:] = row[0]
+        q, k, v = query[b : b + 1, :, start:], key[b : b + 1, :, start:], value[b : b + 1, :, start:]
+        if mask.window is None or mask.window >= q.shape[2]:  # a window longer than the prompt cuts nothing
+            row, _ = sdpa_attention_forward(module, q, k, v, None, **kwargs)
+            out[b, start:] = row[0]
+            continue
+        size = max(WINDOW_BLOCK, mask.window)
+        for first in range(0, q.shape[2], size):
+            last = min(first + size, q.shape[2])
+            low = max(0, first - mask.window + 1)
+            rows = torch.arange(first, last, device=q.device)
+            distance = rows[:, None] - torch.arange(low, last, device=q.device)[None, :]
+            block = ((distance >= 0) & (distance < mask.window))[None, None]
+            row, _ = sdpa_attention_forward(module, q[:, :, first:last], k[:, :, low:last], v[:, :, low:last], block, **kwargs)
+            out[b, start + first : start + last] = row[0]
     return out, None
 
 
@@ -429,11 +456,12 @@ def _mask(batch_size: int, q_length: int, kv_length: int, q_offset: int = 0, kv_
     from transformers.masking_utils import causal_mask_function, sdpa_mask
 
     mask_function = mask_function or causal_mask_function
-    if (attention_mask is not None and attention_mask.dim() == 2 and q_length == kv_length > 1 and q_offset == 0 and kv_offset == 0
-            and mask_function is causal_mask_function and local_size is None):  # fmt: skip
-        keep = attention_mask[:, :kv_length].bool()
-        if not bool(keep.all()) and bool((keep[:, 1:] >= keep[:, :-1]).all()) and bool(keep[:, -1].all()):  # padding on the left only
-            return PaddedCausal.of(keep)
+    one_pass = q_length == kv_length > 1 and q_offset == 0 and kv_offset == 0
+    if one_pass and (attention_mask is None or attention_mask.dim() == 2) and (mask_function is causal_mask_function or local_size):
+        keep = attention_mask[:, :kv_length].bool() if attention_mask is not None else torch.ones(batch_size, kv_length, dtype=torch.bool)
+        left = bool((keep[:, 1:] >= keep[:, :-1]).all()) and bool(keep[:, -1].all())  # padding on the left only
+        if left and (local_size or not bool(keep.all())):
+            return PaddedCausal.of(keep, int(local_size) if local_size else None)
     return sdpa_mask(batch_size=batch_size, q_length=q_length, kv_length=kv_length, q_offset=q_offset, kv_offset=kv_offset,
                      mask_function=mask_function, attention_mask=attention_mask, local_size=local_size, **kwargs)  # fmt: skip
 

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from .compat import cache_kwargs, new_cache
 from .fast import attention_of, fast_model
-from .model import attention_layers, model_info
+from .model import model_info
 
 DEFAULT_CHUNK = 1024
 PATTERN_BYTES = 2**28
@@ -34,9 +34,6 @@ def input_device(model) -> torch.device:
     return model.get_input_embeddings().weight.device if hasattr(model, "get_input_embeddings") else next(model.parameters()).device
 
 
-MASK_BYTES = 2**28
-"""Memory the fast path's padding mask may take in a batch of a model with sliding-window layers:
-(batch, 1, T, T) booleans, one byte a cell, shared by those layers."""
 BATCH_BYTES = 2**31
 """Memory a fast-path batch on the CPU may take for what grows with its tokens: the key-value
 cache of every layer and one layer's activations (the fast path keeps no pattern; its scored rows
@@ -72,11 +69,9 @@ def batch_budget(model, chunk: int = DEFAULT_CHUNK) -> tuple[int, int]:
     """``(max_cells, chunk)`` for :func:`plan_batches` on the model's attention path. Eager: every
     layer's pattern, batch × chunk × T float32 cells per head within :data:`PATTERN_BYTES`. Fast:
     the prompt read in one pass, batch × T tokens of :func:`token_bytes` within
-    :func:`batch_bytes` (linear in T); with sliding-window layers, whose padded batches get a
-    built mask, batch × T × T bytes within :data:`MASK_BYTES`."""
+    :func:`batch_bytes` (linear in T, sliding-window layers included: they read their window in
+    blocks, :class:`lens_focus.fast.PaddedCausal`)."""
     if attention_of(model) == "fast":
-        if any(a.window for a in attention_layers(model)):
-            return MASK_BYTES, 2**62
         return batch_bytes(model) // token_bytes(model), 1
     return max_cells_for(model), chunk
 

@@ -32,9 +32,10 @@ def top_heads(scores: pd.DataFrame, k: int, *, condition: str = "long", span: st
     return rank_heads(scores, condition=condition, span=span)[:k]
 
 
-def random_heads(n_layers: int, n_heads: int, k: int, *, seed: int) -> list[Head]:
-    """``k`` distinct heads drawn uniformly (seeded): the control for top-k experiments."""
-    all_heads = [Head(l, h) for l in range(n_layers) for h in range(n_heads)]
+def random_heads(n_layers: int, n_heads: int, k: int, *, seed: int, layers: Sequence[int] | None = None) -> list[Head]:
+    """``k`` distinct heads drawn uniformly (seeded): the control for top-k experiments; from the
+    ``layers`` with attention when given (a hybrid model's), else from every layer."""
+    all_heads = [Head(l, h) for l in (range(n_layers) if layers is None else layers) for h in range(n_heads)]
     if not 0 <= k <= len(all_heads):
         raise InputError(f"cannot draw {k} heads from {len(all_heads)}")
     return random.Random(seed).sample(all_heads, k)

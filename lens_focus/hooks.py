@@ -17,6 +17,7 @@ from typing import Callable, Iterator, Literal, Sequence
 import torch
 from torch import Tensor
 
+from .errors import InputError
 from .fast import AttnCall, add_fast_hooks
 
 AttnSite = Literal[
@@ -41,6 +42,25 @@ def hook_point(model, name: str):
     return point
 
 
+_LAYERS: "weakref.WeakKeyDictionary[torch.nn.Module, tuple[int, ...]]" = weakref.WeakKeyDictionary()
+
+
+def attention_indices(model) -> tuple[int, ...]:
+    """The layers whose block has attention, by their real indices: every layer of most decoders;
+    in a hybrid model (Qwen3.5, Qwen3-Next, Granite 4, Jamba, ...) only those the bridge gives an
+    attention pattern hook, the others mixing positions by linear attention, a state space or a
+    convolution. A model with no such layer is an error: lens_focus has nothing to read there."""
+    if model not in _LAYERS:
+        found = tuple(layer for layer in range(int(model.cfg.n_layers)) if attn_hook_name(layer, "hook_pattern") in model.hook_dict)
+        if not found:
+            raise InputError(
+                f"{type(getattr(model, 'original_model', model)).__name__}: no layer of this model exposes an attention "
+                "pattern (blocks.L.attn.hook_pattern), so there is no attention for lens_focus to read or patch"
+            )
+        _LAYERS[model] = found
+    return _LAYERS[model]
+
+
 _RUNS: "weakref.WeakKeyDictionary[torch.nn.Module, dict[str, bool]]" = weakref.WeakKeyDictionary()
 
 
@@ -51,12 +71,35 @@ def runs_hook(model, site: AttnSite) -> bool:
     known = _RUNS.setdefault(model, {})
     if site not in known:
         fired = []
-        name = attn_hook_name(0, site)
+        name = attn_hook_name(attention_indices(model)[0], site)
         if name in model.hook_dict:
             with torch.no_grad(), hooked(model, [(name, lambda x, *, hook: fired.append(True))]):
                 model(torch.zeros(1, 2, dtype=torch.long, device=next(model.parameters()).device), return_type=None)
         known[site] = bool(fired)
     return known[site]
+
+
+_EDITS: "weakref.WeakKeyDictionary[torch.nn.Module, bool]" = weakref.WeakKeyDictionary()
+
+
+def pattern_edits_count(model) -> bool:
+    """Whether an edit of ``hook_pattern`` changes what the model computes. Most bridges compute
+    attention themselves and use the pattern the hook returns; some (Gemma 4, Llama 4) hand the
+    computation to the ``transformers`` module and fire ``hook_pattern`` afterwards, on a copy, so
+    an edit there is discarded. Found once per model, by a three-token forward pass with and
+    without the first attention layer's pattern reversed along its keys."""
+    if model not in _EDITS:
+        import warnings
+
+        ids = torch.tensor([[1, 2, 3]], device=next(model.parameters()).device)
+        name = attn_hook_name(attention_indices(model)[0], "hook_pattern")
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the bridge warns of a discarded edit: that is what is asked here
+            plain = model(ids, return_type="logits")
+            with hooked(model, [(name, lambda x, *, hook: x.flip(-1))]):
+                edited = model(ids, return_type="logits")
+        _EDITS[model] = not torch.equal(plain, edited)
+    return _EDITS[model]
 
 
 @dataclass
@@ -143,6 +186,6 @@ def pattern_rows(model, rows_of: RowsOf, fn: Callable, after: Callable | None = 
         if after:
             after(call.layer, call.n_keys)
 
-    n_layers = model.cfg.n_layers
-    hooks = [(attn_hook_name(layer, "hook_pattern"), partial(eager, layer=layer)) for layer in range(n_layers)]
-    return hooks, {"observe": {layer: fast for layer in range(n_layers)}}
+    layers = attention_indices(model)
+    hooks = [(attn_hook_name(layer, "hook_pattern"), partial(eager, layer=layer)) for layer in layers]
+    return hooks, {"observe": {layer: fast for layer in layers}}

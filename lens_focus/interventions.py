@@ -28,11 +28,11 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from .directions import check_directions
-from .fast import AttnCall, Patch
+from .fast import AttnCall, Patch, attention_of, fast_unsupported
 from .heads import Head
-from .hooks import HookHandle, add_hooks, attn_hook_name
+from .hooks import HookHandle, add_hooks, attn_hook_name, pattern_edits_count
 from .labels import LabeledSequence
-from .model import attention_layers
+from .model import ModelInfo, attention_layers, model_info
 from .errors import InputError
 
 
@@ -50,11 +50,13 @@ Intervention = Callable[[Placement], ContextManager]
 """Builds the intervention for one batch; see :func:`compensation` and :func:`focus_intervention`."""
 
 
-def _by_layer(heads: Sequence[Head], n_layers: int, n_heads: int) -> dict[int, list[int]]:
+def _by_layer(heads: Sequence[Head], info: ModelInfo) -> dict[int, list[int]]:
     layers: dict[int, list[int]] = {}
     for layer, head in heads:
-        if not (0 <= layer < n_layers and 0 <= head < n_heads):
-            raise InputError(f"head ({layer}, {head}) does not exist in a model of {n_layers} layers × {n_heads} heads")
+        if not (0 <= layer < info.n_layers and 0 <= head < info.n_heads):
+            raise InputError(f"head ({layer}, {head}) does not exist in a model of {info.n_layers} layers × {info.n_heads} heads")
+        if layer not in info.attn_layers:
+            raise InputError(f"head ({layer}, {head}): layer {layer} has no attention (the layers with attention: {', '.join(map(str, info.attn_layers))})")
         layers.setdefault(int(layer), []).append(int(head))
     return {layer: sorted(set(hs)) for layer, hs in sorted(layers.items())}
 
@@ -67,21 +69,28 @@ def split_softmax_pattern(
     span: Bool[Tensor, "batch k_pos"],
     rows: Bool[Tensor, "batch q_pos"],
     tau: float,
+    *,
+    learned_sink: bool = False,
 ) -> Float[Tensor, "batch head q_pos k_pos"]:
     """docs/method.md §3 on the chosen ``rows``: with ``π`` the row's mass on ``span``, weights inside the
     span are scaled by ``π^τ / π`` and the others by ``(1 − π^τ) / (1 − π)``; rows with ``π = 0``
     or ``π = 1``, and rows not chosen, are returned unchanged. Computed in float32 whatever the
     pattern's dtype (a bfloat16 ``π`` is off by up to 0.4 %, and ``π^τ`` of a tiny one underflows) and
-    returned in it."""
+    returned in it.
+
+    ``learned_sink``: the rows are those of heads with a learned sink, which sum to 1 minus the
+    sink's share; the sink counts as outside the span (``1 − π`` includes it), so it gives up its
+    share in proportion like every other position outside."""
     if not tau > 0:
         raise InputError(f"tau must be positive, got {tau}")
     if tau == 1:
         return pattern  # the identity, exactly
     if pattern.dtype not in (torch.float32, torch.float64):
-        return split_softmax_pattern(pattern.float(), span, rows, tau).to(pattern.dtype)
+        return split_softmax_pattern(pattern.float(), span, rows, tau, learned_sink=learned_sink).to(pattern.dtype)
     inside = span[:, None, None, :]
     pi = (pattern * inside).sum(-1, keepdim=True)
-    rest = (pattern * ~inside).sum(-1, keepdim=True)  # 1 − π, without the rounding of 1 − π
+    # 1 − π: the mass outside the span (without the rounding of 1 − π), or with a learned sink everything but π
+    rest = 1 - pi if learned_sink else (pattern * ~inside).sum(-1, keepdim=True)
     act = (pi > 0) & (rest > 0) & rows[:, None, :, None]
     pi, rest = torch.where(act, pi, 0.5), torch.where(act, rest, 0.5)
     scaled = pi.pow(tau)
@@ -89,7 +98,7 @@ def split_softmax_pattern(
     return torch.where(act, pattern * factor, pattern)
 
 
-def _split_softmax_rows(pattern, positions: Tensor, *, heads: list[int], span: Tensor, first_row: Tensor, tau: float):
+def _split_softmax_rows(pattern, positions: Tensor, *, heads: list[int], span: Tensor, first_row: Tensor, tau: float, learned_sink: bool = False):
     """:func:`split_softmax_pattern` on ``heads`` of a pattern whose rows sit at batch positions
     ``positions``: rows from ``first_row`` on are patched; span columns past its width count as outside."""
     k = pattern.shape[-1]
@@ -98,7 +107,7 @@ def _split_softmax_rows(pattern, positions: Tensor, *, heads: list[int], span: T
     width = min(k, span.shape[1])
     cols[:, :width] = span[:, :width].to(pattern.device)
     out = pattern.clone()
-    out[:, heads] = split_softmax_pattern(pattern[:, heads], cols, rows, tau)
+    out[:, heads] = split_softmax_pattern(pattern[:, heads], cols, rows, tau, learned_sink=learned_sink)
     return out
 
 
@@ -130,11 +139,14 @@ def add_split_softmax(
     if span.dim() != 2:
         raise ValueError(f"span must be a (batch, k_pos) mask, got shape {tuple(span.shape)}")
     first = torch.as_tensor(first_row).long().reshape(-1).expand(span.shape[0])
-    layers = _by_layer(heads, model.cfg.n_layers, model.cfg.n_heads)
+    layers = _by_layer(heads, model_info(model))
+    _check_pattern_edits(model)
+    sinks = {layer: bool(a and a.learned_sink) for layer, a in enumerate(attention_layers(model))}
     hooks = [
-        (attn_hook_name(layer, "hook_pattern"), partial(_split_softmax_hook, heads=hs, span=span.bool(), first_row=first, tau=tau))
+        (attn_hook_name(layer, "hook_pattern"),
+         partial(_split_softmax_hook, heads=hs, span=span.bool(), first_row=first, tau=tau, learned_sink=sinks[layer]))
         for layer, hs in layers.items()
-    ]
+    ]  # fmt: skip
     patches = {layer: _split_softmax_patch(hs, span.bool(), first, tau) for layer, hs in layers.items()}
     return add_hooks(model, hooks, patch=patches)
 
@@ -178,11 +190,23 @@ def placement_span(placement: Placement, span: str = "relevant") -> tuple[Tensor
     return mask, first
 
 
+def _check_pattern_edits(model) -> None:
+    """Refuse compensation on the eager path of a bridge that discards edits of ``hook_pattern``
+    (:func:`lens_focus.hooks.pattern_edits_count`), saying what runs it instead."""
+    if attention_of(model) == "eager" and not pattern_edits_count(model):
+        arch = type(getattr(model, "original_model", model)).__name__
+        way = ("load it with attention='fast' (--attention fast)" if fast_unsupported(model) is None
+               else "this family has no fast path either, so compensation is not available for it")  # fmt: skip
+        raise InputError(f"{arch}: the bridge runs attention inside the transformers module and discards edits of "
+                         f"hook_pattern, so split-softmax compensation would change nothing; {way}")
+
+
 def compensation_intervention(model, heads: Sequence[Head], *, tau: float, span: str = "relevant") -> Intervention:
     """:func:`compensation` as an :data:`Intervention`, for functions that run many padded batches
     (:func:`~lens_focus.answers.answer_examples`): the span of every row's sequence, wherever the
     batch places it."""
-    _by_layer(heads, model.cfg.n_layers, model.cfg.n_heads)
+    _by_layer(heads, model_info(model))
+    _check_pattern_edits(model)
 
     def make(placement: Placement) -> ContextManager:
         mask, first = placement_span(placement, span)
@@ -211,8 +235,11 @@ def compensation(
 # --- focus directions -----------------------------------------------------------------------
 
 
-def _add_rows(x, *, hook, heads: list[int], vec: Tensor, alpha: float, keep: dict | None = None):
-    """Add ``alpha * vec[i]`` to head ``heads[i]`` of a (batch, pos, head, d_head) activation."""
+def _add_rows(x, *, hook, heads: list[int], vec: Tensor, alpha: float, keep: dict | None = None, heads_first: bool = False):
+    """Add ``alpha * vec[i]`` to head ``heads[i]`` of a (batch, pos, head, d_head) activation, or
+    of a (batch, head, pos, d_head) one when ``heads_first`` (latent attention's ``hook_q``)."""
+    if heads_first:
+        return _add_rows(x.transpose(1, 2), hook=hook, heads=heads, vec=vec, alpha=alpha, keep=keep).transpose(1, 2)
     out = x.clone()
     out[:, :, heads] = x[:, :, heads] + alpha * vec.to(x.device, x.dtype)
     if keep is not None:
@@ -250,15 +277,16 @@ def add_focus(model, directions, heads: Sequence[Head], *, alpha: float) -> Hook
 def _register_focus(model, directions, heads: Sequence[Head], alpha: float, info, geometry) -> HookHandle:
     """:func:`add_focus` for directions already checked against the model (``info``: its
     :class:`~lens_focus.model.ModelInfo`; ``geometry``: its :func:`~lens_focus.model.attention_layers`)."""
-    layers = _by_layer(heads, info.n_layers, info.n_heads)
+    layers = _by_layer(heads, info)
     rotary = info.rotary
     hooks, query, pre = [], {}, {}
     for layer, hs in layers.items():
         dq = directions.q[layer, hs]
         if directions.site == "post_rotary":
             keep: dict = {}
-            q_site = "hook_rot_q" if rotary else "hook_q"
-            hooks.append((attn_hook_name(layer, q_site), partial(_add_rows, heads=hs, vec=dq, alpha=alpha, keep=keep)))
+            latent = geometry[layer].latent  # the query entering attention: hook_q, heads first
+            q_site = "hook_rot_q" if rotary and not latent else "hook_q"
+            hooks.append((attn_hook_name(layer, q_site), partial(_add_rows, heads=hs, vec=dq, alpha=alpha, keep=keep, heads_first=latent)))
             hooks.append((attn_hook_name(layer, "hook_attn_scores"), partial(
                 _add_key_term, heads=hs, vec=directions.k[layer, hs], alpha=alpha, scale=geometry[layer].scaling, keep=keep)))  # fmt: skip
             query[layer] = partial(_add_to_query, heads=hs, vec=dq, alpha=alpha)
@@ -299,6 +327,7 @@ def focus_intervention(model, directions, heads: Sequence[Head], *, alpha: float
     """:func:`focus` as an :data:`Intervention` (the same at every position of every row); the
     directions are checked against the model once, here, not at every batch."""
     info, geometry = check_directions(directions, model), attention_layers(model)
+    _by_layer(heads, info)
 
     @contextmanager
     def placed(placement):

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from .aliases import resolve
+from .hooks import attention_indices
 from .fast import set_attention
 from .defaults import DType  # noqa: F401  (declared with the parameters)
 from .errors import InputError
@@ -52,10 +53,19 @@ class ModelInfo:
     """Longest sequence the model accepts, in tokens."""
     dtype: str = "float32"
     """Precision of the model's weights (``--dtype``)."""
+    attn_layers: tuple[int, ...] = ()
+    """The layers with attention, by their real indices: all of them, except in a hybrid model,
+    whose other layers mix positions without attention (:func:`attention_layers`)."""
 
     @property
     def n_total_heads(self) -> int:
-        return self.n_layers * self.n_heads
+        """Attention heads in the whole model (those of the attention layers)."""
+        return len(self.attn_layers) * self.n_heads
+
+    @property
+    def hybrid(self) -> bool:
+        """Whether some layers have no attention (linear attention, state-space or convolution mixers)."""
+        return len(self.attn_layers) < self.n_layers
 
     @property
     def group_size(self) -> int:
@@ -73,8 +83,9 @@ class ModelInfo:
 
     def __str__(self) -> str:
         gqa = f", {self.n_kv_heads} key-value heads" if self.n_kv_heads != self.n_heads else ""
+        hybrid = f" ({len(self.attn_layers)} with attention: {', '.join(map(str, self.attn_layers))})" if self.hybrid else ""
         return (
-            f"{self.name}: {self.n_layers} layers × {self.n_heads} heads{gqa}, head dim {self.d_head}, "
+            f"{self.name}: {self.n_layers} layers{hybrid} × {self.n_heads} heads{gqa}, head dim {self.d_head}, "
             f"{'rotary' if self.rotary else 'no rotary'}, {'chat template' if self.chat else 'plain text'}, "
             f"context {self.n_ctx}" + (f", {self.dtype}" if self.dtype != "float32" else "")
         )
@@ -191,6 +202,39 @@ def max_memory_of(spec: str | dict | None) -> dict | None:
     return dict(spec)
 
 
+REFUSED = {
+    "nemotron_h": "the bridge wraps every layer of Nemotron-H (Mamba, attention, MLP) as one opaque mixer, with no "
+                  "attention pattern hook on its attention layers, so there is no attention for lens_focus to read or patch",
+}  # fmt: skip
+"""Decoders lens_focus refuses before loading, with the reason (model type of the ``transformers`` config)."""
+
+
+def check_config(config, name: str = "model") -> dict:
+    """Check a ``transformers`` config before its weights load; returns the overrides the bridge
+    needs (handed to ``boot_transformers(..., hf_config_overrides=...)``, which it documents).
+
+    - a decoder of :data:`REFUSED` is refused with the reason;
+    - latent attention (DeepSeek V2/V3, ``kv_lora_rank``) with fewer key-value heads than query
+      heads is refused: the model's own eager attention fails on it with a shape error;
+    - Granite 4 without rotary embeddings (``position_embedding_type`` unset, as in its released
+      configs): TransformerLens 4.3's adapter reads an unset value as ``"rope"`` and then calls a
+      rotary module the model does not have; lens_focus sets the value transformers reads the
+      same way, ``"nope"`` (no rotation).
+    """
+    kind = getattr(config, "model_type", "")
+    if kind in REFUSED:
+        raise InputError(f"{name}: {kind} is not supported: {REFUSED[kind]}")
+    heads, kv = getattr(config, "num_attention_heads", None), getattr(config, "num_key_value_heads", None)
+    if getattr(config, "kv_lora_rank", None) and kv is not None and kv != heads:
+        raise InputError(
+            f"{name}: latent attention ({kind}) with num_key_value_heads={kv} and num_attention_heads={heads}: "
+            "the model's own attention needs them equal (it fails on this configuration with a shape error)"
+        )
+    if kind == "granitemoehybrid" and getattr(config, "position_embedding_type", None) is None:
+        return {"position_embedding_type": "nope"}
+    return {}
+
+
 def load_model(
     name_or_path: str,
     device: str | None = None,
@@ -220,7 +264,7 @@ def load_model(
             (fast where it applies). Forward calls of your own always run the bridge.
     """
     from transformer_lens.model_bridge import TransformerBridge
-    from transformers import AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     if isinstance(dtype, str):
         if dtype not in DTYPES:
@@ -235,12 +279,14 @@ def load_model(
     if device is not None:
         check_device(device, "device")
     path = locate_model(name_or_path)
+    overrides = check_config(AutoConfig.from_pretrained(path), name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(path)
+    boot = dict(dtype=dtype or torch.float32, tokenizer=tokenizer, hf_config_overrides=overrides or None)
     if placement is None:
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        model = TransformerBridge.boot_transformers(path, device=device, dtype=dtype or torch.float32, tokenizer=tokenizer)
+        model = TransformerBridge.boot_transformers(path, device=device, **boot)
     else:
-        model = TransformerBridge.boot_transformers(path, device_map=placement, max_memory=memory, dtype=dtype or torch.float32, tokenizer=tokenizer)
+        model = TransformerBridge.boot_transformers(path, device_map=placement, max_memory=memory, **boot)
     model.eval()
     NAMES[model] = name_or_path
     set_attention(model, attention)
@@ -258,11 +304,12 @@ def model_info(model) -> ModelInfo:
         n_layers=int(cfg.n_layers),
         n_heads=n_heads,
         n_kv_heads=int(n_kv),
-        d_head=int(cfg.d_head),
+        d_head=int(getattr(hf_attention(model, attention_indices(model)[0]), "qk_head_dim", None) or cfg.d_head),  # latent attention: nope + rope
         rotary=getattr(cfg, "positional_embedding_type", "") == "rotary",
         chat=getattr(model.tokenizer, "chat_template", None) is not None,
         n_ctx=int(cfg.n_ctx),
         dtype=str(next(model.parameters()).dtype).removeprefix("torch."),
+        attn_layers=attention_indices(model),
     )
 
 
@@ -279,30 +326,79 @@ class LayerAttention:
     """Attention logit soft-capping, ``softcap * tanh(logits / softcap)`` (Gemma 2); None = none."""
     qk_norm: bool = False
     """Queries and keys are normalised between ``hook_q``/``hook_k`` and the rotation (Qwen3, OLMo 2, Gemma 3)."""
+    rotary: bool = True
+    """The layer rotates its queries and keys, in a model that has rotary embeddings: False on the
+    layers without positions (NoPE) of SmolLM3 and Llama 4 (the attention module's ``use_rope``)."""
+    latent: bool = False
+    """Multi-head latent attention (DeepSeek V2/V3): the query and key that enter attention are a
+    position-free part and a rotated part, concatenated; the bridge's ``hook_q``/``hook_k`` fire on
+    them, heads before positions (docs/method.md §4)."""
+    learned_sink: bool = False
+    """Each head has a learned sink logit (gpt-oss): it joins the row's softmax and is dropped, so
+    the pattern's row sums to 1 minus the sink's share (:func:`sink_logits`, docs/method.md §2)."""
 
 
-def attention_layers(model) -> list[LayerAttention]:
+QK_NORMS = ("q_norm", "q_layernorm", "query_layernorm", "qk_norm")
+"""Names ``transformers`` gives a query (or query/key) norm inside an attention module."""
+
+
+def attention_layers(model) -> list[LayerAttention | None]:
     """Per layer, the :class:`LayerAttention` of a bridge's underlying ``transformers`` model, read from
     its config as ``transformers`` documents it: ``sliding_window`` on every layer, or on the
     ``"sliding_attention"`` layers of ``layer_types``; ``query_pre_attn_scalar`` (Gemma);
-    ``attn_logit_softcapping`` (Gemma 2); ``q_norm`` modules (query/key norms)."""
+    ``attn_logit_softcapping`` (Gemma 2); the attention module's own ``scaling`` and its query/key
+    norms (:data:`QK_NORMS`); a ``sinks``
+    parameter of the attention module (learned sinks). ``None`` for a layer without attention
+    (the linear-attention, state-space or convolution layers of a hybrid model)."""
     cfg = model.cfg
     hf = getattr(model, "original_model", None)
     config = getattr(hf, "config", None)
     n_layers, d_head = int(cfg.n_layers), int(cfg.d_head)
+    present = set(attention_indices(model))
     if config is None:
-        return [LayerAttention(scaling=d_head**-0.5)] * n_layers
+        return [LayerAttention(scaling=d_head**-0.5) if layer in present else None for layer in range(n_layers)]
     scalar = getattr(config, "query_pre_attn_scalar", None)
     window = getattr(config, "sliding_window", None)
     types = getattr(config, "layer_types", None)
     softcap = getattr(config, "attn_logit_softcapping", None)
-    qk_norm = any(name.endswith("q_norm") for name, _ in hf.named_modules())
+
+    def scaling(layer: int) -> float:  # the module's own factor (Granite's attention multiplier, DeepSeek's YaRN scale, ...)
+        own = getattr(hf_attention(model, layer), "scaling", None)
+        return float(own) if isinstance(own, (int, float)) else float(scalar or d_head) ** -0.5
+
     return [
         LayerAttention(
-            scaling=float(scalar or d_head) ** -0.5,
+            scaling=scaling(layer),
             window=int(window) if window and (types is None or types[layer] == "sliding_attention") else None,
             softcap=float(softcap) if softcap else None,
-            qk_norm=qk_norm,
+            qk_norm=any(hasattr(hf_attention(model, layer), n) for n in QK_NORMS),
+            learned_sink=sink_logits(model, layer) is not None,
+            latent=bool(getattr(config, "kv_lora_rank", None)),
+            rotary=bool(getattr(hf_attention(model, layer), "use_rope", True)),
         )
+        if layer in present
+        else None
         for layer in range(n_layers)
     ]
+
+
+def layer_kinds(model) -> list[str]:
+    """Per layer, what mixes its positions: ``"attention"``, or for a layer without attention the
+    kind its ``transformers`` config names (``layer_types``: ``"linear_attention"``, ``"mamba"``,
+    ``"conv"``, ...; ``"no attention"`` where the config names none)."""
+    types = getattr(getattr(getattr(model, "original_model", None), "config", None), "layer_types", None)
+    present = set(attention_indices(model))
+    return ["attention" if layer in present else str(types[layer]) if types and layer < len(types) else "no attention"
+            for layer in range(int(model.cfg.n_layers))]  # fmt: skip
+
+
+def hf_attention(model, layer: int):
+    """The ``transformers`` attention module of ``layer`` that the bridge wraps."""
+    return model.blocks[layer].attn.original_component
+
+
+def sink_logits(model, layer: int) -> torch.Tensor | None:
+    """The learned sink logit of each query head of ``layer`` (``(n_heads,)``, gpt-oss's ``sinks``),
+    or None when the layer's attention has none."""
+    sinks = getattr(hf_attention(model, layer), "sinks", None)
+    return sinks.detach() if isinstance(sinks, torch.Tensor) else None

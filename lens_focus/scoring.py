@@ -24,9 +24,10 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .forward import DEFAULT_CHUNK, batch_budget, chunked_forward, input_device, plan_batches, run
-from .hooks import RowsOf, hooked, last_row_from, pattern_rows
+from .hooks import RowsOf, attention_indices, hooked, last_row_from, pattern_rows
 from .interventions import Intervention, Placement
 from .labels import LabeledSequence, RowsKind
+from .model import attention_layers
 from .errors import InputError
 from .defaults import ROWS
 
@@ -53,6 +54,11 @@ def _wanted(row_weights: Tensor) -> RowsOf:
     return lambda first, n: any_row[first : first + n].nonzero().flatten()
 
 
+LEARNED_SINK = "learned_sink"
+"""The span of a learned sink (gpt-oss): the share of each row that its softmax gives the sink
+logit, which the model then drops; ``1 −`` the row's sum over every position (docs/method.md §2)."""
+
+
 def _batch_tensors(seqs: Sequence[LabeledSequence], names: list[str], rows: RowsKind, pad_id: int, device):
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
@@ -63,9 +69,19 @@ def _batch_tensors(seqs: Sequence[LabeledSequence], names: list[str], rows: Rows
         r = seq.rows(rows)
         row_w[b, r.start : r.stop] = 1.0 / len(r)
         for c, name in enumerate(names):
-            for start, end in seq.token_spans.get(name, []):
+            spans = [(0, len(seq))] if name == LEARNED_SINK else seq.token_spans.get(name, [])  # the sink: what the row keeps
+            for start, end in spans:
                 masks[b, start:end, c] = 1.0
     return ids.to(device), row_w.to(device), masks.to(device)
+
+
+def _sink_share(totals: Tensor, names: list[str], weight: Tensor) -> None:
+    """Turn the :data:`LEARNED_SINK` column of (batch, layer, head, span) totals, which holds the
+    scored rows' mass on every position, into the learned sink's share: each sequence's total row
+    ``weight`` (batch,) less that mass."""
+    if LEARNED_SINK in names:
+        c = names.index(LEARNED_SINK)
+        totals[..., c] = weight[:, None, None] - totals[..., c]
 
 
 def _per_sequence(totals: Tensor, names: list[str], seqs: Sequence[LabeledSequence]) -> list[dict[str, np.ndarray]]:
@@ -74,7 +90,7 @@ def _per_sequence(totals: Tensor, names: list[str], seqs: Sequence[LabeledSequen
     stacked = totals.numpy()
     outs = []
     for b, seq in enumerate(seqs):
-        out = {name: stacked[b, :, :, c] for c, name in enumerate(names) if name in seq.token_spans}
+        out = {name: stacked[b, :, :, c] for c, name in enumerate(names) if name in seq.token_spans or name == LEARNED_SINK}
         others = seq.example.irrelevant_names
         if others:
             out["irrelevant_max"] = np.max([out[d] for d in others], axis=0)
@@ -92,17 +108,21 @@ def span_sums(
     intervention: Intervention | None = None,
     progress: bool = True,
 ) -> Iterator[dict[str, np.ndarray]]:
-    """Per sequence, ``{span: array (n_layers, n_heads)}`` of contextual scores, in input order.
+    """Per sequence, ``{span: array (n_layers, n_heads)}`` of contextual scores, in input order; NaN
+    on the layers without attention of a hybrid model.
 
     Under ``intervention`` (see :mod:`lens_focus.interventions`) the scores are those of the
     patched model; its hooks run before the scoring hooks.
 
-    Includes every named span of the sequence and ``irrelevant_max`` (the largest single
-    irrelevant document) when the sequence has irrelevant documents. Sequences are batched with
+    Includes every named span of the sequence, ``irrelevant_max`` (the largest single
+    irrelevant document) when the sequence has irrelevant documents, and :data:`LEARNED_SINK`
+    when the model's heads have learned sinks. Sequences are batched with
     right padding (padded keys come after every scored row, so causal attention never sees them)
     and run ``chunk`` query positions at a time (see :mod:`lens_focus.forward`).
     """
     n_layers = model.cfg.n_layers
+    present = attention_indices(model)
+    sinks = any(a and a.learned_sink for a in attention_layers(model))
     pad_id = model.tokenizer.pad_token_id or 0
     device = input_device(model)
     for seq in seqs:
@@ -114,16 +134,17 @@ def span_sums(
     next_out = 0
     for batch in tqdm(batches, desc="scoring", disable=not progress, unit="batch"):
         group = [seqs[i] for i in batch]
-        names = sorted({n for s in group for n in s.token_spans})
+        names = sorted({n for s in group for n in s.token_spans} | ({LEARNED_SINK} if sinks else set()))
         ids, row_w, masks = _batch_tensors(group, names, rows, pad_id, device)
         width = ids.shape[1]
-        totals = torch.zeros(len(group), n_layers, model.cfg.n_heads, len(names))
+        totals = torch.full((len(group), n_layers, model.cfg.n_heads, len(names)), float("nan"))
+        totals[:, list(present)] = 0.0
 
         def reduce(layer, positions, pattern):
             totals[:, layer] += _span_reduce(pattern, row_w[:, positions], masks[:, : pattern.shape[-1]]).cpu()
 
         def stop_after_last(layer, end):
-            if layer == n_layers - 1 and end == width:
+            if layer == present[-1] and end == width:
                 raise _LastLayerDone
 
         hooks, fast = pattern_rows(model, _wanted(row_w), reduce, stop_after_last)
@@ -133,6 +154,7 @@ def span_sums(
                 chunked_forward(model, ids, chunk=chunk, every_position=True)
             except _LastLayerDone:
                 pass
+        _sink_share(totals, names, row_w.sum(-1).cpu())
         for i, out in zip(batch, _per_sequence(totals, names, group)):
             pending[i] = out
         while next_out in pending:
@@ -183,14 +205,15 @@ def aggregate_scores(per_sequence: Iterable[dict[str, np.ndarray]], conditions: 
     for (cond, span), total in sums.items():
         n_layers, n_heads = total.shape
         layer, head = np.meshgrid(np.arange(n_layers), np.arange(n_heads), indexing="ij")
+        kept = ~np.isnan(total).ravel()  # a hybrid's layers without attention have no score, not a score of 0
         frames.append(
             pd.DataFrame(
                 {
-                    "layer": layer.ravel(),
-                    "head": head.ravel(),
+                    "layer": layer.ravel()[kept],
+                    "head": head.ravel()[kept],
                     "condition": cond,
                     "span": span,
-                    "score": (total / counts[(cond, span)]).ravel(),
+                    "score": (total / counts[(cond, span)]).ravel()[kept],
                     "n": counts[(cond, span)],
                 }
             )
@@ -198,12 +221,14 @@ def aggregate_scores(per_sequence: Iterable[dict[str, np.ndarray]], conditions: 
     return pd.concat(frames, ignore_index=True).sort_values(["condition", "span", "layer", "head"], ignore_index=True)
 
 
-def score_grid(scores: pd.DataFrame, *, condition: str = "long", span: str = "relevant") -> np.ndarray:
-    """One condition and span of a score frame as an array (n_layers, n_heads)."""
+def score_grid(scores: pd.DataFrame, *, condition: str = "long", span: str = "relevant", n_layers: int | None = None) -> np.ndarray:
+    """One condition and span of a score frame as an array (n_layers, n_heads): NaN on the layers
+    the frame has no scores for (a hybrid's layers without attention, up to ``n_layers`` when given)."""
     sel = scores[(scores.condition == condition) & (scores.span == span)]
     if sel.empty:
         raise InputError(f"no scores for condition {condition!r}, span {span!r}")
-    return sel.pivot(index="layer", columns="head", values="score").to_numpy()
+    grid = sel.pivot(index="layer", columns="head", values="score")
+    return grid.reindex(range(max(n_layers or 0, int(grid.index.max()) + 1))).to_numpy()
 
 
 def head_pattern(
@@ -217,6 +242,8 @@ def head_pattern(
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     if not (0 <= layer < n_layers and 0 <= head < n_heads):
         raise InputError(f"no head ({layer}, {head}) in a model of {n_layers} layers × {n_heads} heads")
+    if layer not in attention_indices(model):
+        raise InputError(f"layer {layer} has no attention (the layers with attention: {', '.join(map(str, attention_indices(model)))})")
     wanted = _rows_to_show(seq, rows)
     out = np.zeros((len(wanted), len(seq)), dtype=np.float32)
 
@@ -234,9 +261,11 @@ def mean_attention(
 ) -> Float[np.ndarray, "layer head k_pos"]:
     """Every head's attention on each position of ``seq``, averaged over the scored rows
     ``seq.rows(rows)`` (float32): summed over a span's positions, a head's contextual score of
-    that span on this sequence (Eq. 1). What the explorer colours a prompt by."""
+    that span on this sequence (Eq. 1). What the explorer colours a prompt by. NaN on the layers
+    without attention of a hybrid model."""
     wanted = _rows_to_show(seq, rows)
-    out = np.zeros((model.cfg.n_layers, model.cfg.n_heads, len(seq)), dtype=np.float64)
+    out = np.full((model.cfg.n_layers, model.cfg.n_heads, len(seq)), np.nan)
+    out[list(attention_indices(model))] = 0.0
 
     def keep(at, positions, pattern):
         out[at, :, : pattern.shape[-1]] += pattern[0].sum(1).double().cpu().numpy()
@@ -288,6 +317,8 @@ def second_pass_reason(batch, b: int, seq: LabeledSequence | None) -> str | None
         return None
     if list(seq.input_ids[: seq.n_prompt]) != batch.prompts[b]:
         return "prompt re-tokenized with the response"
+    if any(hasattr(layer, "has_previous_state") for layer in getattr(batch.cache, "layers", [])):
+        return "recurrent layers (a hybrid model's state cannot be cut back to the prompt)"
     if not _keeps_every_position(batch.cache, batch.cached):
         return "sliding-window cache past its window"
     return None
@@ -364,7 +395,7 @@ def _response_tensors(batch, fused: list[int], group: Sequence[LabeledSequence],
             else:
                 row_w[g, t - n] = 1.0 / len(scored)
         for c, name in enumerate(names):
-            for start, end in s.token_spans.get(name, []):
+            for start, end in [(0, len(s))] if name == LEARNED_SINK else s.token_spans.get(name, []):
                 masks[g, pad + start : pad + min(end, n), c] = 1.0
                 masks[g, width + max(start, n) - n : width + end - n, c] = 1.0
     return ids, resp_mask, positions, masks, row_w, last_w
@@ -374,7 +405,8 @@ def _score_against_cache(model, batch, fused, group, last_rows, rows, interventi
     """Scores of the rows ``fused`` of ``batch``: the response tokens of ``group`` teacher-forced
     against the prompt's cache, plus the last prompt row kept from the prefill."""
     n_layers, n_heads, width = model.cfg.n_layers, model.cfg.n_heads, batch.width
-    names = sorted({n for s in group for n in s.token_spans})
+    sinks = any(a and a.learned_sink for a in attention_layers(model))
+    names = sorted({n for s in group for n in s.token_spans} | ({LEARNED_SINK} if sinks else set()))
     ids, resp_mask, positions, masks, row_w, last_w = _response_tensors(batch, fused, group, names, rows, model.tokenizer.pad_token_id or 0)
     cache, device = batch.cache, batch.mask.device
     if batch.cached > width:
@@ -382,8 +414,9 @@ def _score_against_cache(model, batch, fused, group, last_rows, rows, interventi
     keep = torch.tensor(fused)
     if len(fused) < len(batch.prompts):
         cache.batch_select_indices(keep.to(device))
-    totals = torch.zeros(len(fused), n_layers, n_heads, len(names))
-    for layer in range(n_layers):
+    totals = torch.full((len(fused), n_layers, n_heads, len(names)), float("nan"))
+    totals[:, list(attention_indices(model))] = 0.0
+    for layer in attention_indices(model):
         totals[:, layer] += last_w[:, None, None] * (last_rows[layer][keep] @ masks[:, :width])
 
     def reduce(layer, positions, pattern):
@@ -401,4 +434,5 @@ def _score_against_cache(model, batch, fused, group, last_rows, rows, interventi
             logits=False,
         )
     batch.cache = None
+    _sink_share(totals, names, last_w + row_w.sum(-1))
     return _per_sequence(totals, names, group)

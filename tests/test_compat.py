@@ -45,7 +45,7 @@ def test_a_bridge_that_drops_its_cache_is_refused(tiny_dirs):
     for module in bridge.modules():
         if hasattr(module, "_update_kv_cache"):
             module.register_forward_pre_hook(drop, with_kwargs=True)
-    with pytest.raises(RuntimeError, match=f"after {PROBE} tokens it holds 0.*transformers .* transformer_lens"):
+    with pytest.raises(RuntimeError, match=rf"after {PROBE} tokens, layers \[0, 1\] lack their state.*transformers .* transformer_lens"):
         check_cache(bridge)
 
 

@@ -69,12 +69,12 @@ def test_fast_model_shares_parameters_and_equals_the_bridge(arch, models, exampl
     finally:
         remove[0]()
     assert (eager - fast).abs().max() < 1e-4
-    # the padded prompt's mask is kept as its padding (no batch × T × T tensor); the cached step's is a (batch, 1, 1, T) tensor
-    assert seen == ["Tensor" if attention_layers(model)[0].window else "PaddedCausal", "Tensor"]
+    # the padded prompt's mask is kept as its padding, a window as its length (no batch × T × T tensor); the cached step's is a (batch, 1, 1, T) tensor
+    assert seen == ["PaddedCausal", "Tensor"]
 
 
 def test_padding_mask_stands_for_the_mask_transformers_builds():
-    from transformers.masking_utils import causal_mask_function, sdpa_mask
+    from transformers.masking_utils import causal_mask_function, sdpa_mask, sliding_window_causal_mask_function
 
     keep = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [0, 0, 0, 0, 1]]).bool()
     compact = fast_module._mask(3, 5, 5, mask_function=causal_mask_function, attention_mask=keep)
@@ -82,9 +82,16 @@ def test_padding_mask_stands_for_the_mask_transformers_builds():
     built = sdpa_mask(batch_size=3, q_length=5, kv_length=5, attention_mask=keep, allow_is_causal_skip=False)
     assert torch.equal(compact.rows(torch.arange(5)), built)
     assert torch.equal(compact.rows(torch.tensor([1, 4])), built[:, :, [1, 4]])
-    # what it does not stand for is built as before: right padding, cached steps, sliding windows, no padding
+    # a sliding window, with padding or without: the window's length, each row's keys as transformers would mask them
+    for mask in (keep, torch.ones(3, 5).bool(), None):
+        compact = fast_module._mask(3, 5, 5, mask_function=sliding_window_causal_mask_function(3), attention_mask=mask, local_size=3)
+        built = sdpa_mask(batch_size=3, q_length=5, kv_length=5, attention_mask=mask, mask_function=sliding_window_causal_mask_function(3),
+                          local_size=3, allow_is_causal_skip=False)  # fmt: skip
+        assert isinstance(compact, fast_module.PaddedCausal) and compact.window == 3
+        assert torch.equal(compact.rows(torch.arange(5)), built.expand(3, -1, -1, -1))
+    # what it does not stand for is built as before: right padding, cached steps, no padding and no window
     right = keep.flip(1)
-    for kw in (dict(attention_mask=right), dict(attention_mask=keep, local_size=3), dict(attention_mask=torch.ones(3, 5).bool())):
+    for kw in (dict(attention_mask=right), dict(attention_mask=torch.ones(3, 5).bool())):
         assert not isinstance(fast_module._mask(3, 5, 5, mask_function=causal_mask_function, **kw), fast_module.PaddedCausal)
     assert not isinstance(fast_module._mask(3, 1, 5, q_offset=4, mask_function=causal_mask_function, attention_mask=keep), fast_module.PaddedCausal)
 

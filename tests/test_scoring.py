@@ -10,17 +10,30 @@ from lens_focus.scoring import last_rows, span_sums
 
 
 def naive_scores(hf_model, seq, rows):
-    """Eq. 1 straight from a plain Hugging Face forward pass with output_attentions=True."""
+    """Eq. 1 straight from a plain Hugging Face forward pass with output_attentions=True: per span
+    (layer, head), NaN on the layers of a hybrid model that have no ``self_attn`` (Hugging Face
+    returns attentions for the others only, in order), and with learned sinks (a ``sinks``
+    parameter) the share 1 − Σ_j W[i, j] each row leaves to them."""
     with torch.no_grad():
         att = hf_model(torch.tensor([seq.input_ids]), output_attentions=True).attentions
-    out = {}
+    blocks = hf_model.model.layers if hasattr(hf_model, "model") and hasattr(hf_model.model, "layers") else None
+    layers = [i for i, b in enumerate(blocks) if getattr(b, "self_attn", None) is not None] if blocks is not None else list(range(len(att)))
+    assert len(layers) == len(att), (layers, len(att))
+    n_layers = len(blocks) if blocks is not None else len(att)
     rs = list(seq.rows(rows))
-    for name in seq.token_spans:
-        cols = seq.tokens_of(name)
-        out[name] = np.array([[float(a[0, h][rs][:, cols].sum(-1).mean()) for h in range(a.shape[1])] for a in att])
+
+    def grid(per_head):
+        out = np.full((n_layers, att[0].shape[1]), np.nan)
+        for layer, a in zip(layers, att):
+            out[layer] = [per_head(a[0, h][rs]) for h in range(a.shape[1])]
+        return out
+
+    out = {name: grid(lambda w, cols=seq.tokens_of(name): float(w[:, cols].sum(-1).mean())) for name in seq.token_spans}
     docs = seq.example.irrelevant_names
     if docs:
         out["irrelevant_max"] = np.max([out[d] for d in docs], axis=0)
+    if any(getattr(b.self_attn, "sinks", None) is not None for i, b in enumerate(blocks or []) if i in layers):
+        out["learned_sink"] = grid(lambda w: float((1 - w.sum(-1)).mean()))
     return out
 
 

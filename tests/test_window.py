@@ -70,3 +70,38 @@ def test_reproduce_writes_the_window_step_for_a_windowed_model_and_skips_it_othe
     status = reproduce(str(tiny_dirs["llama"]), tmp_path / "l", plan=plan, steps=["window"], progress=False, log=lambda *_: None)
     assert json.loads((tmp_path / "l" / "window" / "window.json").read_text()) == {"skipped": "no layer has a sliding window"}
     assert "Not drawn: no layer has a sliding window." in (tmp_path / "l" / "index.md").read_text()
+
+
+@pytest.mark.parametrize("block", [5, 40])
+def test_the_fast_path_reads_a_windowed_layer_in_blocks_as_transformers_reads_it_whole(gemma, nq_path, monkeypatch, block):
+    """Blocks of query rows (at least the window, 16) against only the keys of their window give a
+    padded batch the scores, logits and greedy answers of transformers' own (T × T)-masked forward."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    import lens_focus.fast as fast_module
+    from lens_focus import label
+    from lens_focus.fast import attention_path
+    from lens_focus.forward import run
+    from lens_focus.scoring import span_sums
+
+    monkeypatch.setattr(fast_module, "WINDOW_BLOCK", block)
+    path, model = gemma
+    hf = AutoModelForCausalLM.from_pretrained(path, attn_implementation="eager").eval()
+    exs = load_examples(nq_path, limit=2, n_docs=3, gold_positions=[1, 3], variants=("long",))
+    seqs = [label(e, model.tokenizer, " the answer") for e in exs]
+    assert min(map(len, seqs)) > 4 * max(block, 16)  # several blocks per prompt
+    with attention_path(model, "fast") as ran:
+        assert ran == "fast"
+        for seq, got in zip(seqs, span_sums(model, seqs, batch_size=4, progress=False)):  # a padded batch
+            ref = naive_scores(hf, seq, "generation")
+            for span in ref:
+                np.testing.assert_allclose(got[span], ref[span], atol=1e-5, err_msg=span)
+        ids = [s.input_ids[: s.n_prompt] for s in seqs]
+        width = max(map(len, ids))
+        batch = torch.tensor([[0] * (width - len(p)) + list(p) for p in ids])
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in ids])
+        with torch.no_grad():
+            logits, _ = run(model, batch, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0))
+            for b, p in enumerate(ids):
+                torch.testing.assert_close(logits[b], hf(torch.tensor([p])).logits[0, -1], atol=1e-4, rtol=0)

@@ -1,6 +1,7 @@
 """The README's generated blocks, written from what the code and the data say: the steps of
 ``reproduce`` (the registered experiments), the command reference (the commands themselves, their
-options and defaults), the committed runs and what each shows (its files, :mod:`lens_focus.analyses.findings`).
+options and defaults), the supported models (the conformance matrix of :data:`lens_focus.tiny.FAMILY_LIST`),
+the committed runs and what each shows (its files, :mod:`lens_focus.analyses.findings`).
 
 A block sits between ``<!-- generated: NAME -->`` and ``<!-- end: NAME -->``; the text around it
 is written by hand. ``python -m lens_focus.commands.docs`` rewrites every block of README.md in
@@ -17,6 +18,8 @@ from pathlib import Path
 from typer.main import get_command
 
 from ..analyses.findings import findings
+from ..fast import FAST_ARCHITECTURES, NOT_FAST
+from ..tiny import FAMILY_LIST
 from .cli import make_app
 from .declare import steps
 from .options import MODEL_OPTIONS
@@ -78,9 +81,36 @@ def runs_list(repo: Path) -> str:
     return "\n".join(lines)
 
 
+def _sites(sites: tuple[str, ...], rotary: bool) -> str:
+    if not sites:
+        return "none"
+    if not rotary:
+        return "on `hook_q`/`hook_k` (no rotation)"
+    return {("post_rotary", "pre_rotary"): "post- and pre-rotary", ("post_rotary",): "post-rotary", ("pre_rotary",): "pre-rotary"}[sites]
+
+
+def families_table() -> str:
+    """The conformance matrix (:data:`lens_focus.tiny.FAMILY_LIST`, tests/test_families.py) as the
+    README's supported-models table: each family's class, what its tiny model switches on, the
+    attention paths it runs on (and why not fast), where compensation and directions run."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    lines = ["| family (`transformers` class) | what the matrix switches on | attention paths | compensation | directions |", "|---|---|---|---|---|"]
+    for f in FAMILY_LIST:
+        cls = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[f.model_type]
+        fast = cls in FAST_ARCHITECTURES
+        paths = "fast, eager" if fast else f"eager ({NOT_FAST.get(cls, 'not among the decoders the fast path is checked on')})"
+        compensation = ("fast path only" if fast else "not available") if f.delegates else "every path"
+        sites = _sites(f.sites, "no rotary" not in f.switched_on and "no rotation" not in f.switched_on)
+        if f.fast_sites is not None and f.fast_sites != f.sites:
+            sites = f"{_sites(f.fast_sites, True)} on the fast path, {sites} on eager"
+        lines.append(f"| {f.label} (`{cls}`) | {f.switched_on} | {paths} | {compensation} | {sites} |")
+    return "\n".join(lines)
+
+
 def blocks(repo: Path) -> dict[str, str]:
     """Every generated block's text, by name."""
-    out = {"steps": steps_table(), "commands": commands_table(), "runs": runs_list(repo)}
+    out = {"steps": steps_table(), "commands": commands_table(), "runs": runs_list(repo), "families": families_table()}
     for run in sorted(repo.glob("figures/*/plan.json")):
         out[f"findings {run.parent.relative_to(repo).as_posix()}"] = findings(run.parent)
     return out
