@@ -7,18 +7,28 @@ is produced, and see what compensation or a focus direction changes.
 >>> page.save("explore.html")  # the same page as a file; it works offline, opened from disk
 
 The page holds everything it shows (no network, no other file): the map of every head's
-relevant, irrelevant (max) and sink score, the top heads, and per example the prompt's tokens and
-parts, and under each setting (the unmodified model, split-softmax compensation, focus
-directions) the answer, its EM and every head's attention on every prompt token, averaged over the
-answer rows of the run's row convention (:func:`lens_focus.scoring.mean_attention`), stored as
-float16. A token's colour is that weight; a document's bar is the sum over its tokens, the head's
-contextual score of that document on this example. Permalink: ``#head=L,H&example=I``.
+relevant, irrelevant (max) and sink score, the top heads, and per example the prompt's tokens cut
+into segments (each document, and each run of one other part: sink, instruction, question, ...)
+and, under each setting (the unmodified model, split-softmax compensation, focus directions), the
+answer, its EM and every head's attention on the prompt, averaged over the answer rows of the
+run's row convention (:func:`lens_focus.scoring.mean_attention`), stored twice:
+
+- per segment, exact (float32): a document's bar is the head's contextual score of that document
+  on this example, and every segment of the prompt, at any length, is listed with its share;
+- per token, as a colour: levels 0–255 of the head's largest weight off the first token (uint8,
+  deflated), decoded in the browser only for the segments one opens.
+
+A prompt of 8k tokens thus costs about a byte per token and head before compression (float16 for
+every token would be two, and a page that drew every token would not open in seconds). Prompts of
+up to :data:`OPEN_ALL` tokens open with every segment shown; longer ones with the relevant
+documents and the question. Permalink: ``#head=L,H&example=I``.
 """
 from __future__ import annotations
 
 import base64
 import html
 import json
+import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -26,6 +36,7 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from jaxtyping import Float
 from tqdm.auto import tqdm
 
 from .answers import answer_examples
@@ -64,11 +75,47 @@ class Explorer:
         return f'<iframe srcdoc="{html.escape(self.html(), quote=True)}" style="width:100%;height:860px;border:0"></iframe>'
 
 
-def attention_of(data: dict, example: int, setting: str) -> np.ndarray:
-    """The stored attention of ``example`` under ``setting``: (layer, head, prompt token), float32."""
-    run = data["examples"][example]["runs"][setting]
-    flat = np.frombuffer(base64.b64decode(run["attention"]), dtype="<f2").astype(np.float32)
-    return flat.reshape(data["n_layers"], data["n_heads"], -1)
+LEVELS = 255
+"""A token's stored weight is a level 0..LEVELS of its head's largest weight off the first token."""
+OPEN_ALL = 2048
+"""Prompts of at most this many tokens open with every segment's tokens shown (the page's own rule)."""
+
+
+def _b64(array: np.ndarray, dtype: str) -> str:
+    return base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode("ascii")
+
+
+def _array(text: str, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype=dtype).reshape(shape)
+
+
+def encode_run(weights: np.ndarray, segments: Sequence[dict], sink_tokens: int) -> dict:
+    """The stored attention of one example under one setting, from ``weights`` (layer, head,
+    prompt token; NaN on layers without attention): ``segments`` (float32 sums per segment,
+    exact), ``scale`` (float32 per head, its largest weight after the first ``sink_tokens``) and
+    ``levels`` (uint8 per token, ``round(LEVELS · w / scale)`` clipped, deflated)."""
+    w = np.nan_to_num(weights.astype(np.float64), nan=0.0)
+    sums = np.stack([weights[:, :, s["start"] : s["end"]].astype(np.float64).sum(-1) for s in segments], -1)
+    scale = w[:, :, sink_tokens:].max(-1) if w.shape[-1] > sink_tokens else np.zeros(w.shape[:2])
+    levels = np.clip(np.round(LEVELS * w / np.where(scale > 0, scale, 1.0)[..., None]), 0, LEVELS)
+    return {"segments": _b64(sums, "<f4"), "scale": _b64(scale, "<f4"),
+            "levels": base64.b64encode(zlib.compress(levels.astype(np.uint8).tobytes(), 9)).decode("ascii")}  # fmt: skip
+
+
+def attention_of(data: dict, example: int, setting: str) -> Float[np.ndarray, "layer head token"]:
+    """The page's per-token weights of ``example`` under ``setting`` (what its colours show):
+    levels times scale, within ``scale / (2 · LEVELS)`` of the head's weight (the first token's
+    clipped at the scale)."""
+    run, shape = data["examples"][example]["runs"][setting], (data["n_layers"], data["n_heads"])
+    levels = np.frombuffer(zlib.decompress(base64.b64decode(run["levels"])), dtype=np.uint8).reshape(*shape, -1)
+    scale = _array(run["scale"], "<f4", shape)
+    return (levels.astype(np.float64) / LEVELS * scale[..., None]).astype(np.float32)
+
+
+def segment_sums(data: dict, example: int, setting: str) -> Float[np.ndarray, "layer head segment"]:
+    """The exact sum of each head's weights over each segment of ``example`` under ``setting``."""
+    ex = data["examples"][example]
+    return _array(ex["runs"][setting]["segments"], "<f4", (data["n_layers"], data["n_heads"], len(ex["segments"])))
 
 
 def _grid(values: np.ndarray) -> list:
@@ -95,8 +142,23 @@ def _documents(seq: LabeledSequence) -> list[dict]:
     for name in seq.example.documents:
         spans = [s for s in seq.token_spans.get(name, []) if s[0] < seq.n_prompt]
         if spans:
-            docs.append({"name": name, "start": spans[0][0], "end": spans[-1][1], "relevant": name in relevant})
+            docs.append({"name": name, "start": spans[0][0], "end": min(spans[-1][1], seq.n_prompt), "relevant": name in relevant})
     return docs
+
+
+def segments_of(parts: Sequence[str], documents: Sequence[dict]) -> list[dict]:
+    """The prompt cut into consecutive segments that cover it: each document, and each run of
+    tokens of one other part, as ``{"name", "part", "start", "end"}`` (end exclusive)."""
+    name_at = list(parts)
+    for d in documents:
+        name_at[d["start"] : d["end"]] = [d["name"]] * (d["end"] - d["start"])
+    out: list[dict] = []
+    for i, name in enumerate(name_at):
+        if out and out[-1]["name"] == name:
+            out[-1]["end"] = i + 1
+        else:
+            out.append({"name": name, "part": parts[i], "start": i, "end": i + 1})
+    return out
 
 
 def explorer_data(
@@ -123,7 +185,7 @@ def explorer_data(
     out = {
         "title": title or f"{info.name}: contextual heads", "model": info.name, "rows": rows, "n_layers": info.n_layers,
         "n_heads": info.n_heads, "maps": maps, "top": [list(h) for h in rank_heads(scores)[:20]],
-        "settings": [{"name": name, "label": label} for name, (label, _) in settings.items()], "sample": sample, "examples": [],
+        "settings": [{"name": name, "label": label} for name, (label, _) in settings.items()], "sample": sample, "open_all": OPEN_ALL, "examples": [],
     }  # fmt: skip
     answered = {name: answer_examples(model, examples, intervention=make, progress=False, **answer_kw) for name, (_, make) in settings.items()}
     for i, ex in enumerate(tqdm(examples, desc="explorer", disable=not progress)):
@@ -131,20 +193,20 @@ def explorer_data(
         if first.sequence is None:
             raise InputError(f"example {ex.id}: skipped ({first.skipped}); the explorer shows answered examples only")
         seq0 = first.sequence
+        parts, documents = _parts(seq0), _documents(seq0)
         record = {
             "id": ex.id, "gold_position": ex.meta.get("gold_position"), "answers": list(ex.answers),
-            "tokens": _token_texts(model.tokenizer, seq0.input_ids[: seq0.n_prompt]), "parts": _parts(seq0),
-            "documents": _documents(seq0), "runs": {},
+            "tokens": _token_texts(model.tokenizer, seq0.input_ids[: seq0.n_prompt]), "documents": documents,
+            "segments": segments_of(parts, documents), "runs": {},
         }  # fmt: skip
+        sink_tokens = next((i for i, p in enumerate(parts) if p != "sink"), len(parts))
         for name, (_, make) in settings.items():
             a = answered[name][i]
             if a.sequence is None or a.sequence.n_response == 0:
-                record["runs"][name] = {"response": a.response, "em": float(a.em), "attention": None}
+                record["runs"][name] = {"response": a.response, "em": float(a.em), "levels": None}
                 continue
             every = mean_attention(model, a.sequence, rows=rows, intervention=make)
-            weights = every[:, :, : seq0.n_prompt]
-            record["runs"][name] = {"response": a.response, "em": float(a.em),
-                                    "attention": base64.b64encode(weights.astype("<f2").tobytes()).decode("ascii")}  # fmt: skip
+            record["runs"][name] = {"response": a.response, "em": float(a.em), **encode_run(every[:, :, : seq0.n_prompt], record["segments"], sink_tokens)}
             if LEARNED_SINK in spans:  # what the rows leave to the learned sinks on this example
                 record["runs"][name][LEARNED_SINK] = _grid(1.0 - every.astype(np.float64).sum(-1))
         out["examples"].append(record)

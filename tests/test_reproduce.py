@@ -179,9 +179,13 @@ def test_a_changed_plan_redoes_the_changed_step_and_those_that_read_it(run, tmp_
 
     out = tmp_path / "copy"
     shutil.copytree(run[0], out)
-    status = reproduce("toy", out, plan=tiny(sweep={"alphas": [0.5]}), progress=False, log=lambda s: None)
+    logged = []
+    status = reproduce("toy", out, plan=tiny(sweep={"alphas": [0.5]}), progress=False, log=logged.append)
     assert [s for s, v in status.items() if v == "ran"] == ["sweep"]
     assert set(pd.read_csv(out / "sweep/sweep.csv").alpha) == {0.0, 0.5}
+    # the earlier sweep is set aside, not deleted, and the log names what changed
+    assert (out / ".previous/sweep/sweep.csv").read_bytes() == (run[0] / "sweep/sweep.csv").read_bytes()
+    assert any("sweep: parameters changed (args.alphas:" in line and ".previous/sweep" in line for line in logged), logged
 
     ran = []  # which steps a change upstream redoes (recorded, not run: the steps themselves are tested above)
     monkeypatch.setattr("lens_focus.commands.reproduce.run_experiment", lambda e, ctx: ran.append(ctx.out.parent.name if ctx.out.suffix else ctx.out.name))
@@ -294,3 +298,12 @@ def test_torchrun_ranks_reproduce_what_one_process_writes(run, tmp_path):
         assert split["launcher"] == "torchrun" and split["world_size"] == 2 and min(split["prompts_per_rank"]) > 0, step
     assert sorted(p.name for p in (two / "sweep").glob("cells*.jsonl")) == ["cells.0of2.jsonl", "cells.1of2.jsonl"]
     assert "── directions: focus directions (rank 0 alone; the others wait)" in launched.stdout + launched.stderr
+
+
+def test_differences_name_each_changed_field_by_its_dotted_path():
+    from lens_focus.commands.reproduce import _differences
+
+    a = {"model": "toy", "args": {"alphas": [0.2], "k": 5}, "needs": {"heads": "x"}}
+    b = {"model": "toy", "args": {"alphas": [0.5], "k": 5, "tau": 0.3}, "needs": {"heads": "x"}}
+    assert _differences(a, b) == ["args.alphas: [0.2] → [0.5]", "args.tau: null → 0.3"]
+    assert _differences(a, a) == []

@@ -12,7 +12,9 @@ before anything runs. ``plan.json`` records the whole plan of a run.
 Resuming. Each step writes into its own sub-folder and, when it has finished, ``done.json`` with
 the parameters it ran under (the model, the step's arguments, a data file by its name and
 contents, and the stamps of the steps it read from). A step whose ``done.json`` matches is not run
-again; one that changed is redone, and so is every step after it that reads its files. Inside the
+again; one that changed is redone, and so is every step after it that reads its files (the log
+names the fields that changed, and the earlier folder is moved to ``OUT/.previous/STEP``, not
+deleted). Inside the
 long steps, every finished cell (a compensation or sweep setting, a Table 3 strength, a task under
 a setting) is kept in ``cells.jsonl`` as it completes, so an interrupted step resumes at the cell
 where it stopped. The model is loaded only when some step has work to do.
@@ -237,6 +239,33 @@ def step_params(experiment: Experiment, step: Step, model_name: str, plan: Plan,
     return {"step": step.name, "model": model_name, **precision, "args": values, "inputs": {n: stamps[n] for n in step.needs}}
 
 
+PREVIOUS = ".previous"
+"""Where a step redone under other parameters leaves its earlier folder (one per step, the latest)."""
+
+
+def _set_aside(folder: Path) -> Path:
+    """Move a step's folder to ``OUT/.previous/STEP`` (replacing an older one there): the finished
+    cells of a long step are hours of work, never deleted because a plan changed."""
+    kept = folder.parent / PREVIOUS / folder.name
+    if kept.exists():
+        shutil.rmtree(kept)
+    kept.parent.mkdir(exist_ok=True)
+    folder.rename(kept)
+    return kept
+
+
+def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """The dotted names of the fields where two parameter records differ, each as ``name: a → b``."""
+    out = []
+    for key in sorted(set(a) | set(b), key=str):
+        x, y, name = a.get(key), b.get(key), f"{prefix}{key}"
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += _differences(x, y, name + ".")
+        elif x != y:
+            out.append(f"{name}: {json.dumps(x)} → {json.dumps(y)}")
+    return out
+
+
 def _read(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
@@ -352,8 +381,11 @@ def _run_steps(run: Run, plan: Plan, every: list, wanted: set[str], *, model_nam
         bar.set_postfix_str(step.name)
         run.log(f"── {step.name}: {step.title}" + (" (rank 0 alone; the others wait)" if part.count > 1 and not experiment.split else ""))
         if part.main:
-            if _read(folder / PARAMS) != params and folder.exists():
-                shutil.rmtree(folder)  # made under other parameters: its cells do not apply
+            earlier = _read(folder / PARAMS)
+            if earlier != params and folder.exists():  # made under other parameters: its cells do not apply
+                kept = _set_aside(folder)
+                changed = ", ".join(_differences(earlier or {}, params)[:4]) or "unrecorded"
+                run.log(f"   {step.name}: parameters changed ({changed}); the earlier results are kept in {kept}")
             folder.mkdir(parents=True, exist_ok=True)
             (folder / PARAMS).write_text(json.dumps(params, indent=2) + "\n")
         barrier(part)
