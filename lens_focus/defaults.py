@@ -44,6 +44,9 @@ DType = Literal["float32", "bfloat16", "float16"]
 CopiedSpan = Literal["needle", "answer"]
 """What a retrieval head's copy is counted on: the needle's clause its question asks for (Wu et al.)
 or the short answer inside it."""
+LengthTask = Literal["nq", "long_qa", "toy_qa"]
+"""The tasks whose prompts the heads are scored on at each length: one relevant document (NQ's gold
+passage, the fact a long account's question asks about, the toy's)."""
 
 # ------------------------------------------------------------------------------ the model
 MODEL = Param("model", str, "toy", "hub name, local save_pretrained directory, .gguf file, or an alias: toy, smollm2, gemma3-270m (see lens-focus models)")
@@ -122,6 +125,11 @@ SEEDS_ALPHA = Param("alpha", float, 0.5, "focus strength α on the top heads")
 SEEDS_K = Param("k", int, 20, "top heads the directions steer", low=1)
 SEEDS_PROMPTS = Param("prompts", choices(TrainingPrompts), ("long", "gold"), "training prompts, one set of directions each: long, gold", many=True)
 TOP = Param("top", int, 5, "top heads whose relevant and sink scores a prompt's record averages", low=1)
+
+# ------------------------------------------------------------------------------ the heads across prompt lengths
+LENGTH_TASK = Param("length_task", choices(LengthTask), None, "task whose prompts are scored at each length: nq (needs --nq), long_qa "
+                    "or toy_qa (default: nq with --nq, else long_qa; toy_qa for a toy-vocabulary model)", optional=True)
+LENGTHS_K = Param("k", int, 20, "top heads per length whose sets are compared between lengths", low=1)
 
 # ------------------------------------------------------------------------------ the explorer page
 EXPLORE_LIMIT = Param("limit", int, 3, "test questions shown, each at every gold position", low=1)

@@ -196,7 +196,7 @@ def test_an_interrupted_or_concurrent_run_never_leaves_a_mixed_folder(tmp_path):
     assert json.loads(before["summary.json"])["limit"] == 3
 
     # stopped with SIGINT when the new set is written and about to replace the old one: the old set stays whole
-    paused = {"LENS_FOCUS_PAUSE_AT": "swap"}
+    paused = {"LENS_FOCUS_PAUSE_AT": "swap", "LENS_FOCUS_PAUSE_SECONDS": "900"}  # held until the signal, however slow the machine
     second = _score(out, "--limit", "2", env=paused)
     _wait_for(tmp_path / ".M.paused", second)
     third = _score(out, "--limit", "2")  # a second run into the same folder meanwhile: refused, naming the first

@@ -63,7 +63,7 @@ def _with_options(*params: Param, defaults: dict | None = None):
 
 
 @_with_options(*MODEL_OPTIONS, Param("data", str, None, "data of the question steps (default: toy for a toy-vocabulary model, facts otherwise)", optional=True),
-               STEPS_OPTION, Param("nq", NQ.kind, None, "NQ file: adds the nq task to the task step", optional=True),
+               STEPS_OPTION, Param("nq", NQ.kind, None, "NQ file: adds the nq task to the task step; the heads across lengths score its prompts", optional=True),
                Param("kv", KV.kind, None, KV.help, optional=True), Param("seed", int, None, "seed of every step's data (default: the plan's, 0)", low=0, optional=True),
                Param("rows", ROWS.kind, None, "rows every score averages (default: the plan's, generation); the step 'rows' scores under the other", optional=True),
                PLAN_OPTION)  # fmt: skip
@@ -81,6 +81,7 @@ def reproduce(
         evaluation["kv"] = str(values["kv"])
     if values["nq"] is not None:
         evaluation["nq"] = str(values["nq"])
+        changes["lengths"] = {**changes.get("lengths", {}), "nq": str(values["nq"])}  # the heads across lengths read it too
         profile = profile_of_checkpoint(values["model"])
         tasks = list(evaluation.get("tasks") or plan_for(profile).steps["evaluation"]["tasks"])
         evaluation["tasks"] = tasks + ["nq"] * ("nq" not in tasks)
