@@ -205,6 +205,8 @@ def max_memory_of(spec: str | dict | None) -> dict | None:
 REFUSED = {
     "nemotron_h": "the bridge wraps every layer of Nemotron-H (Mamba, attention, MLP) as one opaque mixer, with no "
                   "attention pattern hook on its attention layers, so there is no attention for lens_focus to read or patch",
+    "zamba2": "TransformerLens' Zamba2 adapter wraps only its Mamba-2 layers; the attention block its hybrid layers share has no "
+              "hooks, so there is no attention for lens_focus to read or patch",
 }  # fmt: skip
 """Decoders lens_focus refuses before loading, with the reason (model type of the ``transformers`` config)."""
 

@@ -117,6 +117,8 @@ def _config(tmp_path, kind, **fields):
 def test_refused_before_loading_with_the_reason(tmp_path):
     with pytest.raises(InputError, match="nemotron_h is not supported: the bridge wraps every layer"):
         check_config(_config(tmp_path / "n", "nemotron_h"), "n")
+    with pytest.raises(InputError, match="zamba2 is not supported: TransformerLens' Zamba2 adapter wraps only its Mamba-2 layers"):
+        check_config(_config(tmp_path / "z", "zamba2"), "z")
     bad = _config(tmp_path / "d", "deepseek_v3", num_attention_heads=4, num_key_value_heads=2, kv_lora_rank=16)
     with pytest.raises(InputError, match="latent attention .* num_key_value_heads=2 and num_attention_heads=4"):
         check_config(bad, "d")
