@@ -1,7 +1,7 @@
 """The explorer page on long prompts: its size and how long it takes to open, side by side with
 what storing every token's weight as float16 (the page's earlier format) would take.
 
-    python bench/bench_explorer.py [--model smollm2] [--lengths 1024,8000] [--run figures/smollm2]
+    python bench/bench_explorer.py [--model smollm2] [--lengths 1024,8000] [--run figures/smollm2] [--nq FILE]
 
 For one NQ prompt of about T tokens (documents added until T is reached; gold in the middle), the
 page of the run's three settings (unmodified, compensation, focus directions; heads and
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import tempfile
 import time
@@ -26,16 +25,27 @@ REPO = Path(__file__).resolve().parents[1]
 NQ = REPO.parent / "shared" / "data" / "lost_in_the_middle" / "nq-open-oracle.jsonl.gz"
 
 
-def long_example(model, length: int):
-    """An NQ example whose prompt is about ``length`` tokens (documents added until it is)."""
+def long_example(model, length: int, nq: Path):
+    """An NQ example of the file ``nq`` whose prompt is about ``length`` tokens (documents added until it is)."""
     from lens_focus import label, load_examples
 
     n = max(3, length // 140)
     while True:
-        ex = load_examples(os.environ.get("LENS_FOCUS_NQ", NQ), limit=1, n_docs=n, gold_positions=[max(1, n // 2)], variants=("long",))[0]
+        ex = load_examples(nq, limit=1, n_docs=n, gold_positions=[max(1, n // 2)], variants=("long",))[0]
         if len(label(ex, model.tokenizer, "")) >= length:
             return ex
         n += max(1, (length - len(label(ex, model.tokenizer, ""))) // 120)
+
+
+async def _js(tab, expression: str, wait_for=None):
+    """``expression``'s value in ``tab`` (awaited when a promise); with ``wait_for``, polled until it is that value."""
+    for _ in range(600):
+        reply = await tab.send_command("Runtime.evaluate", params={"expression": expression, "returnByValue": True, "awaitPromise": True})
+        value = reply["result"]["result"].get("value")
+        if wait_for is None or value == wait_for:
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{expression} never became {wait_for}")
 
 
 async def open_times(path: Path, repeat: int = 3) -> tuple[float, float]:
@@ -46,19 +56,9 @@ async def open_times(path: Path, repeat: int = 3) -> tuple[float, float]:
     async with Browser(headless=True, proxy_server="127.0.0.1:9") as browser:
         for _ in range(repeat):
             tab = await browser.create_tab(path.resolve().as_uri())
-
-            async def js(expression, wait_for=None):
-                for _ in range(600):
-                    reply = await tab.send_command("Runtime.evaluate", params={"expression": expression, "returnByValue": True, "awaitPromise": True})
-                    value = reply["result"]["result"].get("value")
-                    if wait_for is None or value == wait_for:
-                        return value
-                    await asyncio.sleep(0.05)
-                raise AssertionError(f"{expression} never became {wait_for}")
-
-            await js("window.explorerReady === true", True)
-            ready.append(await js("performance.getEntriesByName('explorer-ready')[0].startTime / 1000"))
-            seconds = await js("""new Promise(done => {
+            await _js(tab, "window.explorerReady === true", True)
+            ready.append(await _js(tab, "performance.getEntriesByName('explorer-ready')[0].startTime / 1000"))
+            seconds = await _js(tab, """new Promise(done => {
                 const t0 = performance.now();
                 document.querySelector('.seg.p-irrelevant .seglabel').click();  // opens a closed document (closes an open one)
                 const wait = () => window.explorerIdle ? done((performance.now() - t0) / 1000) : setTimeout(wait, 5);
@@ -74,6 +74,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="smollm2")
     ap.add_argument("--lengths", default="1024,8000")
+    ap.add_argument("--nq", type=Path, default=NQ, help="the lost-in-the-middle NQ file the prompts are built from")
     ap.add_argument("--run", default=str(REPO / "figures" / "smollm2"), help="a reproduce run whose scores, heads and directions the page shows")
     args = ap.parse_args()
     import pandas as pd
@@ -89,7 +90,7 @@ def main() -> None:
     directions = FocusDirections.load(run / "directions" / "directions.safetensors", model=model)
     rows = []
     for length in [int(x) for x in args.lengths.split(",")]:
-        ex = long_example(model, length)
+        ex = long_example(model, length, args.nq)
         start = time.perf_counter()
         page = explore(model, [ex], scores=scores, ranked=ranked, directions=directions, tau=0.1, compensation_k=5, alpha=0.5, focus_k=20,
                        max_new_tokens=8, batch_size=1, progress=False)  # fmt: skip
