@@ -294,7 +294,29 @@ def window(run: Path) -> str | None:
             f"with {j['n_docs']} documents (prompts of about {int(t.tokens.mean())} tokens): {cells}.")
 
 
-SECTIONS = (heads, compensation, directions, seeds, retrieval, tasks, window)
+def task_directions(run: Path) -> str | None:
+    """Focus directions for each task category (step ``task_directions``)."""
+    step = run / "task_directions"
+    if not _done(step):
+        return None
+    j = json.loads((step / "summary.json").read_text())
+    t, own = pd.read_csv(step / "matrix.csv"), pd.read_csv(step / "own_vs_general.csv")
+    moved = t[(t.diff_low > 0) | (t.diff_high < 0)]
+    trained = ", ".join(f"{r['category']}: {r['tasks']}" for r in j["training"])
+    parts = [f"**Focus directions for each task category (the paper's open question).** Directions trained on each category's own prompts "
+             f"({trained}; {j['train_n']} per task at {j['length']} tokens) and the "
+             f"general ones, each as {j['setting']} on {j['n']} held-out prompts per task: {len(moved)} of {len(t)} cells of the matrix move "
+             "the task's score from the baseline (paired interval excluding 0)"
+             + (": " + "; ".join(f"{r.directions} on {r.task} {_change(r.diff, r.diff_low, r.diff_high)}" for r in moved.itertuples()) if len(moved) else "")
+             + "."]  # fmt: skip
+    if len(own):
+        parts.append("A task's own directions against the general ones: "
+                     + "; ".join(f"{r.task} {_change(r.diff, r.diff_low, r.diff_high)}" for r in own.itertuples())
+                     + f" — own directions beat the general ones on {int((own.diff_low > 0).sum())} of {len(own)} tasks.")  # fmt: skip
+    return " ".join(parts)
+
+
+SECTIONS = (heads, compensation, directions, seeds, retrieval, tasks, task_directions, window)
 
 
 def findings(run: str | Path) -> str:

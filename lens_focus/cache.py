@@ -28,6 +28,7 @@ class RowCache:
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path is not None else None
         self.rows: dict[str, Any] = {}
+        self.adopted: dict[str, Any] = {}
         self.hits = 0
         if self.path is not None and self.path.exists():
             lines = self.path.read_text().splitlines()
@@ -46,6 +47,23 @@ class RowCache:
                     raise InputError(f"{self.path}, line {i + 1}: not a cache entry; the file holds finished cells of an interrupted step: "
                                      f"delete line {i + 1} to recompute that cell alone, or the file to recompute the step") from None  # fmt: skip
 
+    def adopt(self, path: str | Path) -> int:
+        """Take the finished cells of another cache file as found here too (an earlier run's
+        cells of the same keys: the same work). The file is only read, never repaired (a run may be
+        appending to it: an unfinished last line is passed over); a cell found there is copied into
+        this cache's own file when it is used. Returns the number of entries taken."""
+        path = Path(path)
+        if not path.exists():
+            return 0
+        before = len(self.adopted)
+        for line in path.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+                self.adopted.setdefault(_key(entry["key"]), entry["value"])
+            except (ValueError, KeyError, TypeError):
+                continue  # a line being written, or not an entry: that cell is computed here
+        return len(self.adopted) - before
+
     def __len__(self) -> int:
         return len(self.rows)
 
@@ -57,8 +75,11 @@ class RowCache:
         if k in self.rows:
             self.hits += 1
             return self.rows[k]
-        value = compute()
-        value = json.loads(json.dumps(value))  # what a resumed run reads back: tuples become lists
+        if k in self.adopted:
+            self.hits += 1
+            value = self.adopted[k]
+        else:
+            value = json.loads(json.dumps(compute()))  # what a resumed run reads back: tuples become lists
         self.rows[k] = value
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -131,6 +131,12 @@ LENGTH_TASK = Param("length_task", choices(LengthTask), None, "task whose prompt
                     "or toy_qa (default: nq with --nq, else long_qa; toy_qa for a toy-vocabulary model)", optional=True)
 LENGTHS_K = Param("k", int, 20, "top heads per length whose sets are compared between lengths", low=1)
 
+# ------------------------------------------------------------------------------ focus directions for each task category
+MATRIX_LENGTH = Param("length", int, None, "context length in tokens of the training and held-out prompts (default: the longest of the task suite's, "
+                      "80,160 for a toy-vocabulary model, else 1000,2000)", low=1, optional=True)
+TRAIN_N = Param("train_n", int, 30, "training prompts per task; their questions follow the held-out ones' (docs/method.md §9)", low=1)
+MATRIX_SETTING = Param("setting", str, "20_0.2", "<k>_<alpha>: every set of directions as α·d on the top-k heads (the paper's Tables 2, 5-13 use k 10, 20 and α ±0.2)")
+
 # ------------------------------------------------------------------------------ the explorer page
 EXPLORE_LIMIT = Param("limit", int, 3, "test questions shown, each at every gold position", low=1)
 EXPLORE_TAU = Param("tau", float, 0.1, "τ of the compensation shown", low=0, above=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -34,20 +34,25 @@ ANSWER_COLUMNS = ["task", "length", "setting", "id", "depth", "response", "answe
 
 @dataclass(frozen=True)
 class Setting:
-    """``α · d`` on the top-``k`` heads; ``k=None`` is the unmodified model."""
+    """``α · d`` on the top-``k`` heads; ``k=None`` is the unmodified model. ``directions`` names
+    which focus directions ``d`` are (a key of the ``named`` directions :func:`evaluation_cells`
+    is given, e.g. a task category); None: the run's one set of directions."""
 
     k: int | None = None
     alpha: float = 0.0
+    directions: str | None = None
 
     @property
     def name(self) -> str:
-        return "baseline" if self.k is None else f"{self.k}_{self.alpha:g}"
+        if self.k is None:
+            return "baseline"
+        return f"{self.k}_{self.alpha:g}" + (f"@{self.directions}" if self.directions else "")
 
 
 def parse_settings(settings: str | Sequence[str]) -> list[Setting]:
-    """``"baseline,10_0.2,20_-0.2"`` (or a list of such names) as :class:`Setting` s; an
-    :class:`~lens_focus.errors.InputError` for a name of another form, a k below 1, an α that is
-    not a finite number, or a setting named twice."""
+    """``"baseline,10_0.2,20_-0.2,20_0.2@rag"`` (or a list of such names) as :class:`Setting` s
+    (``@name``: the directions named so); an :class:`~lens_focus.errors.InputError` for a name of
+    another form, a k below 1, an α that is not a finite number, or a setting named twice."""
     names = [s.strip() for s in (settings.split(",") if isinstance(settings, str) else settings) if s.strip()]
     if not names:
         raise InputError("settings: no settings given")
@@ -58,13 +63,14 @@ def parse_settings(settings: str | Sequence[str]) -> list[Setting]:
         if name == "baseline":
             out.append(Setting())
             continue
-        k, _, alpha = name.partition("_")
+        strength, at, directions = name.partition("@")
+        k, _, alpha = strength.partition("_")
         try:
-            setting = Setting(int(k), float(alpha))
+            setting = Setting(int(k), float(alpha), directions or None)
         except ValueError:
-            raise InputError(f"settings: {name!r} is not 'baseline' or '<k>_<alpha>', e.g. 10_0.2 or 20_-0.2") from None
-        if setting.k < 1 or not math.isfinite(setting.alpha):
-            raise InputError(f"settings: {name!r} needs a whole k >= 1 and a finite α")
+            raise InputError(f"settings: {name!r} is not 'baseline' or '<k>_<alpha>[@<directions>]', e.g. 10_0.2, 20_-0.2 or 20_0.2@rag") from None
+        if setting.k < 1 or not math.isfinite(setting.alpha) or (at and not directions):
+            raise InputError(f"settings: {name!r} needs a whole k >= 1, a finite α and, after an @, a name")
         out.append(setting)
     return out
 
@@ -122,6 +128,7 @@ def evaluate_tasks(
     *,
     settings: Sequence[Setting] = tuple(parse_settings(SETTINGS.default)),
     directions=None,
+    named: Mapping[str, Any] | None = None,
     ranked: Sequence[Head] = (),
     sink_k: int = SINK_K.default,
     batch_size: int = 4,
@@ -142,11 +149,12 @@ def evaluate_tasks(
       others (empty answers);
     - ``answers``: every response with its score.
 
-    Settings other than the baseline need ``directions`` and at least ``k`` heads in ``ranked``.
+    Settings other than the baseline need ``directions`` (a setting ``k_α@name``: ``named[name]``)
+    and at least ``k`` heads in ``ranked``.
     With a ``cache``, the (task, length, setting) cells already in it are not run again. The
     work and its tables are also there apart: :func:`evaluation_cells`, :func:`evaluation_tables`.
     """
-    cells = evaluation_cells(model, sets, settings=settings, directions=directions, ranked=ranked, sink_k=sink_k,
+    cells = evaluation_cells(model, sets, settings=settings, directions=directions, named=named, ranked=ranked, sink_k=sink_k,
                              batch_size=batch_size, n_sink=n_sink, rows=rows, progress=progress, cache=cache)  # fmt: skip
     return evaluation_tables(cells)
 
@@ -157,6 +165,7 @@ def evaluation_cells(
     *,
     settings: Sequence[Setting] = tuple(parse_settings(SETTINGS.default)),
     directions=None,
+    named: Mapping[str, Any] | None = None,
     ranked: Sequence[Head] = (),
     sink_k: int = SINK_K.default,
     batch_size: int = 4,
@@ -170,9 +179,12 @@ def evaluation_cells(
     heads' ``sink`` and ``relevant`` scores) and ``skipped``. A set without prompts (a part of a
     split run may hold none of a set's) gives an empty cell."""
     cache = cache if cache is not None else RowCache()
+    named = dict(named or {})
     steered = [s for s in settings if s.k is not None]
-    if steered and directions is None:
-        raise InputError(f"settings {[s.name for s in steered]} need focus directions")
+    if missing := [s.name for s in steered if s.directions is None and directions is None]:
+        raise InputError(f"settings {missing} need focus directions")
+    if unknown := [s.name for s in steered if s.directions is not None and s.directions not in named]:
+        raise InputError(f"settings {unknown} name directions that were not given (given: {', '.join(sorted(named)) or 'none'})")
     too_many = [s.name for s in steered if s.k > len(ranked)]
     if too_many:
         raise InputError(f"settings {too_many} need more heads than the {len(ranked)} ranked")
@@ -186,7 +198,8 @@ def evaluation_cells(
         setting, ts = grid[i]
         heads = [list(h) for h in (sink_heads if setting.k is None else ranked[: setting.k])]
         key = [ts.task.name, ts.length, setting.name, heads, [e.id for e in ts.examples]] + ([rows] if rows != "generation" and setting.k is None else [])
-        compute = lambda: _cell(model, ts, setting, directions, ranked, sink_heads, batch_size, n_sink, rows)  # noqa: E731
+        chosen = directions if setting.directions is None else named[setting.directions]
+        compute = lambda: _cell(model, ts, setting, chosen, ranked, sink_heads, batch_size, n_sink, rows)  # noqa: E731
         cell = cache(key + ["per answer"], compute) if ts.examples else {"answers": [], "heads": [] if setting.k is None else None, "skipped": 0}
         cells[i] = {"task": ts.task.name, "category": ts.task.category, "length": ts.length, "setting": setting.name, **cell,
                     "answers": graded(ts, cell["answers"])}  # fmt: skip

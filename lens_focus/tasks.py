@@ -37,11 +37,11 @@ from typing import Callable, Sequence
 from .data.base import Distractors, Selection
 from .data.helmet import helmet_examples
 from .generate import StopAt
-from .labels import Example
+from .labels import Example, LabeledSequence, label
 from .metrics import best_subspan_em, choice_accuracy, label_accuracy, ndcg_at_k, parse_ranking, rouge_l_f1, substring_recall
 from .sources import Request, build
 from .errors import InputError
-from .defaults import STOP
+from .defaults import N_SINK, STOP
 
 Metric = Callable[[str, Sequence[str], dict], float]
 """``metric(response, answers, meta)``: a score in [0, 1] (``meta``: the example's)."""
@@ -80,9 +80,25 @@ class Task:
     """The data file it is built from: ``nq`` (required) or ``kv`` (optional), else None."""
     source: str = ""
     """Its builder in :data:`lens_focus.sources.SOURCES` (default: the task's name)."""
+    reference: str = "first"
+    """A key of :data:`REFERENCES`: how a prompt's answers read as a response (training sequences)."""
 
     def grade(self, response: str, answers: Sequence[str], meta: dict | None = None) -> float:
         return METRICS[self.metric](response, answers, meta or {})
+
+    def sequence(self, example: Example, tokenizer, *, n_sink: int = N_SINK.default) -> LabeledSequence:
+        """``example``'s prompt followed by its reference response (a space, then
+        :data:`REFERENCES`' text of its answers), labelled: a training sequence of focus
+        directions for this task (docs/method.md §9)."""
+        return label(example, tokenizer, " " + REFERENCES[self.reference](example.answers), n_sink=n_sink)
+
+
+REFERENCES: dict[str, Callable[[Sequence[str]], str]] = {
+    "first": lambda answers: answers[0],
+    "all": lambda answers: ", ".join(answers),  # mv: every value asked for
+    "top10": lambda answers: " > ".join(answers[0].split(" > ")[:10]),  # rerank: the ranking as far as NDCG@10 reads it
+}
+"""A task's reference response from its answers."""
 
 
 TASKS: dict[str, Task] = {
@@ -90,12 +106,12 @@ TASKS: dict[str, Task] = {
     for t in (
         Task("mk_needle", "recall", "recall", 16),
         Task("mk_uuid", "recall", "recall", 40),
-        Task("mv", "recall", "recall", 64, stop="eos"),
+        Task("mv", "recall", "recall", 64, stop="eos", reference="all"),
         Task("json_kv", "recall", "em", 40, file="kv"),
         Task("nq", "rag", "em", 20, file="nq", source="nq_rag"),
         Task("toy_needle", "recall", "em", 1, stop="eos"),
         Task("toy_qa", "rag", "em", 1, stop="eos"),
-        Task("rerank", "re_rank", "ndcg@10", 60),
+        Task("rerank", "re_rank", "ndcg@10", 60, reference="top10"),
         Task("icl", "icl", "label", 4),
         Task("long_qa", "long_qa", "rouge_f1", 20),
         Task("long_qa_mc", "long_qa", "choice", 4),

@@ -34,7 +34,7 @@ def all_heads(model) -> list[Head]:
 def test_parse_settings():
     assert [s.name for s in parse_settings("baseline,10_0.2,20_-0.2")] == ["baseline", "10_0.2", "20_-0.2"]
     assert parse_settings(["5_1"]) == [Setting(5, 1.0)]
-    for bad, match in (("", "no settings"), ("top10", "is not 'baseline' or '<k>_<alpha>'"), ("0_0.2", "needs a whole k >= 1"), ("5_nan", "a finite α"),
+    for bad, match in (("", "no settings"), ("top10", "is not 'baseline' or '<k>_<alpha>\\[@"), ("0_0.2", "needs a whole k >= 1"), ("5_nan", "a finite α"),
                        ("5_inf", "a finite α"), ("baseline,5_1,5_1", "5_1 given more than once")):
         with pytest.raises(ValueError, match=match):
             parse_settings(bad)

@@ -22,7 +22,7 @@ TOY = Profile(True, 1024)
 SMALL = {
     "score": {"limit": 6}, "heads": {"limit": 6}, "compensation": {"limit": 4, "taus": [0.1], "ks": [5]}, "directions": {"limit": 4, "epochs": 3},
     "sweep": {"limit": 4, "alphas": [0.3], "ks": [5], "table_alphas": [0.3]}, "retrieval_heads": {"lengths": [80], "depths": [0, 100]},
-    "evaluation": {"n": 3}, "seeds": {"seeds": [0, 1], "train_limit": 4, "heads_limit": 4, "test_limit": 3, "epochs": 3},
+    "evaluation": {"n": 3}, "task_directions": {"n": 3, "train_n": 3, "epochs": 2}, "seeds": {"seeds": [0, 1], "train_limit": 4, "heads_limit": 4, "test_limit": 3, "epochs": 3},
 }  # fmt: skip
 
 
@@ -147,6 +147,17 @@ def test_index_numbers_are_read_from_the_step_files(run):
     std = sink[sink.task == "STD"].iloc[0]
     assert f"{100 * std.sink:.1f} points across 2 tasks at {int(std.length)} tokens" in sections["Long-context tasks (Table 2 shape, Tables 12–13)"]
 
+    # the task-directions step answered the same held-out prompts as the evaluation step: its baseline and
+    # general-directions cells are the evaluation's own (read from there), the categories' cells its own work
+    mine, theirs = RowCache(out / "task_directions/cells.jsonl").rows, RowCache(out / "evaluation/cells.jsonl").rows
+    shared = {k for k in mine if k in theirs}
+    assert len(shared) == 2 * 2 and all(mine[k] == theirs[k] for k in shared)  # baseline, 20_0.2 × toy_needle, toy_qa at 80 tokens
+    assert len(mine) == len(shared) + 2 * 2  # each category's directions on each task
+    matrix = pd.read_csv(out / "task_directions/matrix.csv")
+    section = sections["Focus directions for each task category (the paper's first open question)"]
+    for r in matrix.itertuples():
+        assert f"{r.directions}: {r.diff:+.3f} [{r.diff_low:+.3f}, {r.diff_high:+.3f}]" in section
+
 
 @pytest.mark.slow
 def test_a_second_run_redoes_nothing_and_loads_no_model(run, monkeypatch):
@@ -192,14 +203,14 @@ def test_a_changed_plan_redoes_the_changed_step_and_those_that_read_it(run, tmp_
     monkeypatch.setattr("lens_focus.commands.reproduce.Run.context", lambda self, e, s: Context(model=None, args={}, out=self.out / s.name))
     monkeypatch.setattr("lens_focus.commands.reproduce.write_index", lambda out, *a, **k: out / "index.md")
     status = reproduce("toy", out, plan=tiny(sweep={"alphas": [0.5]}, heads={"limit": 5}), progress=False, log=lambda s: None)
-    assert ran == [s for s, v in status.items() if v == "ran"] == ["heads", "compensation", "sweep", "evaluation", "explore"]
+    assert ran == [s for s, v in status.items() if v == "ran"] == ["heads", "compensation", "sweep", "evaluation", "task_directions", "explore"]
     ran.clear()
     status = reproduce("toy", out, plan=tiny(sweep={"alphas": [0.5]}, heads={"limit": 5}, retrieval_heads={"depths": [50]}), progress=False, log=lambda s: None)
     assert ran == ["retrieval_heads", "figure9"]
     ran.clear()
     status = reproduce("toy", out, plan=tiny(sweep={"alphas": [0.5]}, heads={"limit": 5}, retrieval_heads={"depths": [50]}, rows="response"),
                        progress=False, log=lambda s: None)  # fmt: skip
-    assert ran == ["score", "rows", "heads", "compensation", "directions", "sweep", "figure9", "evaluation", "seeds", "window", "lengths", "explore"]
+    assert ran == ["score", "rows", "heads", "compensation", "directions", "sweep", "figure9", "evaluation", "seeds", "window", "lengths", "task_directions", "explore"]
 
 
 def test_a_stamp_changes_with_the_step_s_own_arguments_only():
