@@ -210,7 +210,7 @@ def test_a_changed_plan_redoes_the_changed_step_and_those_that_read_it(run, tmp_
     ran.clear()
     status = reproduce("toy", out, plan=tiny(sweep={"alphas": [0.5]}, heads={"limit": 5}, retrieval_heads={"depths": [50]}, rows="response"),
                        progress=False, log=lambda s: None)  # fmt: skip
-    assert ran == ["score", "rows", "heads", "compensation", "directions", "sweep", "figure9", "evaluation", "seeds", "window", "lengths", "task_directions", "explore"]
+    assert ran == ["score", "rows", "heads", "compensation", "directions", "sweep", "figure9", "evaluation", "seeds", "window", "lengths", "distractor_kinds", "task_directions", "explore"]
 
 
 def test_a_stamp_changes_with_the_step_s_own_arguments_only():

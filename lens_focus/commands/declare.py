@@ -251,6 +251,8 @@ def check_questions(args: dict) -> None:
     bad = [p for p in args["gold_positions"] if p > args["n_docs"]]
     if bad:
         raise ParamError(f"gold_positions: {', '.join(map(str, bad))} beyond n_docs = {args['n_docs']} documents")
+    if "data" not in args:  # an experiment that chooses its data itself (unread)
+        return
     data = str(args["data"])
     if data in BUILT_IN and args.get("task") is not None:
         raise ParamError(f"task: the built-in {data} data is read as itself; task applies to data files")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-ORDER = ("score", "compensation", "directions", "sweep", "retrieval", "evaluation", "seeds", "window", "lengths", "task_directions", "explore")
+ORDER = ("score", "compensation", "directions", "sweep", "retrieval", "evaluation", "seeds", "window", "lengths", "distractors", "task_directions", "explore")
 """Modules whose steps come first, in this order: a step runs after the steps whose files it reads."""
 
 _found = sorted((m.name for m in pkgutil.iter_modules(__path__)), key=lambda name: (ORDER.index(name) if name in ORDER else len(ORDER), name))
