@@ -316,7 +316,26 @@ def task_directions(run: Path) -> str | None:
     return " ".join(parts)
 
 
-SECTIONS = (heads, compensation, directions, seeds, retrieval, tasks, task_directions, window)
+def distractor_kinds(run: Path) -> str | None:
+    """Random against on-topic distractors (step ``distractor_kinds``)."""
+    step = run / "distractor_kinds"
+    if not _done(step) or not (step / "paired.csv").exists():
+        return None
+    j = json.loads((step / "summary.json").read_text())
+    pair = pd.read_csv(step / "paired.csv", dtype={"gold_position": str}).set_index("gold_position")
+    hd, o = pd.read_csv(step / "heads.csv").set_index("distractors"), pd.read_csv(step / "overlap.csv").iloc[0]
+    a = pair.loc["all"]
+    by_position = "; ".join(f"position {p} {_change(r['diff'], r.diff_low, r.diff_high)}" for p, r in pair.drop(index="all").iterrows())
+    k = int(o.k)
+    return (f"**Random against on-topic distractors.** The same {int(a.questions)} NQ questions at gold positions "
+            f"{', '.join(map(str, j['gold_positions']))} among {j['n_docs']} documents: EM {a.random:.3f} with random distractors, {a.bm25:.3f} with "
+            f"BM25's, {_change(a['diff'], a.diff_low, a.diff_high)} (n {int(a.n)}; {by_position}). The top {k} heads share {int(o.shared)} of {k} "
+            f"between the two (chance {o.chance:.1f}, p = {o.p_value:.1g}; Spearman ρ of every head's relevant score {o.spearman_relevant:.2f}); "
+            f"their relevant score {hd.loc['random', 'top_relevant']:.3f} → {hd.loc['bm25', 'top_relevant']:.3f}, sink "
+            f"{hd.loc['random', 'top_sink']:.3f} → {hd.loc['bm25', 'top_sink']:.3f}.")
+
+
+SECTIONS = (heads, compensation, directions, seeds, retrieval, tasks, task_directions, distractor_kinds, window)
 
 
 def findings(run: str | Path) -> str:

@@ -74,3 +74,20 @@ def test_the_heads_compared_recompute_from_the_score_files(compared):
 def test_without_an_nq_file_the_step_says_it_did_not_run(llama, tmp_path):
     summary = run_declared("compare-distractors", llama, tmp_path, log=lambda s: None, **SELECTION)
     assert summary["not_run"] == "no NQ file given (nq)" and not (tmp_path / "em.csv").exists()
+
+
+def test_the_readme_paragraph_reads_its_numbers_from_the_files(compared, tmp_path):
+    import shutil
+
+    from lens_focus.analyses.findings import distractor_kinds
+
+    out, _ = compared
+    step = tmp_path / "distractor_kinds"
+    shutil.copytree(out, step)
+    assert distractor_kinds(tmp_path) is None  # not a finished reproduce step
+    (step / "done.json").write_text("{}")
+    text = distractor_kinds(tmp_path)
+    a = pd.read_csv(out / "paired.csv", dtype={"gold_position": str}).set_index("gold_position").loc["all"]
+    o = pd.read_csv(out / "overlap.csv").iloc[0]
+    assert f"EM {a.random:.3f} with random distractors, {a.bm25:.3f} with BM25's, {a['diff']:+.3f}" in text
+    assert f"share {int(o.shared)} of 5" in text and "The same 4 NQ questions at gold positions 1, 5 among 5 documents" in text
