@@ -303,9 +303,10 @@ def task_directions(run: Path) -> str | None:
     t, own = pd.read_csv(step / "matrix.csv"), pd.read_csv(step / "own_vs_general.csv")
     moved = t[(t.diff_low > 0) | (t.diff_high < 0)]
     trained = ", ".join(f"{r['category']}: {r['tasks']}" for r in j["training"])
+    baselines = ", ".join(f"{task} {before:.3f}" for task, before in t.groupby("task", sort=False).before.first().items())
     parts = [f"**Focus directions for each task category (the paper's open question).** Directions trained on each category's own prompts "
              f"({trained}; {j['train_n']} per task at {j['length']} tokens) and the "
-             f"general ones, each as {j['setting']} on {j['n']} held-out prompts per task: {len(moved)} of {len(t)} cells of the matrix move "
+             f"general ones, each as {j['setting']} on {j['n']} held-out prompts per task (baseline scores: {baselines}): {len(moved)} of {len(t)} cells of the matrix move "
              "the task's score from the baseline (paired interval excluding 0)"
              + (": " + "; ".join(f"{r.directions} on {r.task} {_change(r.diff, r.diff_low, r.diff_high)}" for r in moved.itertuples()) if len(moved) else "")
              + "."]  # fmt: skip
