@@ -4,7 +4,8 @@ ones); columns: the tasks whose held-out prompts they were judged on; each cell 
 of the task's metric from the baseline on the same prompts, with its 95% bootstrap interval.
 Beside it, per task, its own category's directions against the general ones, paired too.
 
-Files: ``matrix.csv`` (directions, task, n, before, after, diff, diff_low, diff_high),
+Files: ``matrix.csv`` (directions, task, n, changed: the prompts whose response differs from the
+baseline's, before, after, diff, diff_low, diff_high),
 ``matrix.md`` (the matrix, each cell ``diff [low, high]``), ``matrix.html``/``.png`` (a heatmap),
 ``own_vs_general.csv`` (task, category, n, general, own, diff, diff_low, diff_high: own − general),
 ``training.csv`` (per category: its tasks, sequences, skipped, relevant score before and after
@@ -28,7 +29,7 @@ from .task_tables import paired_differences
 
 GENERAL = "general"
 """The row of the run's one set of directions (trained on its multi-document questions)."""
-MATRIX_COLUMNS = ["directions", "task", "n", "before", "after", "diff", "diff_low", "diff_high"]
+MATRIX_COLUMNS = ["directions", "task", "n", "changed", "before", "after", "diff", "diff_low", "diff_high"]
 OWN_COLUMNS = ["task", "category", "n", "general", "own", "diff", "diff_low", "diff_high"]
 
 
@@ -50,7 +51,12 @@ def matrix(answers: pd.DataFrame, *, setting: str) -> pd.DataFrame:
     diffs = diffs.assign(directions=[directions_of(s, setting) for s in diffs.setting]).dropna(subset=["directions"])
     scores = answers.groupby(["setting", "task"]).score.mean()
     base = answers[answers.setting == "baseline"].groupby("task").score.mean()
-    out = diffs.assign(before=[base[t] for t in diffs.task], after=[scores[(s, t)] for s, t in zip(diffs.setting, diffs.task)])
+    responses = answers.set_index(["setting", "task", "id"]).response
+    baseline = responses.loc["baseline"]
+    changed = {(s, t): int((responses.loc[s].loc[t] != baseline.loc[t].reindex(responses.loc[s].loc[t].index)).sum())
+               for s, t in zip(diffs.setting, diffs.task)}  # fmt: skip
+    out = diffs.assign(before=[base[t] for t in diffs.task], after=[scores[(s, t)] for s, t in zip(diffs.setting, diffs.task)],
+                       changed=[changed[(s, t)] for s, t in zip(diffs.setting, diffs.task)])  # fmt: skip
     order = [GENERAL] + [d for d in dict.fromkeys(out.directions) if d != GENERAL]
     tasks = list(dict.fromkeys(answers.task))
     out = out.assign(r=[order.index(d) for d in out.directions], c=[tasks.index(t) for t in out.task]).sort_values(["r", "c"])
@@ -130,7 +136,7 @@ def section(f: Folders) -> tuple[str, list[dict]]:
     rows = []
     for task in dict.fromkeys(table.task):
         cells = table[table.task == task].set_index("directions")
-        shown = "; ".join(f"{d}: {difference_text(r['diff'], r.diff_low, r.diff_high)}" for d, r in cells.iterrows())
+        shown = "; ".join(f"{d}: {difference_text(r['diff'], r.diff_low, r.diff_high)} ({int(r.changed)} responses changed)" for d, r in cells.iterrows())
         rows.append(row(f"{task}: change from the baseline ({int(cells.n.iloc[0])} prompts, baseline {cells.before.iloc[0]:.3f})", shown, "—"))
     for r in own.itertuples():
         rows.append(row(f"{r.task}: its own ({r.category}) directions − the general ones", difference_text(r.diff, r.diff_low, r.diff_high), "—"))

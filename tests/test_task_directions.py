@@ -108,7 +108,7 @@ def _answers(rng, settings, tasks, n):
     for setting in settings:
         for task in tasks:
             for i in range(n):
-                rows.append({"task": task, "length": 100, "setting": setting, "id": f"{task}-{i}", "depth": 0, "response": "r", "answers": "a",
+                rows.append({"task": task, "length": 100, "setting": setting, "id": f"{task}-{i}", "depth": 0, "response": f"r{rng.integers(0, 2)}", "answers": "a",
                              "score": float(rng.integers(0, 2))})  # fmt: skip
     return pd.DataFrame(rows, columns=ANSWER_COLUMNS)
 
@@ -124,6 +124,8 @@ def test_the_matrix_is_each_setting_s_paired_change_from_the_baseline():
         after = answers[(answers.setting == setting) & (answers.task == r.task)].score.to_numpy()
         assert r.n == 12 and r.before == pytest.approx(base.mean()) and r.after == pytest.approx(after.mean())
         assert r.diff == pytest.approx((after - base).mean())
+        responses = answers[(answers.setting == setting) & (answers.task == r.task)].response.to_numpy()
+        assert r.changed == int((responses != answers[(answers.setting == "baseline") & (answers.task == r.task)].response.to_numpy()).sum())
         ids = answers[(answers.setting == "baseline") & (answers.task == r.task)].id
         d = paired_difference(base, after, r.task + "/" + ids)  # the prompts are the units resampled
         assert (r.diff_low, r.diff_high) == pytest.approx((d.low, d.high))
