@@ -95,7 +95,7 @@ CASES = [  # (command line, with {d} the files' folder and {nq} the synthetic NQ
     ("retrieval --depths 50,120", "--depths: every value must be a finite number within 0..100, got 120"),
     ("retrieval --lengths 0", "--lengths:"),
     ("retrieval --filler {d}/binary.txt", "--filler: does not apply to a toy-vocabulary model"),
-    ("evaluate --heads {d}/heads.json --settings baseline,5_nan", "--settings: '5_nan' needs a whole k >= 1 and a finite α"),
+    ("evaluate --heads {d}/heads.json --settings baseline,5_nan", "--settings: '5_nan' needs a whole k >= 1, a finite α"),
     ("evaluate --heads {d}/heads.json --settings baseline,baseline", "--settings: 'baseline' given more than once"),
     ("evaluate --heads {d}/heads.json --tasks nope", "--tasks: unknown tasks nope"),
     ("evaluate --heads {d}/heads.json --n 0", "--n:"),
