@@ -59,3 +59,17 @@ def test_the_readme_states_no_hand_typed_counts_or_timings():
     hand_written = BLOCK.sub("", README)
     assert not re.search(r"\b\d+ tests\b", hand_written), "a hand-typed test count"
     assert not re.search(r"\b[\d.–]+ (min|minutes|s|seconds|hours?)\b", hand_written), "a hand-typed timing"
+
+
+def test_the_committed_runs_read_nq_with_the_distractors_the_readme_names():
+    """The README says the committed runs' NQ prompts take BM25's distractors: every step of every
+    committed plan that reads an NQ file draws them so (the distractor comparison draws both)."""
+    import json
+
+    readers = 0
+    for plan in (REPO / "figures").glob("*/plan.json"):
+        for step, values in json.loads(plan.read_text()).items():
+            if isinstance(values, dict) and values.get("nq") and step != "distractor_kinds":
+                readers += 1
+                assert values.get("distractors") == "bm25", f"{plan}: step {step} reads NQ with {values.get('distractors', 'random')} distractors"
+    assert readers >= 3 and "The committed runs' NQ prompts take BM25's distractors" in README
