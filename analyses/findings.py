@@ -332,8 +332,9 @@ def distractor_kinds(run: Path) -> str | None:
             f"{', '.join(map(str, j['gold_positions']))} among {j['n_docs']} documents: EM {a.random:.3f} with random distractors, {a.bm25:.3f} with "
             f"BM25's, {_change(a['diff'], a.diff_low, a.diff_high)} (n {int(a.n)}; {by_position}). The top {k} heads share {int(o.shared)} of {k} "
             f"between the two (chance {o.chance:.1f}, p = {o.p_value:.1g}; Spearman ρ of every head's relevant score {o.spearman_relevant:.2f}); "
-            f"their relevant score {hd.loc['random', 'top_relevant']:.3f} → {hd.loc['bm25', 'top_relevant']:.3f}, sink "
-            f"{hd.loc['random', 'top_sink']:.3f} → {hd.loc['bm25', 'top_sink']:.3f}.")
+            f"their relevant score {hd.loc['random', 'top_relevant']:.3f} → {hd.loc['bm25', 'top_relevant']:.3f}, the most attended irrelevant "
+            f"document's {hd.loc['random', 'top_irrelevant_max']:.3f} → {hd.loc['bm25', 'top_irrelevant_max']:.3f}, sink "
+            f"{hd.loc['random', 'top_sink']:.3f} → {hd.loc['bm25', 'top_sink']:.3f} (means over prompts, no interval).")
 
 
 SECTIONS = (heads, compensation, directions, seeds, retrieval, tasks, task_directions, distractor_kinds, window)

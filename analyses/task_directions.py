@@ -113,7 +113,7 @@ def write(answers: pd.DataFrame, training: list[dict], out_dir: str | Path, *, s
     table.to_csv(out / "matrix.csv", index=False)
     own.to_csv(out / "own_vs_general.csv", index=False)
     pd.DataFrame(training).to_csv(out / "training.csv", index=False)
-    n = f"{int(table.n.min())}–{int(table.n.max())}" if len(table) else "0"
+    n = "0" if not len(table) else str(int(table.n.min())) if table.n.min() == table.n.max() else f"{int(table.n.min())}–{int(table.n.max())}"
     (out / "matrix.md").write_text(f"## Paired change from the baseline, {setting} (α·d on the top-k heads), {n} held-out prompts per cell\n\n"
                                    + markdown_table(wide(table)))  # fmt: skip
     write_figure(figure(table, title=f"Directions of each category on every task's held-out prompts ({setting}; * interval excludes 0)"), out / "matrix")
