@@ -98,7 +98,8 @@ def _train(ctx: Context, category: str, tasks: list[str], held_out: dict[str, li
         return kept, kept.meta["record"]
     d = train_directions(ctx.model, seqs, site=a["site"], rows=a["rows"], epochs=a["epochs"], lr=a["lr"], seed=a["seed"], progress=False,
                          meta={"training": training, "versions": versions()})  # fmt: skip
-    record = {"category": category, "tasks": ", ".join(tasks), "sequences": len(seqs), "skipped": sum(skipped.values()), "skipped_why": "; ".join(f"{why}: {k}" for why, k in skipped.items()),
+    record = {"category": category, "tasks": ", ".join(tasks), "sequences": len(seqs), "skipped": sum(skipped.values()),
+              "skipped_why": "; ".join(f"{why}: {k}" for why, k in skipped.items()),
               "relevant_at_init": d.meta["relevant_score_at_init"], "relevant_trained": d.meta["relevant_score_trained"]}  # fmt: skip
     d.meta["record"] = record
     d.save(path)
