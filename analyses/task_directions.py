@@ -143,5 +143,5 @@ def section(f: Folders) -> tuple[str, list[dict]]:
     if len(own):
         beat = int((own.diff_low > 0).sum())
         rows.insert(0, row("tasks whose own category's directions beat the general ones (paired interval above 0)", f"{beat} of {len(own)}",
-                           "open question (§6 of the paper: task-dependent directions)"))  # fmt: skip
+                           "open question (the paper's §5, Discussion: “focus directions may be task dependent”)"))  # fmt: skip
     return text, rows
