@@ -49,14 +49,11 @@ def matrix(answers: pd.DataFrame, *, setting: str) -> pd.DataFrame:
     diffs = paired_differences(answers)
     diffs = diffs[diffs.task != "all"]
     diffs = diffs.assign(directions=[directions_of(s, setting) for s in diffs.setting]).dropna(subset=["directions"])
-    scores = answers.groupby(["setting", "task"]).score.mean()
-    base = answers[answers.setting == "baseline"].groupby("task").score.mean()
-    responses = answers.set_index(["setting", "task", "id"]).response
-    baseline = responses.loc["baseline"]
-    changed = {(s, t): int((responses.loc[s].loc[t] != baseline.loc[t].reindex(responses.loc[s].loc[t].index)).sum())
-               for s, t in zip(diffs.setting, diffs.task)}  # fmt: skip
-    out = diffs.assign(before=[base[t] for t in diffs.task], after=[scores[(s, t)] for s, t in zip(diffs.setting, diffs.task)],
-                       changed=[changed[(s, t)] for s, t in zip(diffs.setting, diffs.task)])  # fmt: skip
+    base = answers[answers.setting == "baseline"][["task", "length", "id", "score", "response"]]
+    paired = answers.merge(base, on=["task", "length", "id"], suffixes=("", "_base"))
+    paired = paired.assign(changed=paired.response.fillna("") != paired.response_base.fillna(""))  # an empty response read back from CSV is NaN
+    per_cell = paired.groupby(["setting", "task"]).agg(before=("score_base", "mean"), after=("score", "mean"), changed=("changed", "sum"))
+    out = diffs.join(per_cell, on=["setting", "task"]).astype({"changed": int})
     order = [GENERAL] + [d for d in dict.fromkeys(out.directions) if d != GENERAL]
     tasks = list(dict.fromkeys(answers.task))
     out = out.assign(r=[order.index(d) for d in out.directions], c=[tasks.index(t) for t in out.task]).sort_values(["r", "c"])

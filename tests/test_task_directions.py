@@ -135,6 +135,10 @@ def test_the_matrix_is_each_setting_s_paired_change_from_the_baseline():
         mine = answers[(answers.setting == f"20_0.2@{r.category}") & (answers.task == r.task)].score.to_numpy()
         assert r.diff == pytest.approx((mine - general).mean()) and r.general == pytest.approx(general.mean())
     assert analysis.own_vs_general(answers[answers.setting != "20_0.2"], setting="20_0.2", categories={"needle": "recall"}).empty
+    # an empty response is read back from answers.csv as NaN: two empty responses are not a change
+    empty = answers.assign(response=answers.response.where(answers.id != "qa-0", ""))
+    read_back = empty.assign(response=empty.response.replace("", np.nan))
+    pd.testing.assert_frame_equal(analysis.matrix(read_back, setting="20_0.2"), analysis.matrix(empty, setting="20_0.2"))
     text = analysis.wide(table)
     assert list(text.columns) == ["directions", "needle", "qa"]
     first = table.iloc[0]
