@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -27,10 +26,10 @@ from lens_focus.stats import em_interval, overlap_chance, paired_difference
 
 from . import em_error_bars, require_columns
 from .index import Folders, row
+from .lengths import ranked
 
 KINDS = ("random", "bm25")
 ANSWER_COLUMNS = ["distractors", "id", "question_id", "gold_position", "em", "response"]
-SPANS = ("relevant", "sink", "irrelevant_max")
 
 
 def em_table(answers: pd.DataFrame) -> pd.DataFrame:
@@ -58,24 +57,19 @@ def paired(answers: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _wide(scores: pd.DataFrame) -> pd.DataFrame:
-    long = scores[(scores.condition == "long") & scores.span.isin(SPANS)]
-    return long.pivot_table(index=["layer", "head"], columns="span", values="score").reset_index()
-
-
 def heads(scores: dict[str, pd.DataFrame], *, k: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per kind, the top-``k`` heads by relevant score and their mean scores; and the two top-``k``
     sets compared (shared against chance, hypergeometric p) with the Spearman correlation of every
     head's relevant score."""
-    tables = {kind: _wide(s).sort_values(["relevant", "layer", "head"], ascending=[False, True, True]) for kind, s in scores.items()}
+    tables = {kind: ranked(s) for kind, s in scores.items()}
     rows = []
     for kind, t in tables.items():
-        top = t.head(k)
+        top = t[t["rank"] <= k]
         rows.append({"distractors": kind, "k": k, "top_relevant": top.relevant.mean(), "top_sink": top.sink.mean(),
                      "top_irrelevant_max": top.irrelevant_max.mean(), "all_sink": t.sink.mean(),
                      "top": " ".join(f"({r.layer},{r.head})" for r in top.head(5).itertuples())})  # fmt: skip
     a, b = (tables[kind] for kind in KINDS)
-    sets = [set(zip(t.head(k)["layer"], t.head(k)["head"])) for t in (a, b)]
+    sets = [set(zip(t.layer[t["rank"] <= k], t["head"][t["rank"] <= k])) for t in (a, b)]
     o = overlap_chance(len(sets[0] & sets[1]), k, len(a))
     joined = a.merge(b, on=["layer", "head"], suffixes=("_random", "_bm25"))
     rho = stats.spearmanr(joined.relevant_random, joined.relevant_bm25).statistic
@@ -93,7 +87,7 @@ def figure(em: pd.DataFrame, scores: dict[str, pd.DataFrame]) -> go.Figure:
         g = g.assign(gold_position=g.gold_position.astype(float).astype(int)).sort_values("gold_position")
         fig.add_scatter(x=g.gold_position, y=g.em, mode="lines+markers", name=f"{kind} distractors", error_y=em_error_bars(g.em, g.n),
                         line=dict(color=colors[kind]), row=1, col=1)  # fmt: skip
-    a, b = (_wide(scores[kind]) for kind in KINDS)
+    a, b = (ranked(scores[kind]) for kind in KINDS)
     j = a.merge(b, on=["layer", "head"], suffixes=("_random", "_bm25"))
     fig.add_scatter(x=j.relevant_random, y=j.relevant_bm25, mode="markers", name="heads", marker=dict(size=5, color="gray"),
                     text=[f"({r.layer},{r.head})" for r in j.itertuples()], row=1, col=2)  # fmt: skip

@@ -28,15 +28,17 @@ from .index import Folders, row
 SPANS = ("relevant", "sink", "irrelevant_max")
 
 
+def ranked(scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per head of a score table (condition ``long``), best first: its ``relevant``,
+    ``sink`` and ``irrelevant_max`` scores and its ``rank`` by relevant score (1 = top)."""
+    wide = scores[(scores.condition == "long") & scores.span.isin(SPANS)].pivot_table(index=["layer", "head"], columns="span", values="score")
+    wide = wide.reset_index().sort_values(["relevant", "layer", "head"], ascending=[False, True, True])
+    return wide.assign(rank=np.arange(1, len(wide) + 1)).reset_index(drop=True)
+
+
 def heads_by_length(cells: dict[int, pd.DataFrame]) -> pd.DataFrame:
-    """One row per head and length from each length's score table (condition ``long``): its
-    ``relevant``, ``sink`` and ``irrelevant_max`` scores and its ``rank`` by relevant score (1 = top)."""
-    frames = []
-    for length, scores in sorted(cells.items()):
-        wide = scores[(scores.condition == "long") & scores.span.isin(SPANS)].pivot_table(index=["layer", "head"], columns="span", values="score")
-        wide = wide.reset_index().sort_values(["relevant", "layer", "head"], ascending=[False, True, True])
-        wide["rank"] = np.arange(1, len(wide) + 1)
-        frames.append(wide.assign(length=int(length)))
+    """One row per head and length from each length's score table (:func:`ranked`)."""
+    frames = [ranked(scores).assign(length=int(length)) for length, scores in sorted(cells.items())]
     return pd.concat(frames, ignore_index=True)[["length", "layer", "head", *SPANS, "rank"]]
 
 
