@@ -14,6 +14,13 @@ needle-in-a-haystack prompts in the built-in English filler (no data files neede
 
     bash bench/gpu.sh                          # a CUDA machine: the full run
     python bench/bench_gpu.py --dry-run        # any machine: the CPU, float32, 512 and 1024 tokens
+
+A CUDA machine that cannot download the models takes their shapes instead: ``--export-shapes DIR``
+(where the models are at hand) writes each model's configuration and tokenizer, without weights, to
+``DIR/<model>``; ``--shapes DIR`` (on the CUDA machine) gives each such folder weights drawn at random
+(seed 0) in the run's dtype and benchmarks that model. Time and memory depend on the shapes alone, so
+they hold for the real weights; the answers do not (a random model never stops early, so every
+answer runs to its full number of new tokens, the most a real model's can take).
 """
 from __future__ import annotations
 
@@ -91,7 +98,7 @@ def bench_model(name: str, lengths: list[int], device: str, dtype: str, n_score:
     rows = []
     for length in lengths:
         if length + 64 > lm.cfg.n_ctx:
-            rows.append({"model": name, "T": length, "skipped": f"context {lm.cfg.n_ctx}"})
+            rows.append({"model": Path(name).name, "T": length, "skipped": f"context {lm.cfg.n_ctx}"})
             continue
         examples, seqs = prompts(lm, length, max(n_score, 2))
         seq = seqs[0]
@@ -107,7 +114,7 @@ def bench_model(name: str, lengths: list[int], device: str, dtype: str, n_score:
         t_score, m_score, _ = meter(lambda: answer_examples(lm, examples[:n_score], score="generation", max_new_tokens=16, batch_size=1, progress=False))
         t_train, m_train, _ = meter(lambda: train_directions(lm, seqs[:2], epochs=1, progress=False))
         rows.append({
-            "model": name, "T": len(seq), "plain_s": t_plain, "fast_s": t_fast, "time_ratio": t_fast / t_plain,
+            "model": Path(name).name, "T": len(seq), "plain_s": t_plain, "fast_s": t_fast, "time_ratio": t_fast / t_plain,
             "plain_mb": m_plain, "fast_mb": m_fast, "memory_ratio": (m_fast / m_plain) if m_plain else None,
             "score_prompts_per_s": n_score / t_score, "score_mb": m_score, "train_s_per_epoch_2seq": t_train, "train_mb": m_train,
         })  # fmt: skip
@@ -125,7 +132,7 @@ def bench_torchrun(name: str, device: str, dtype: str, limit: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         args = ["-m", "lens_focus", "score", "--model", name, "--data", "facts", "--limit", str(limit), "--max-new-tokens", "8",
                 "--dtype", dtype, *(["--device", "cpu"] if device == "cpu" else [])]  # fmt: skip
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
         for label, launcher in (("1 process", [sys.executable]), ("torchrun 2", [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"])):
             start = time.perf_counter()
             done = subprocess.run([*launcher, *args, "--out", f"{tmp}/{label}"], env=env, capture_output=True, text=True)
@@ -135,6 +142,37 @@ def bench_torchrun(name: str, device: str, dtype: str, limit: int) -> dict:
             out["max_score_difference"] = float((a.score - b.score).abs().max())
             out["speedup"] = out["1 process"] / out["torchrun 2"]
     return out
+
+
+def export_shapes(names: list[str], out: Path) -> None:
+    """Write each model's configuration and tokenizer, without its weights, to ``out/<name>``."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from lens_focus.aliases import resolve
+
+    for name in names:
+        path, target = resolve(name), out / name
+        AutoConfig.from_pretrained(path).save_pretrained(target)
+        AutoTokenizer.from_pretrained(path).save_pretrained(target)
+        print(f"wrote {target}: {', '.join(sorted(p.name for p in target.iterdir()))}")
+
+
+def random_weights(shapes: Path, dtype: str, work: Path) -> list[str]:
+    """For each folder of ``shapes`` (a configuration and a tokenizer), a model folder in ``work`` with
+    the same files and weights drawn at random (seed 0) in ``dtype``; returns the folders."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    folders = []
+    for src in sorted(p for p in shapes.iterdir() if (p / "config.json").is_file()):
+        torch.manual_seed(0)
+        config = AutoConfig.from_pretrained(src)
+        model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))
+        model.save_pretrained(work / src.name)
+        AutoTokenizer.from_pretrained(src).save_pretrained(work / src.name)
+        folders.append(str(work / src.name))
+        del model
+    return folders
 
 
 def available(name: str) -> bool:
@@ -155,7 +193,9 @@ def report(args, device: str, rows: list[dict], torchrun: dict | None) -> str:
     lines = [f"# GPU benchmark, {datetime.date.today().isoformat()}", "",
              f"Device: **{device_name(device)}**; dtype {args.dtype}; {'dry run (CPU)' if args.dry_run else 'full run'}; "
              f"command `python bench/bench_gpu.py {' '.join(sys.argv[1:])}`; torch {v.get('torch')}, transformers {v.get('transformers')}, "
-             f"transformer_lens {v.get('transformer_lens')}, lens_focus {v.get('lens_focus')} (commit {v.get('commit', '?')}).", "",
+             f"transformer_lens {v.get('transformer_lens')}, lens_focus {v.get('lens_focus')} (commit {v.get('commit', '?')})."
+             + (" Weights drawn at random (seed 0) in the models' shapes (`--shapes`): time and memory hold for the real weights;"
+                " every answer runs to its full 16 new tokens." if args.shapes else ""), "",
              "| model | T | plain SDPA s | fast scoring s | fast / plain time | plain MB | fast MB | fast / plain memory | score prompts/s | train s/epoch (2 seq) |",
              "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     fmt = lambda x, f="{:.3f}": "n/a" if x is None else f.format(x)  # noqa: E731
@@ -184,8 +224,13 @@ def main() -> None:
     ap.add_argument("--torchrun-limit", type=int, default=8, help="questions of the torchrun comparison")
     ap.add_argument("--dry-run", action="store_true", help="the CPU, float32, lengths 512,1024, SmolLM2 only, 2 prompts")
     ap.add_argument("--out", type=Path, default=None, help="results file (default bench/results/gpu-<date>-<device>.md)")
+    ap.add_argument("--export-shapes", type=Path, default=None, metavar="DIR", help="write each model's configuration and tokenizer to DIR/<model> and stop")
+    ap.add_argument("--shapes", type=Path, default=None, metavar="DIR", help="benchmark the models of DIR (from --export-shapes) with weights drawn at random")
     args = ap.parse_args()
     import torch
+
+    if args.export_shapes:
+        return export_shapes(args.models.split(","), args.export_shapes)
 
     if args.dry_run:
         device, args.dtype, args.lengths, args.models, args.n_score, args.repeat, args.torchrun_limit = "cpu", "float32", "512,1024", "smollm2", 2, 1, 2
@@ -194,7 +239,8 @@ def main() -> None:
     else:
         device = "cuda"
     lengths = [int(x) for x in args.lengths.split(",")]
-    names = [m for m in args.models.split(",") if available(m)]
+    work = tempfile.TemporaryDirectory()
+    names = random_weights(args.shapes, args.dtype, Path(work.name)) if args.shapes else [m for m in args.models.split(",") if available(m)]
     rows = [r for name in names for r in bench_model(name, lengths, device, args.dtype, args.n_score, args.repeat)]
     torchrun = bench_torchrun(names[0], device, args.dtype, args.torchrun_limit) if names else None
     text = report(args, device, rows, torchrun)
