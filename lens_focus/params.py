@@ -50,7 +50,9 @@ class Param:
     line), ``kind``, ``default``, ``help``, and the values it allows: ``many`` (a tuple of values,
     comma-separated on the command line, a list in JSON), ``low``/``high`` bounds (``above``:
     strictly above ``low``), ``all_ok`` (a head count that may be ``all``), ``optional`` (None
-    allowed: the parameter's absence)."""
+    allowed: the parameter's absence), ``keyed`` (a grid of settings: every cached cell's key names
+    the value it was computed at, so that a run whose plan changes only such parameters keeps the
+    cells already computed)."""
 
     name: str
     kind: Kind
@@ -62,6 +64,7 @@ class Param:
     above: bool = False
     all_ok: bool = False
     optional: bool = False
+    keyed: bool = False
 
     def __post_init__(self) -> None:
         if self.default is not None:  # None: no default (optional: the parameter may be absent; else it is needed)

@@ -197,6 +197,8 @@ def test_a_changed_plan_redoes_the_changed_step_and_those_that_read_it(run, tmp_
     # the earlier sweep is set aside, not deleted, and the log names what changed
     assert (out / ".previous/sweep/sweep.csv").read_bytes() == (run[0] / "sweep/sweep.csv").read_bytes()
     assert any("sweep: parameters changed (args.alphas:" in line and ".previous/sweep" in line for line in logged), logged
+    # only the α grid changed: the cells computed before are kept, and the new α's appended after them
+    assert (out / "sweep/cells.jsonl").read_text().startswith((run[0] / "sweep/cells.jsonl").read_text())
 
     ran = []  # which steps a change upstream redoes (recorded, not run: the steps themselves are tested above)
     monkeypatch.setattr("lens_focus.commands.reproduce.run_experiment", lambda e, ctx: ran.append(ctx.out.parent.name if ctx.out.suffix else ctx.out.name))
@@ -318,3 +320,38 @@ def test_differences_name_each_changed_field_by_its_dotted_path():
     b = {"model": "toy", "args": {"alphas": [0.5], "k": 5, "tau": 0.3}, "needs": {"heads": "x"}}
     assert _differences(a, b) == ["args.alphas: [0.2] → [0.5]", "args.tau: null → 0.3"]
     assert _differences(a, a) == []
+
+
+def test_a_plan_that_changes_only_a_grid_keeps_the_cells_already_computed(tmp_path, monkeypatch):
+    from lens_focus.commands.experiments.sweep import SWEEP
+    from lens_focus.commands.reproduce import grid_changes
+
+    seen = {}  # step -> its cells file as the step found it when it ran (recorded, not run: the steps are tested elsewhere)
+
+    def record(experiment, ctx):
+        folder = ctx.out.parent if ctx.out.suffix else ctx.out
+        cells = folder / "cells.jsonl"
+        seen[folder.name] = cells.read_text() if cells.exists() else None
+
+    monkeypatch.setattr("lens_focus.commands.reproduce.run_experiment", record)
+    monkeypatch.setattr("lens_focus.commands.reproduce.Run.context", lambda self, e, s: Context(model=None, args={}, out=self.out / s.name))
+    monkeypatch.setattr("lens_focus.commands.reproduce.write_index", lambda out, *a, **k: out / "index.md")
+    out, steps = tmp_path / "run", ["compensation", "sweep"]
+    reproduce("toy", out, plan=TINY, steps=steps, progress=False, log=lambda s: None)
+    for step in steps:
+        (out / step / "cells.jsonl").write_text(f'{{"key": ["{step}"], "value": 1}}\n')
+    logged, seen = [], {}
+    # sweep: a wider α grid and another Table 3 half (keyed); compensation: fewer questions (not keyed)
+    plan = tiny(sweep={"alphas": [0.3, 0.5], "intervene_k": 10}, compensation={"limit": 3})
+    reproduce("toy", out, plan=plan, steps=steps, progress=False, log=logged.append)
+    assert seen["sweep"] == '{"key": ["sweep"], "value": 1}\n' and seen["compensation"] is None
+    assert (out / ".previous/compensation/cells.jsonl").exists() and (out / ".previous/sweep/cells.jsonl").exists()
+    assert any("sweep: only its grid changed (alphas, intervene_k)" in line for line in logged), logged
+    assert not any("compensation: only its grid" in line for line in logged)
+
+    earlier = json.loads((out / ".previous/sweep/params.json").read_text())
+    now = json.loads((out / "sweep/params.json").read_text())
+    assert grid_changes(SWEEP, earlier, now) == ["alphas", "intervene_k"]
+    assert grid_changes(SWEEP, earlier, {**now, "inputs": {**now["inputs"], "heads": "another"}}) == []  # other heads: no cell holds
+    assert grid_changes(SWEEP, earlier, {**now, "args": {**now["args"], "max_new_tokens": 3}}) == []  # a keyed and an unkeyed change
+    assert grid_changes(SWEEP, None, now) == [] and grid_changes(SWEEP, now, now) == []

@@ -266,6 +266,20 @@ def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def grid_changes(experiment: Experiment, earlier: dict | None, params: dict) -> list[str]:
+    """The arguments in which a step's ``params`` differ from its ``earlier`` ones when every one of
+    them is keyed (:attr:`Param.keyed`: a grid whose cells' keys name their values) and nothing else
+    differs (model, dtype, inputs, the other arguments); else none. The cells computed under the
+    earlier parameters then hold under the new ones."""
+    if not earlier:
+        return []
+    keyed = {p.name for p in experiment.all_params() if p.keyed}
+    a, b = earlier.get("args", {}), params.get("args", {})
+    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    same_rest = {k: v for k, v in earlier.items() if k != "args"} == {k: v for k, v in params.items() if k != "args"}
+    return changed if changed and same_rest and set(changed) <= keyed else []
+
+
 def _read(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
@@ -382,10 +396,15 @@ def _run_steps(run: Run, plan: Plan, every: list, wanted: set[str], *, model_nam
         run.log(f"── {step.name}: {step.title}" + (" (rank 0 alone; the others wait)" if part.count > 1 and not experiment.split else ""))
         if part.main:
             earlier = _read(folder / PARAMS)
-            if earlier != params and folder.exists():  # made under other parameters: its cells do not apply
+            if earlier != params and folder.exists():  # made under other parameters: its cells do not apply, unless only a grid changed
                 kept = _set_aside(folder)
                 changed = ", ".join(_differences(earlier or {}, params)[:4]) or "unrecorded"
                 run.log(f"   {step.name}: parameters changed ({changed}); the earlier results are kept in {kept}")
+                if grid := grid_changes(experiment, earlier, params):
+                    folder.mkdir(parents=True)
+                    for cells in kept.glob("cells*.jsonl"):
+                        shutil.copyfile(cells, folder / cells.name)
+                    run.log(f"   {step.name}: only its grid changed ({', '.join(grid)}): the cells already computed are kept")
             folder.mkdir(parents=True, exist_ok=True)
             (folder / PARAMS).write_text(json.dumps(params, indent=2) + "\n")
         barrier(part)
