@@ -152,3 +152,24 @@ def test_figure9_overlap_layers_and_scatter_on_synthetic_scores(tmp_path):
         figure9.compute(scores, retrieval[retrieval.layer < 3], k=3)
     with pytest.raises(ValueError, match="no response recalled"):
         figure9.compute(scores, retrieval.assign(score=np.nan), k=3)
+
+
+def test_the_shape_of_figure3_is_read_from_paired_answers():
+    """EM over k at each τ < 1: the rise to the curve's peak and the change beyond it, each a paired
+    difference over the same prompts (recomputed here by hand), and τ > 1's falls counted."""
+    from lens_focus.analyses.findings import _shape_of_compensation
+
+    n = 20
+    # contextual heads at τ 0.1: k = 1 answers the first 4 prompts, k = 5 the first 18, k = 20 the first 12
+    right = {(1, 0.1): 4, (5, 0.1): 18, (20, 0.1): 12, (1, 1.5): 0, (5, 1.5): 0, (20, 1.5): 0}
+    answers = pd.DataFrame(
+        [{"method": "baseline", "k": np.nan, "tau": np.nan, "id": f"p{i}", "question_id": f"q{i}", "em": float(i < 3)} for i in range(n)]
+        + [{"method": "contextual", "k": k, "tau": tau, "id": f"p{i}", "question_id": f"q{i}", "em": float(i < m)} for (k, tau), m in right.items() for i in range(n)]
+    )  # fmt: skip
+    em = answers.groupby(["method", "k", "tau"], dropna=False).em.mean().reset_index()
+    table = em.assign(n=n, diff=lambda f: f.em - 3 / n, diff_low=lambda f: f["diff"] - 0.05, diff_high=lambda f: f["diff"] + 0.05)
+    text = _shape_of_compensation(table, answers)
+    assert "at τ = 0.1, the top 1 → the top 5 (its peak): +0.700" in text and "a rise" in text.split("the top 5 → the top 20")[0]
+    assert "the top 5 → the top 20: -0.300" in text and "a fall" in text.split("the top 5 → the top 20")[1].split(";")[0]
+    assert "τ > 1 lowers EM measurably in 3 of its 3 settings" in text  # each 0 − 0.15 with its interval below 0
+    assert "τ = 1.5, the top" not in text  # the curves are read at τ < 1 only
