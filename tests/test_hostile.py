@@ -175,8 +175,10 @@ def test_a_broken_cell_cache_says_what_to_do(tmp_path):
 
 def _score(out: Path, *extra: str, env=None, **kw) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "lens_focus", "score", "--data", "toy", "--gold-positions", "1,20", "--max-new-tokens", "2", "--out", str(out), *extra]
+    # SIGINT as a terminal sends it: a test runner started in the background (`nohup ... &`) ignores SIGINT, and its children would too
     return subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kw)  # fmt: skip
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, seconds: float = 120) -> None:
