@@ -239,8 +239,11 @@ def main() -> None:
     else:
         device = "cuda"
     lengths = [int(x) for x in args.lengths.split(",")]
-    work = tempfile.TemporaryDirectory()
-    names = random_weights(args.shapes, args.dtype, Path(work.name)) if args.shapes else [m for m in args.models.split(",") if available(m)]
+    if args.shapes:  # the folder lives as long as the run: the models are loaded from it
+        work = tempfile.TemporaryDirectory()
+        names = random_weights(args.shapes, args.dtype, Path(work.name))
+    else:
+        names = [m for m in args.models.split(",") if available(m)]
     rows = [r for name in names for r in bench_model(name, lengths, device, args.dtype, args.n_score, args.repeat)]
     torchrun = bench_torchrun(names[0], device, args.dtype, args.torchrun_limit) if names else None
     text = report(args, device, rows, torchrun)
