@@ -119,7 +119,10 @@ def generate_batches(
 
     ``during(batch)`` may return a context manager (an intervention) held while the batch is
     read and decoded; ``prefill(batch)`` may return another, entered after it, held while the
-    prompts are read (not while decoding): e.g. :func:`lens_focus.scoring.last_rows`."""
+    prompts are read (not while decoding): e.g. :func:`lens_focus.scoring.last_rows`. While
+    either is given, the cache keeps every position on sliding-window layers too
+    (:func:`lens_focus.compat.new_cache`): hooks then see each row's keys at their positions in
+    the batch, as in a forward pass over the whole sequence, also past a layer's window."""
     if stop not in ("line", "eos"):
         raise InputError(f"stop must be 'line' or 'eos', got {stop!r}")
     tokenizer = model.tokenizer
@@ -138,15 +141,17 @@ def generate_batches(
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         batch = PromptBatch(indices=list(indices), prompts=rows, mask=mask)
         with during(batch) if during else nullcontext():
-            _decode(model, batch, ids, positions, prefill, max_new_tokens, stop, stops, chunk)
+            _decode(model, batch, ids, positions, prefill, max_new_tokens, stop, stops, chunk, every_position=bool(prefill or during))
         yield batch
 
 
-def _decode(model, batch: PromptBatch, ids, positions, prefill, max_new_tokens: int, stop: StopAt, stops: set[int], chunk: int) -> None:
+def _decode(
+    model, batch: PromptBatch, ids, positions, prefill, max_new_tokens: int, stop: StopAt, stops: set[int], chunk: int, *, every_position: bool
+) -> None:
     """Read the prompts of ``batch``, then decode greedily; fills ``batch.generations`` and ``batch.cache``."""
     tokenizer, rows, mask = model.tokenizer, batch.prompts, batch.mask
     with torch.no_grad(), prefill(batch) if prefill else nullcontext():
-        last, cache = chunked_forward(model, ids, attention_mask=mask, position_ids=positions, chunk=chunk)
+        last, cache = chunked_forward(model, ids, attention_mask=mask, position_ids=positions, chunk=chunk, every_position=every_position)
     batch.cached = batch.width
     generated: list[list[int]] = [[] for _ in rows]
     outcome: list[str | None] = [None] * len(rows)

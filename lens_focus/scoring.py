@@ -350,8 +350,9 @@ def score_after_generation(
     response tokens run against that cache, cut back to the prompt. Same numbers as
     :func:`span_sums`, without reading the prompt twice; the batch's cache is used up. A sequence
     for which :func:`second_pass_reason` gives a reason (its prompt tokens differ from those it was
-    generated from, or a sliding-window layer of the cache is past its window and has dropped
-    positions) is scored by :func:`span_sums` instead.
+    generated from, a hybrid's recurrent state, or a sliding-window layer past its window in a
+    cache that kept only the window: generation with hooks keeps every position) is scored by
+    :func:`span_sums` instead.
 
     Args:
         batch: the :class:`~lens_focus.generate.PromptBatch` the answers came from.
