@@ -8,6 +8,8 @@ the exact token span that covers it through the tokenizer's offset mapping, whic
 from __future__ import annotations
 
 import bisect
+import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -294,6 +296,24 @@ def _check_chat_tokens(example: Example, tokenizer, prompt_ids: list[int]) -> No
             f"example {example.id}: the rendered prompt does not re-tokenize to the chat template's "
             "own token ids; spans would be misplaced"
         )
+
+
+_SPECIMEN = Example(
+    id="format-specimen",
+    segments=(Segment("answer the question from the documents.\n", "instruction"), Segment("doc 1: the color is red.", "doc_1"), Segment("\n"),
+              Segment("doc 2: the city is rome.", "doc_2"), Segment("\nquestion: the color?", "question")),
+    relevant="doc_1", answers=("red",), reply_start="answer:",
+)  # fmt: skip
+"""A fixed prompt in which every part of the prompt format shows: instruction, documents, question, reply start."""
+
+
+def format_stamp(tokenizer) -> str:
+    """The prompt format of ``tokenizer`` as a short hash: the text :func:`render_prompt` makes of a
+    fixed prompt and its token ids. A changed chat template, BOS text or rendering changes it;
+    ``lens-focus reproduce`` records it with every step that reads prompts."""
+    text, start = render_prompt(_SPECIMEN, tokenizer)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return hashlib.sha256(json.dumps({"text": text, "start": start, "ids": list(ids)}).encode()).hexdigest()[:16]
 
 
 _DOC_NAME = re.compile(r"doc_(\d+)$")

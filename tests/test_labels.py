@@ -115,3 +115,21 @@ def test_bad_examples(bpe):
     empty = Example(id="e1", segments=(Segment("hi", "instruction"), Segment("", "doc_1")), relevant=None, answers=())
     with pytest.raises(LabelError, match="e1.*'doc_1'.*empty"):
         label(empty, bpe)
+
+
+def test_the_format_stamp_follows_what_a_model_is_shown(bpe, models):
+    """The same tokenizer gives the same stamp; another BOS text, a chat template or another
+    template's wording gives another (``lens-focus reproduce`` redoes its steps then)."""
+    import copy
+
+    from lens_focus.labels import format_stamp
+
+    assert format_stamp(bpe) == format_stamp(copy.deepcopy(bpe)) and len(format_stamp(bpe)) == 16
+    other_bos = copy.deepcopy(bpe)
+    other_bos.bos_token = "</s>"
+    chat = copy.deepcopy(bpe)
+    chat.chat_template = "{% for m in messages %}<s>User: {{ m['content'] }}\n{% endfor %}Assistant:"
+    reworded = copy.deepcopy(chat)
+    reworded.chat_template = chat.chat_template.replace("Assistant:", "Answer:")
+    stamps = [format_stamp(t) for t in (bpe, other_bos, chat, reworded, models["llama"].tokenizer)]
+    assert len(set(stamps)) == len(stamps), stamps

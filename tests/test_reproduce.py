@@ -355,3 +355,47 @@ def test_a_plan_that_changes_only_a_grid_keeps_the_cells_already_computed(tmp_pa
     assert grid_changes(SWEEP, earlier, {**now, "inputs": {**now["inputs"], "heads": "another"}}) == []  # other heads: no cell holds
     assert grid_changes(SWEEP, earlier, {**now, "args": {**now["args"], "max_new_tokens": 3}}) == []  # a keyed and an unkeyed change
     assert grid_changes(SWEEP, None, now) == [] and grid_changes(SWEEP, now, now) == []
+
+
+def test_a_changed_prompt_format_redoes_the_steps_and_earlier_records_take_the_format_of_now(tmp_path, monkeypatch):
+    """Every step that runs the model records its prompt format; records made before they did
+    (none in their parameters, nor down their inputs) are rewritten with it and stay done, an
+    unfinished one keeps its cells; another format redoes every step, figure9 through its inputs."""
+    from lens_focus.commands.reproduce import Run
+
+    ran, seen = [], {}
+
+    def record(experiment, ctx):
+        folder = ctx.out.parent if ctx.out.suffix else ctx.out
+        ran.append(folder.name)
+        seen[folder.name] = (folder / "cells.jsonl").read_text() if (folder / "cells.jsonl").exists() else None
+
+    monkeypatch.setattr("lens_focus.commands.reproduce.run_experiment", record)
+    monkeypatch.setattr("lens_focus.commands.reproduce.Run.context", lambda self, e, s: Context(model=None, args={}, out=self.out / s.name))
+    monkeypatch.setattr("lens_focus.commands.reproduce.write_index", lambda out, *a, **k: out / "index.md")
+    out, steps = tmp_path / "run", ["score", "retrieval_heads", "figure9"]
+    with monkeypatch.context() as before:  # a run of the code before steps recorded the prompt format
+        before.setattr(Run, "prompt", property(lambda self: None))
+        reproduce("toy", out, plan=TINY, steps=steps, progress=False, log=lambda s: None)
+    assert all("prompt" not in json.loads((out / s / "done.json").read_text())["params"] for s in steps)
+    (out / "retrieval_heads/done.json").unlink()  # unfinished, with a cell computed
+    (out / "retrieval_heads/cells.jsonl").write_text('{"key": ["needle"], "value": 1}\n')
+
+    logged, ran[:] = [], []
+    status = reproduce("toy", out, plan=TINY, steps=steps, progress=False, log=logged.append)
+    assert status["score"] == status["figure9"] == "done" and ran == ["retrieval_heads"] and seen["retrieval_heads"] == '{"key": ["needle"], "value": 1}\n'
+    assert not (out / ".previous").exists()
+    fmt = Run("toy", out, TINY, load_kw={}).prompt
+    assert len(fmt) == 16 and sum("recorded before the prompt format was" in line for line in logged) == 3, logged
+    for step in ("score", "retrieval_heads"):
+        assert json.loads((out / step / "done.json").read_text())["params"]["prompt"] == fmt
+        assert json.loads((out / step / "params.json").read_text())["prompt"] == fmt
+    assert "prompt" not in json.loads((out / "figure9/done.json").read_text())["params"]  # no model: its inputs carry the format
+
+    ran[:] = []
+    status = reproduce("toy", out, plan=TINY, steps=steps, progress=False, log=lambda s: None)
+    assert {status[s] for s in steps} == {"done"} and ran == []
+    logged = []
+    monkeypatch.setattr("lens_focus.commands.reproduce.format_stamp", lambda tokenizer: "another-format")
+    reproduce("toy", out, plan=TINY, steps=steps, progress=False, log=logged.append)
+    assert ran == steps and any(f'score: parameters changed (prompt: "{fmt}" → "another-format")' in line for line in logged), logged

@@ -10,8 +10,11 @@ kind of run (a real model or a toy-vocabulary one, full or quick); a plan file c
 before anything runs. ``plan.json`` records the whole plan of a run.
 
 Resuming. Each step writes into its own sub-folder and, when it has finished, ``done.json`` with
-the parameters it ran under (the model, the step's arguments, a data file by its name and
-contents, and the stamps of the steps it read from). A step whose ``done.json`` matches is not run
+the parameters it ran under (the model, its prompt format for the steps that run it, the step's
+arguments, a data file by its name and contents, and the stamps of the steps it read from). The
+prompt format is a hash of a fixed prompt as the model's tokenizer renders it
+(:func:`lens_focus.labels.format_stamp`): a changed chat template or rendering marks the steps
+changed. Records made before steps recorded it are taken as made under the format of now. A step whose ``done.json`` matches is not run
 again; one that changed is redone, and so is every step after it that reads its files (the log
 names the fields that changed, and the earlier folder is moved to ``OUT/.previous/STEP``, not
 deleted). Inside the
@@ -46,7 +49,8 @@ from ..directions import FocusDirections
 from ..errors import InputError
 from ..fast import attention_of
 from ..heads import load_heads
-from ..model import load_model, model_info
+from ..labels import format_stamp
+from ..model import load_model, locate_model, model_info
 from ..outputs import check_out, lock
 from ..params import Param, ParamError
 from ..parts import Part, barrier, broadcast, current_part
@@ -229,14 +233,35 @@ def _stamped(param: Param, value):
     return param.to_json(value)
 
 
-def step_params(experiment: Experiment, step: Step, model_name: str, plan: Plan, stamps: dict[str, str], dtype: str = "float32") -> dict:
-    """What a step's results depend on: the model (and its dtype, when not float32), its
+def step_params(
+    experiment: Experiment, step: Step, model_name: str, plan: Plan, stamps: dict[str, str], dtype: str = "float32", prompt: str | None = None
+) -> dict:
+    """What a step's results depend on: the model (its dtype, when not float32, and its prompt
+    format ``prompt``, :func:`lens_focus.labels.format_stamp`, for the steps that run it), its
     arguments (data files by their contents), its inputs' stamps."""
     args = plan.args(experiment, step)
     params = {p.name: p for p in experiment.all_params()}
     precision = {"dtype": dtype} if dtype != "float32" and experiment.uses_model else {}
+    fmt = {"prompt": prompt} if prompt and experiment.uses_model else {}
     values = {k: _stamped(params[k], v) for k, v in sorted(args.items()) if k in params}
-    return {"step": step.name, "model": model_name, **precision, "args": values, "inputs": {n: stamps[n] for n in step.needs}}
+    return {"step": step.name, "model": model_name, **precision, **fmt, "args": values, "inputs": {n: stamps[n] for n in step.needs}}
+
+
+def _adopt(folder: Path, params: dict, unstamped: dict) -> bool:
+    """Give a step's records made before steps recorded the prompt format (``unstamped``: the
+    same parameters without it, down the chain of inputs) the format of now: they are taken as
+    made under it. Returns whether a record was rewritten."""
+    if params == unstamped:
+        return False
+    rewrote = False
+    if _read(folder / PARAMS) == unstamped:
+        (folder / PARAMS).write_text(json.dumps(params, indent=2) + "\n")
+        rewrote = True
+    done = _read(folder / DONE)
+    if done is not None and done.get("params") == unstamped:
+        (folder / DONE).write_text(json.dumps({**done, "params": params}, indent=2) + "\n")
+        rewrote = True
+    return rewrote
 
 
 PREVIOUS = ".previous"
@@ -309,6 +334,17 @@ class Run:
         self.model_name, self.out, self.plan, self.load_kw, self.part = model_name, out, plan, load_kw, part
         self.log = (log or tqdm.write) if part.main else _quiet
         self._model = None
+        self._prompt: str | None = None
+
+    @property
+    def prompt(self) -> str:
+        """The model's prompt format (:func:`lens_focus.labels.format_stamp`), from its tokenizer alone."""
+        if self._prompt is None:
+            from transformers import AutoTokenizer
+
+            tokenizer = self._model.tokenizer if self._model is not None else AutoTokenizer.from_pretrained(locate_model(self.model_name))
+            self._prompt = format_stamp(tokenizer)
+        return self._prompt
 
     @property
     def model(self):
@@ -381,12 +417,16 @@ def _run_steps(run: Run, plan: Plan, every: list, wanted: set[str], *, model_nam
         recorded = {"model": model_name, "quick": quick, **({"dtype": dtype} if dtype != "float32" else {}), **plan_record(plan, out)}
         (out / PLAN).write_text(json.dumps(recorded, indent=2) + "\n")
     stamps: dict[str, str] = {}
+    unstamped_stamps: dict[str, str] = {}  # the chain as it was before steps recorded the prompt format
     status: dict[str, str] = {}
     bar = tqdm(every, desc="reproduce", unit="step", disable=not progress or not part.main)
     for experiment, step in bar:
-        params = step_params(experiment, step, model_name, plan, stamps, dtype)
-        stamps[step.name] = _stamp(params)
+        params = step_params(experiment, step, model_name, plan, stamps, dtype, prompt=run.prompt)
+        unstamped = step_params(experiment, step, model_name, plan, unstamped_stamps, dtype)
+        stamps[step.name], unstamped_stamps[step.name] = _stamp(params), _stamp(unstamped)
         folder = out / step.name
+        if part.main and _adopt(folder, params, unstamped):
+            run.log(f"   {step.name}: recorded before the prompt format was; taken as made under this one ({run.prompt})")
         done = _read(folder / DONE)
         # rank 0 decides for every rank of torchrun (they would read the folder at different moments)
         status[step.name] = broadcast(part, "skipped" if step.name not in wanted else "done" if done is not None and done.get("params") == params else "ran")
