@@ -48,7 +48,7 @@ def test_compensated_decoding_past_the_window_equals_a_teacher_forced_pass(windo
     on sliding-window layers too (before, their cache held only the window and they went unpatched)."""
     _, model = windowed
     heads = [Head(layer, head) for layer in range(model.cfg.n_layers) for head in range(model.cfg.n_heads)]
-    prompts = label_prompts(model, load_examples(nq_path, limit=2, n_docs=2, gold_positions=[2]), max_new_tokens=6)
+    prompts = label_prompts(model, load_examples(nq_path, limit=1, n_docs=2, gold_positions=[2]), max_new_tokens=6)
     assert all(len(p) > 4 * WINDOW for p in prompts)
     make = compensation_intervention(model, heads, tau=0.1)
     for path in paths(model):
@@ -107,7 +107,7 @@ def test_each_decoding_row_a_hook_reads_is_the_teacher_forced_row(windowed, nq_p
     from transformers import AutoModelForCausalLM
 
     where, model = windowed
-    prompts = label_prompts(model, load_examples(nq_path, limit=2, n_docs=2, gold_positions=[2]), max_new_tokens=5)
+    prompts = label_prompts(model, load_examples(nq_path, limit=1, n_docs=2, gold_positions=[2]), max_new_tokens=5)
     hf = AutoModelForCausalLM.from_pretrained(where, attn_implementation="eager").eval()
     for path in paths(model):
         rows: dict = {}
