@@ -51,6 +51,7 @@ def test_compensated_decoding_past_the_window_equals_a_teacher_forced_pass(windo
     prompts = label_prompts(model, load_examples(nq_path, limit=1, n_docs=2, gold_positions=[2]), max_new_tokens=6)
     assert all(len(p) > 4 * WINDOW for p in prompts)
     make = compensation_intervention(model, heads, tau=0.1)
+    plain = list(generate_batches(model, [p.input_ids for p in prompts], max_new_tokens=6, stop="eos", progress=False))
     for path in paths(model):
         with attention_path(model, path):
             batches = list(generate_batches(model, [p.input_ids for p in prompts], max_new_tokens=6, stop="eos", batch_size=2,
@@ -68,7 +69,6 @@ def test_compensated_decoding_past_the_window_equals_a_teacher_forced_pass(windo
                     checked += 1
             assert checked == len(prompts)
         # and the compensation does change the answers of this model (the check above could fail)
-        plain = list(generate_batches(model, [p.input_ids for p in prompts], max_new_tokens=6, stop="eos", progress=False))
         assert [g.ids for bt in plain for g in bt.generations] != [g.ids for bt in batches for g in bt.generations]
 
 
