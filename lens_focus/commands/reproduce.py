@@ -19,7 +19,8 @@ step whose ``done.json`` matches is not run again; one that changed is redone, a
 step after it that reads its files (the log names the fields that changed, and the earlier folder
 is moved to ``OUT/.previous/STEP``, not deleted). Inside the long steps, every finished cell (a
 compensation or sweep setting, a Table 3 strength, a task under a setting) is kept in
-``cells.jsonl`` as it completes, so an interrupted step resumes at the cell where it stopped. The model is loaded only when some step has work to do.
+``cells.jsonl`` as it completes, so an interrupted step resumes at the cell where it stopped. The
+model is loaded only when some step has work to do.
 
 Under ``torchrun`` (``torchrun --nproc-per-node N -m lens_focus reproduce ...``) the steps that
 answer questions split them across the ranks and rank 0 writes their files; the other steps run
