@@ -127,6 +127,20 @@ def _versions_section(out: Path, versions: dict) -> str:
     return text + "\n"
 
 
+def step_time(name: str, done: dict) -> str:
+    """The index's line on what step ``name`` took (its ``done.json``: the last run's seconds, and
+    for a step resumed over several runs what all its cells took)."""
+    seconds, cells = done.get("seconds"), done.get("cells") or {}
+    if seconds is None:
+        return ""
+    if not cells.get("found"):
+        return f"\n\nStep `{name}`: {seconds} s."
+    untimed = cells["n"] - cells["timed"]
+    return (f"\n\nStep `{name}`: {seconds} s in its last run, which found {cells['found']} of its {cells['n']} cells done by earlier runs; "
+            f"computing the cells took {cells['seconds']:,.0f} s in all"
+            + (f" ({untimed} of them untimed: computed before cells recorded their time)" if untimed else "") + ".")
+
+
 def write_index(out: str | Path, sections: list[IndexSection], *, model_name: str, data: str | None = None, versions: dict | None = None,
                 explorer: str = "explore.html") -> Path:  # fmt: skip
     """Write ``out/index.md`` from what the step folders hold, a section per entry of
@@ -154,9 +168,8 @@ def write_index(out: str | Path, sections: list[IndexSection], *, model_name: st
             parts.append(f"Not finished yet (step `{step.name}`: {cells} cells of its work done; `lens-focus reproduce` resumes it).\n" if cells
                          else f"Not run yet (step `{step.name}`).\n")  # fmt: skip
             continue
-        seconds = json.loads((step / "done.json").read_text()).get("seconds")
         text, rows = s.section(s.folders) if s.section else ("", [])
-        parts.append(text + (f"\n\nStep `{step.name}`: {seconds} s." if seconds is not None else "") + "\n")
+        parts.append(text + step_time(step.name, json.loads((step / "done.json").read_text())) + "\n")
         if rows:
             parts.append(markdown_table(pd.DataFrame(rows, columns=["", "ours", "paper"])))
     path = out / "index.md"

@@ -4,6 +4,8 @@ A :class:`RowCache` maps a key (any JSON value: the cell of a grid, such as ``["
 0.1]``) to the JSON value computed for it, and appends each new entry to a JSON-lines file at
 once. Given the same file again, a loop finds the cells it already has and computes only the rest.
 Without a file it is an in-memory no-op store, so library functions take one unconditionally.
+Each entry also records the seconds its computation took (``seconds``), so that a step resumed
+over several runs still knows what its cells cost in all (:func:`cell_seconds`).
 
 The key must name everything the value depends on that can change between runs of the same file;
 callers that change anything else (the model, the examples) start a new file.
@@ -11,8 +13,10 @@ callers that change anything else (the model, the examples) start a new file.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterable, NamedTuple, TypeVar
+
 from .errors import InputError
 
 T = TypeVar("T")
@@ -28,7 +32,9 @@ class RowCache:
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path is not None else None
         self.rows: dict[str, Any] = {}
+        self.seconds: dict[str, float | None] = {}  # per key: the computation's seconds (None: from before entries were timed)
         self.adopted: dict[str, Any] = {}
+        self._adopted_seconds: dict[str, float | None] = {}
         self.hits = 0
         if self.path is not None and self.path.exists():
             lines = self.path.read_text().splitlines()
@@ -38,6 +44,7 @@ class RowCache:
                 try:
                     entry = json.loads(line)
                     self.rows[_key(entry["key"])] = entry["value"]
+                    self.seconds[_key(entry["key"])] = entry.get("seconds")
                 except (ValueError, KeyError, TypeError):
                     if i == len(lines) - 1:
                         # A last line cut short by an interruption: drop it (the next entry then starts
@@ -60,6 +67,7 @@ class RowCache:
             try:
                 entry = json.loads(line)
                 self.adopted.setdefault(_key(entry["key"]), entry["value"])
+                self._adopted_seconds.setdefault(_key(entry["key"]), entry.get("seconds"))
             except (ValueError, KeyError, TypeError):
                 continue  # a line being written, or not an entry: that cell is computed here
         return len(self.adopted) - before
@@ -77,12 +85,30 @@ class RowCache:
             return self.rows[k]
         if k in self.adopted:
             self.hits += 1
-            value = self.adopted[k]
+            value, seconds = self.adopted[k], self._adopted_seconds[k]
         else:
+            start = time.perf_counter()
             value = json.loads(json.dumps(compute()))  # what a resumed run reads back: tuples become lists
-        self.rows[k] = value
+            seconds = round(time.perf_counter() - start, 2)
+        self.rows[k], self.seconds[k] = value, seconds
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a") as f:
-                f.write(json.dumps({"key": json.loads(k), "value": value}) + "\n")
+                f.write(json.dumps({"key": json.loads(k), "value": value, **({"seconds": seconds} if seconds is not None else {})}) + "\n")
         return value
+
+
+class CellTime(NamedTuple):
+    """What the cells of one or more cache files cost: ``n`` cells, ``timed`` of them with a
+    recorded time, ``seconds`` their sum."""
+
+    n: int
+    timed: int
+    seconds: float
+
+
+def cell_seconds(paths: Iterable[str | Path]) -> CellTime:
+    """The computing time recorded in the cache files ``paths`` (earlier runs' cells included)."""
+    times = [t for path in paths for t in RowCache(path).seconds.values()]
+    timed = [t for t in times if t is not None]
+    return CellTime(len(times), len(timed), round(sum(timed), 1))

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from lens_focus.cache import RowCache
+from lens_focus.cache import RowCache, cell_seconds
 from lens_focus.commands.cli import app
 from lens_focus.profile import Profile
 from lens_focus.commands.declare import Context, steps as registered
@@ -65,6 +65,25 @@ def test_row_cache_resumes_from_its_file(tmp_path):
 
     memory = RowCache()
     assert memory("k", lambda: 1) == 1 and memory("k", lambda: 2) == 1 and memory.path is None
+
+
+def test_cells_record_their_computing_time_and_a_file_sums_it_over_runs(tmp_path):
+    import time
+
+    path = tmp_path / "cells.jsonl"
+    path.write_text('{"key": "old", "value": 1}\n')  # a cell from before cells were timed
+    cache = RowCache(path)
+    cache("slow", lambda: time.sleep(0.2) or 2)
+    cache("fast", lambda: 3)
+    entries = {json.loads(line)["key"]: json.loads(line) for line in path.read_text().splitlines()}
+    assert "seconds" not in entries["old"] and 0.2 <= entries["slow"]["seconds"] < 5 and entries["fast"]["seconds"] < 0.2
+    other = RowCache(tmp_path / "copy.jsonl")
+    other.adopt(path)
+    other("slow", lambda: pytest.fail("an adopted cell is not computed again"))
+    assert json.loads((tmp_path / "copy.jsonl").read_text())["seconds"] == entries["slow"]["seconds"]  # its time travels with it
+    total = cell_seconds([path, tmp_path / "copy.jsonl"])
+    assert (total.n, total.timed) == (4, 3)
+    assert total.seconds == pytest.approx(2 * entries["slow"]["seconds"] + entries["fast"]["seconds"], abs=0.06)
 
 
 @pytest.fixture(scope="module")
@@ -255,6 +274,12 @@ def test_an_interrupted_step_resumes_at_its_cells_and_gives_the_same_result(run,
         n = len((run[0] / s / "cells.jsonl").read_text().splitlines())
         assert len((out / s / "cells.jsonl").read_text().splitlines()) == n == len(RowCache(out / s / "cells.jsonl"))
     assert len(computed) == sum(len((run[0] / s / "cells.jsonl").read_text().splitlines()) - 1 for s in expected)
+    for s in expected:  # done.json: the cell found done, and every cell's time over both runs
+        cells = json.loads((out / s / "done.json").read_text())["cells"]
+        assert cells["found"] == 1 and cells["n"] == cells["timed"] == len(RowCache(out / s / "cells.jsonl"))
+        assert cells["seconds"] == cell_seconds([out / s / "cells.jsonl"]).seconds
+    assert re.search(r"Step `sweep`: [\d.]+ s in its last run, which found 1 of its \d+ cells done by earlier runs; computing the cells took [\d,]+ s in all\.",
+                     (out / "index.md").read_text())
 
 
 def test_plan_for_and_bad_steps(tmp_path):
@@ -399,3 +424,14 @@ def test_a_changed_prompt_format_redoes_the_steps_and_earlier_records_take_the_f
     monkeypatch.setattr("lens_focus.commands.reproduce.format_stamp", lambda tokenizer: "another-format")
     reproduce("toy", out, plan=TINY, steps=steps, progress=False, log=logged.append)
     assert ran == steps and any(f'score: parameters changed (prompt: "{fmt}" → "another-format")' in line for line in logged), logged
+
+
+def test_the_index_line_on_a_step_s_time():
+    from lens_focus.analyses.index import step_time
+
+    assert step_time("sweep", {"seconds": 12.5}) == "\n\nStep `sweep`: 12.5 s."
+    assert step_time("sweep", {"seconds": 12.5, "cells": {"found": 0, "n": 4, "timed": 4, "seconds": 12.0}}) == "\n\nStep `sweep`: 12.5 s."
+    resumed = step_time("evaluation", {"seconds": 20.8, "cells": {"found": 42, "n": 75, "timed": 33, "seconds": 31415.9}})
+    assert resumed == ("\n\nStep `evaluation`: 20.8 s in its last run, which found 42 of its 75 cells done by earlier runs; computing the cells "
+                       "took 31,416 s in all (42 of them untimed: computed before cells recorded their time).")
+    assert step_time("figure9", {}) == ""

@@ -19,8 +19,10 @@ step whose ``done.json`` matches is not run again; one that changed is redone, a
 step after it that reads its files (the log names the fields that changed, and the earlier folder
 is moved to ``OUT/.previous/STEP``, not deleted). Inside the long steps, every finished cell (a
 compensation or sweep setting, a Table 3 strength, a task under a setting) is kept in
-``cells.jsonl`` as it completes, so an interrupted step resumes at the cell where it stopped. The
-model is loaded only when some step has work to do.
+``cells.jsonl`` as it completes, so an interrupted step resumes at the cell where it stopped;
+``done.json`` gives the last run's seconds and, under ``cells``, how many cells it found done and
+what every cell's computing took over all runs. The model is loaded only when some step has work
+to do.
 
 Under ``torchrun`` (``torchrun --nproc-per-node N -m lens_focus reproduce ...``) the steps that
 answer questions split them across the ranks and rank 0 writes their files; the other steps run
@@ -43,7 +45,7 @@ from tqdm.auto import tqdm
 
 from lens_focus.analyses.index import Folders, IndexSection, write_index
 
-from ..cache import RowCache
+from ..cache import RowCache, cell_seconds
 from ..defaults import BATCH_SIZE, DATA, DISTRACTORS, MAX_NEW_TOKENS, N_DOCS, ROWS, SEED, STOP, TASK
 from ..directions import FocusDirections
 from ..errors import InputError
@@ -448,12 +450,17 @@ def _run_steps(run: Run, plan: Plan, every: list, wanted: set[str], *, model_nam
             folder.mkdir(parents=True, exist_ok=True)
             (folder / PARAMS).write_text(json.dumps(params, indent=2) + "\n")
         barrier(part)
-        start = time.time()
+        start, found = time.time(), 0
         if experiment.split or part.main:
-            run_experiment(experiment, run.context(experiment, step))
+            ctx = run.context(experiment, step)
+            found = len(ctx.cache)  # cells done by an earlier run
+            run_experiment(experiment, ctx)
         seconds = round(time.time() - start, 1)
         if part.main:
-            (folder / DONE).write_text(json.dumps({"params": params, "seconds": seconds}, indent=2) + "\n")
+            record = {"params": params, "seconds": seconds}
+            if cells := sorted(folder.glob("cells*.jsonl")):  # a resumed step: what its cells cost over every run
+                record["cells"] = {"found": found, **cell_seconds(cells)._asdict()}
+            (folder / DONE).write_text(json.dumps(record, indent=2) + "\n")
         barrier(part)  # the next step reads this one's files
         run.log(f"   {step.name} done in {seconds} s")
     if not part.main:
