@@ -108,7 +108,17 @@ class CellTime(NamedTuple):
 
 
 def cell_seconds(paths: Iterable[str | Path]) -> CellTime:
-    """The computing time recorded in the cache files ``paths`` (earlier runs' cells included)."""
-    times = [t for path in paths for t in RowCache(path).seconds.values()]
+    """The computing time recorded in the cache files ``paths`` (earlier runs' cells included).
+    The files are only read (a run may be appending to them: a line being written is passed over)."""
+    times: list[float | None] = []
+    for path in paths:
+        of_file: dict[str, float | None] = {}
+        for line in Path(path).read_text().splitlines():
+            try:
+                entry = json.loads(line)
+                of_file[_key(entry["key"])] = entry.get("seconds")
+            except (ValueError, KeyError, TypeError):
+                continue
+        times += of_file.values()
     timed = [t for t in times if t is not None]
     return CellTime(len(times), len(timed), round(sum(timed), 1))

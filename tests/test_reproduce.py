@@ -435,3 +435,44 @@ def test_the_index_line_on_a_step_s_time():
     assert resumed == ("\n\nStep `evaluation`: 20.8 s in its last run, which found 42 of its 75 cells done by earlier runs; computing the cells "
                        "took 31,416 s in all (42 of them untimed: computed before cells recorded their time).")
     assert step_time("figure9", {}) == ""
+
+
+def test_status_says_what_each_step_is_reading_only_with_no_model(run, tmp_path, monkeypatch):
+    import shutil
+
+    from lens_focus.commands.reproduce import step_states
+    from lens_focus.outputs import lock
+
+    out = tmp_path / "copy"
+    shutil.copytree(run[0], out)
+
+    def no_model(*a, **k):
+        raise AssertionError("--status loaded the model")
+
+    monkeypatch.setattr("lens_focus.commands.reproduce.load_model", no_model)
+    states = step_states("toy", out, plan=TINY).set_index("step")
+    assert set(states.state) == {"done"} and not states.runs.any()
+    assert states.loc["sweep", "cells"] == len(RowCache(out / "sweep/cells.jsonl"))
+    assert states.loc["sweep", "seconds"] == json.loads((out / "sweep/done.json").read_text())["seconds"]
+
+    (out / "sweep/done.json").unlink()  # a sweep stopped after two cells, a third being written
+    cells = (out / "sweep/cells.jsonl").read_text().splitlines()
+    (out / "sweep/cells.jsonl").write_text("\n".join(cells[:2]) + "\n" + cells[2][:10])
+    before = (out / "sweep/cells.jsonl").read_bytes()
+    with lock(out):  # beside the run that holds the folder
+        states = step_states("toy", out, plan=TINY, steps=["sweep"]).set_index("step")
+    assert (out / "sweep/cells.jsonl").read_bytes() == before  # read, not repaired
+    sweep = states.loc["sweep"]
+    assert (sweep.state, sweep.cells, sweep.runs) == ("unfinished", 2, True)
+    assert sweep.seconds == pytest.approx(sum(json.loads(line)["seconds"] for line in cells[:2]), abs=0.06)
+    assert states.runs.sum() == 1 and not states.loc["score"].runs  # done: what sweep reads is not redone
+
+    states = step_states("toy", out, plan=tiny(sweep={"alphas": [0.5]}, compensation={"limit": 3})).set_index("step")
+    assert states.loc["sweep", "state"] == "grid changed" and "alphas" in states.loc["sweep", "detail"]
+    assert states.loc["compensation", "state"] == "changed" and "args.limit: 4 → 3" in states.loc["compensation", "detail"]
+    assert states.loc["score", "state"] == "done" and not states.loc["score", "runs"]
+
+    result = CliRunner().invoke(app, ["reproduce", "--model", "toy", "--quick", "--plan", str(out / "plan.json"), "--out", str(out), "--status"])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"sweep\s+unfinished\s+2\s", result.output) and re.search(r"score\s+done\s", result.output), result.output
+    assert not (out / "sweep/done.json").exists() and (out / "sweep/cells.jsonl").read_bytes() == before  # nothing ran

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+import pandas as pd
 from tqdm.auto import tqdm
 
 from lens_focus.analyses.index import Folders, IndexSection, write_index
@@ -249,6 +250,48 @@ def step_params(
     return {"step": step.name, "model": model_name, **precision, **fmt, "args": values, "inputs": {n: stamps[n] for n in step.needs}}
 
 
+def _chain(every, plan: Plan, model_name: str, dtype: str, prompt: str | None):
+    """Each ``(experiment, step)`` of ``every`` with its parameters (:func:`step_params`, each
+    step's inputs named by their stamps) and the same without the prompt format (how records
+    made before steps recorded it read)."""
+    stamps: dict[str, str] = {}
+    unstamped_stamps: dict[str, str] = {}
+    for experiment, step in every:
+        params = step_params(experiment, step, model_name, plan, stamps, dtype, prompt=prompt)
+        unstamped = step_params(experiment, step, model_name, plan, unstamped_stamps, dtype)
+        stamps[step.name], unstamped_stamps[step.name] = _stamp(params), _stamp(unstamped)
+        yield experiment, step, params, unstamped
+
+
+def step_states(model_name: str, out: str | Path, *, plan: Plan, steps: Sequence[str] | None = None, dtype: str = "float32") -> pd.DataFrame:
+    """What :func:`reproduce` would find in ``out``, one row per step: ``state`` (``done``;
+    ``unfinished``, its cells kept; ``changed``, made under other parameters, named in ``detail``;
+    ``grid changed``, its cells kept; ``not run``), ``cells`` (finished cells), ``seconds`` (a done
+    step's last run; for an unfinished one what its timed cells took), and ``runs`` (whether a run
+    with ``steps`` would compute it). Reads the folder only: no model is loaded (the prompt format
+    needs the tokenizer alone) and a run in progress there is not disturbed."""
+    out, wanted = Path(out), wanted_steps(steps)
+    prompt = Run(model_name, out, plan, load_kw={}).prompt
+    rows = []
+    for experiment, step, params, unstamped in _chain(registered(), plan, model_name, dtype, prompt):
+        folder = out / step.name
+        done, earlier = _read(folder / DONE), _read(folder / PARAMS)
+        cells = cell_seconds(sorted(folder.glob("cells*.jsonl")))
+        detail, seconds = "", None
+        if done is not None and done.get("params") in (params, unstamped):
+            state, seconds = "done", done.get("seconds")
+        elif earlier is None or earlier in (params, unstamped):
+            state = "unfinished" if cells.n or earlier is not None else "not run"
+            seconds = cells.seconds if cells.timed else None
+        elif grid := grid_changes(experiment, earlier, params):
+            state, detail = "grid changed", "; ".join(grid) + " (the cells already computed are kept)"
+        else:
+            state, detail = "changed", "; ".join(_differences(earlier, params)[:4])
+        rows.append({"step": step.name, "state": state, "cells": cells.n, "seconds": seconds,
+                     "runs": step.name in wanted and state != "done", "detail": detail})  # fmt: skip
+    return pd.DataFrame(rows, columns=["step", "state", "cells", "seconds", "runs", "detail"])
+
+
 def _adopt(folder: Path, params: dict, unstamped: dict) -> bool:
     """Give a step's records made before steps recorded the prompt format (``unstamped``: the
     same parameters without it, down the chain of inputs) the format of now: they are taken as
@@ -418,14 +461,9 @@ def _run_steps(run: Run, plan: Plan, every: list, wanted: set[str], *, model_nam
         plotlyjs_for(out)  # one plotly.js for every step's pages (or the one above that they share)
         recorded = {"model": model_name, "quick": quick, **({"dtype": dtype} if dtype != "float32" else {}), **plan_record(plan, out)}
         (out / PLAN).write_text(json.dumps(recorded, indent=2) + "\n")
-    stamps: dict[str, str] = {}
-    unstamped_stamps: dict[str, str] = {}  # the chain as it was before steps recorded the prompt format
     status: dict[str, str] = {}
     bar = tqdm(every, desc="reproduce", unit="step", disable=not progress or not part.main)
-    for experiment, step in bar:
-        params = step_params(experiment, step, model_name, plan, stamps, dtype, prompt=run.prompt)
-        unstamped = step_params(experiment, step, model_name, plan, unstamped_stamps, dtype)
-        stamps[step.name], unstamped_stamps[step.name] = _stamp(params), _stamp(unstamped)
+    for experiment, step, params, unstamped in _chain(bar, plan, model_name, dtype, run.prompt):
         folder = out / step.name
         if part.main and _adopt(folder, params, unstamped):
             run.log(f"   {step.name}: recorded before the prompt format was; taken as made under this one ({run.prompt})")
