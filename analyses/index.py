@@ -20,6 +20,7 @@ from typing import Callable
 
 import pandas as pd
 
+from lens_focus.cache import cell_seconds
 from lens_focus.stats import difference_text
 
 from . import markdown_table
@@ -164,7 +165,7 @@ def write_index(out: str | Path, sections: list[IndexSection], *, model_name: st
             continue
         parts.append(f"## {s.title}\n")
         if not (step / "done.json").exists():
-            cells = sum(len(c.read_text().splitlines()) for c in step.glob("cells*.jsonl"))
+            cells = cell_seconds(step.glob("cells*.jsonl")).n  # finished cells (not a line being written)
             parts.append(f"Not finished yet (step `{step.name}`: {cells} cells of its work done; `lens-focus reproduce` resumes it).\n" if cells
                          else f"Not run yet (step `{step.name}`).\n")  # fmt: skip
             continue

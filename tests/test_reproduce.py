@@ -476,3 +476,11 @@ def test_status_says_what_each_step_is_reading_only_with_no_model(run, tmp_path,
     assert result.exit_code == 0, result.output
     assert re.search(r"sweep\s+unfinished\s+2\s", result.output) and re.search(r"score\s+done\s", result.output), result.output
     assert not (out / "sweep/done.json").exists() and (out / "sweep/cells.jsonl").read_bytes() == before  # nothing ran
+
+    with lock(out):  # --index: the index of what is finished now, beside a running run
+        result = CliRunner().invoke(app, ["reproduce", "--model", "toy", "--quick", "--plan", str(out / "plan.json"), "--out", str(out), "--index"])
+    assert result.exit_code == 0 and "wrote" in result.output, result.output
+    index, original = _index_sections(out), _index_sections(run[0])
+    assert index["Focus directions (Figure 4, Table 3)"].strip().startswith("Not finished yet (step `sweep`: 2 cells of its work done")
+    assert {t: v for t, v in index.items() if "sweep" not in v} == {t: v for t, v in original.items() if "sweep" not in v}
+    assert (out / "sweep/cells.jsonl").read_bytes() == before and not (out / "sweep/done.json").exists()

@@ -32,7 +32,7 @@ from ..toy.train import Recipe, train
 from .declare import REGISTRY, merge_parts
 from .experiments.explore import PAGE
 from .options import MODEL_OPTIONS, experiment_command, fail, guarded, model_kw, option, read
-from .reproduce import plan_for, read_plan_file, reproduce as reproduce_run, step_states, wanted_steps
+from .reproduce import plan_for, read_plan_file, reproduce as reproduce_run, run_index, step_states, wanted_steps
 
 STEPS_OPTION = Param("steps", str, None, "steps to run (with the steps they read); default all", many=True, optional=True)
 PLAN_OPTION = Param("plan", Path, None, 'JSON object of plan fields to change, e.g. {"seed": 1, "evaluation": {"lengths": [4000, 8000]}} (the fields: OUT/plan.json)',
@@ -73,6 +73,8 @@ def reproduce(
     quick: Annotated[bool, typer.Option("--quick", help="every step small: minutes, not hours")] = False,
     status: Annotated[bool, typer.Option("--status", help="say what each step of OUT is (done, unfinished with its cells, changed, not run) "
                                          "and what it took, and run nothing (no model is loaded; a run in progress is not disturbed)")] = False,
+    index: Annotated[bool, typer.Option("--index", help="rewrite OUT/index.md from the steps finished so far and run nothing "
+                                        "(beside a run in progress too)")] = False,
 ) -> None:
     """Every figure and table in dependency order, resumable, with OUT/index.md beside the paper's numbers."""
     plan_path = values["plan"]
@@ -94,6 +96,9 @@ def reproduce(
     if status:
         states = step_states(values["model"], out, plan=plan, steps=values["steps"], dtype=values["dtype"])
         typer.echo(states.to_string(index=False, na_rep="—"))
+    if index:
+        typer.echo(f"wrote  {run_index(out, values['model'], plan)}")
+    if status or index:
         return
     typer.echo(f"plan   {'quick' if quick else 'full'} run of {values['model']} on {plan.data}")
     status = reproduce_run(values["model"], out, plan=plan, quick=quick, steps=values["steps"], load_kw=model_kw(values))

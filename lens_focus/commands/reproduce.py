@@ -503,9 +503,15 @@ def _run_steps(run: Run, plan: Plan, every: list, wanted: set[str], *, model_nam
         run.log(f"   {step.name} done in {seconds} s")
     if not part.main:
         return status
+    run.log(f"wrote  {run_index(out, model_name, plan)}")
+    return status
+
+
+def run_index(out: str | Path, model_name: str, plan: Plan) -> Path:
+    """Write ``OUT/index.md`` from what the step folders hold now (a step still running shows as
+    unfinished, with its cells); what :func:`reproduce` does last, and ``--index`` alone."""
+    out, every = Path(out), registered()
     folders = {s.name: out / s.name for _, s in every}
     sections = [IndexSection(step.section_title, Folders(out, out / step.name, folders), step.section, step.optional_section)
                 for _, step in every if step.section_title]  # fmt: skip
-    index = write_index(out, sections, model_name=model_name, data=plan.data, versions=versions())
-    run.log(f"wrote  {index}")
-    return status
+    return write_index(out, sections, model_name=model_name, data=plan.data, versions=versions())
