@@ -104,8 +104,10 @@ RETRIEVAL_SPAN = Param("span", choices(CopiedSpan), "needle", "what a copy count
 
 # ------------------------------------------------------------------------------ long-context tasks (Tables 2, 5-13)
 TASKS = Param("tasks", str, None, "task names (default: toy_needle,toy_qa for a toy-vocabulary model; mk_needle,mk_uuid,mv,json_kv,rerank,icl,long_qa,long_qa_mc, and nq with --nq)", many=True, optional=True)
-TASK_LENGTHS = Param("lengths", int, None, "context lengths in tokens (default: 80,160 for a toy-vocabulary model; 1000,2000)", many=True, low=1, optional=True)
-SETTINGS = Param("settings", str, ("baseline", "10_0.2", "20_0.2", "10_-0.2", "20_-0.2"), "baseline and <k>_<alpha>: α·d on the top-k heads (the paper's Tables 2, 5-13)", many=True)
+TASK_LENGTHS = Param("lengths", int, None, "context lengths in tokens (default: 80,160 for a toy-vocabulary model; 1000,2000)", many=True, low=1, optional=True,
+                     keyed=True)  # a length's prompts are built from (task, seed, length, index) alone: tests/test_tasks.py
+SETTINGS = Param("settings", str, ("baseline", "10_0.2", "20_0.2", "10_-0.2", "20_-0.2"), "baseline and <k>_<alpha>: α·d on the top-k heads (the paper's Tables 2, 5-13)", many=True,
+                 keyed=True)
 TASK_N = Param("n", int, 10, "prompts per task and length", low=1)
 TASK_SEED = Param("seed", int, 0, "draws the prompts; nq and json_kv from --kv take other held-out questions per seed", low=0)
 NQ = Param("nq", Path, None, "NQ file for the nq task (lost-in-the-middle oracle or 20-document file)", optional=True)

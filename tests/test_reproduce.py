@@ -248,6 +248,26 @@ def test_a_stamp_changes_with_the_step_s_own_arguments_only():
     assert stamp(TINY, "rows")["args"]["limit"] == stamp(TINY, "score")["args"]["limit"] == 6  # the rows step scores the score step's questions
 
 
+def test_a_task_run_s_lengths_and_settings_are_a_grid_whose_cells_hold():
+    """Each task cell's key names its task, length and setting, and a length's prompts do not
+    depend on the other lengths (tests/test_tasks.py): added lengths or settings keep the cells."""
+    from lens_focus.commands.experiments.evaluation import EVALUATE
+    from lens_focus.commands.experiments.lengths import LENGTHS
+    from lens_focus.commands.reproduce import grid_changes
+
+    by_name = {s.name: (e, s) for e, s in registered()}
+
+    def params(plan, name):
+        e, s = by_name[name]
+        return step_params(e, s, "toy", plan, {n: "x" for n in s.needs})
+
+    before = params(TINY, "evaluation")
+    wider = tiny(evaluation={"lengths": [80, 160, 320], "settings": ["baseline", "20_0.2", "10_-0.2"]})
+    assert grid_changes(EVALUATE, before, params(wider, "evaluation")) == ["lengths", "settings"]
+    assert grid_changes(EVALUATE, before, params(tiny(evaluation={"lengths": [80, 160, 320], "n": 4}), "evaluation")) == []  # other prompts
+    assert grid_changes(LENGTHS, params(TINY, "lengths"), params(tiny(lengths={"lengths": [80, 160, 320]}), "lengths")) == ["lengths"]
+
+
 @pytest.mark.slow
 def test_an_interrupted_step_resumes_at_its_cells_and_gives_the_same_result(run, tmp_path, monkeypatch):
     import shutil

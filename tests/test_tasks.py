@@ -337,3 +337,22 @@ def test_ranking_rouge_and_choice_metrics_against_direct_computations():
     assert label_accuracy("Label: 4\nmore", ["4"]) == 1.0 and label_accuracy("4 or 5", ["4"]) == 0.0
     assert choice_accuracy("B", ["B", "B. parrot"]) == 1.0 and choice_accuracy("(b) maybe", ["B", "B. parrot"]) == 1.0
     assert choice_accuracy("I pick B. parrot", ["B", "B. parrot"]) == 1.0 and choice_accuracy("Because", ["B", "B. parrot"]) == 0.0
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_a_length_s_prompts_do_not_depend_on_the_other_lengths_built_with_it(task, llama, nq_path, kv_path):
+    """What lets reproduce keep a task run's cells when lengths are added (``lengths`` is keyed):
+    the prompts at a length are the same whichever lengths are built beside it."""
+    from transformers import AutoTokenizer
+
+    from lens_focus.model import locate_model
+
+    tok = AutoTokenizer.from_pretrained(locate_model("toy")) if task.startswith("toy") else llama.tokenizer
+    short, long = (80, 160) if task.startswith("toy") else (3000, 6000) if task == "nq" else (400, 800)
+
+    def built(lengths):
+        return {e.id: (e.documents, e.answers, e.meta) for e in build_task(task, tok, lengths=lengths, n=3, nq=nq_path, kv=kv_path)}
+
+    both, alone = built([short, long]), built([long])
+    assert alone and set(alone) < set(both) and all(both[k] == v for k, v in alone.items())
+    assert built([short]).items() <= both.items()
