@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, NamedTuple, TypeVar
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, TypeVar
 
 from .errors import InputError
 
@@ -26,13 +26,24 @@ def _key(key: Any) -> str:
     return json.dumps(key, sort_keys=True, separators=(",", ":"))
 
 
+def _entries(path: Path) -> Iterator[tuple[str, dict]]:
+    """The entries of a cache file as ``(key, entry)``, read only: a line being written (or not an
+    entry) is passed over."""
+    for line in Path(path).read_text().splitlines():
+        try:
+            entry = json.loads(line)
+            key, _ = _key(entry["key"]), entry["value"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        yield key, entry
+
+
 class RowCache:
     """``cache(key, compute)``: the stored value of ``key``, else ``compute()``, stored and appended."""
 
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path is not None else None
         self.rows: dict[str, Any] = {}
-        self.seconds: dict[str, float | None] = {}  # per key: the computation's seconds (None: from before entries were timed)
         self.adopted: dict[str, Any] = {}
         self._adopted_seconds: dict[str, float | None] = {}
         self.hits = 0
@@ -44,7 +55,6 @@ class RowCache:
                 try:
                     entry = json.loads(line)
                     self.rows[_key(entry["key"])] = entry["value"]
-                    self.seconds[_key(entry["key"])] = entry.get("seconds")
                 except (ValueError, KeyError, TypeError):
                     if i == len(lines) - 1:
                         # A last line cut short by an interruption: drop it (the next entry then starts
@@ -63,13 +73,9 @@ class RowCache:
         if not path.exists():
             return 0
         before = len(self.adopted)
-        for line in path.read_text().splitlines():
-            try:
-                entry = json.loads(line)
-                self.adopted.setdefault(_key(entry["key"]), entry["value"])
-                self._adopted_seconds.setdefault(_key(entry["key"]), entry.get("seconds"))
-            except (ValueError, KeyError, TypeError):
-                continue  # a line being written, or not an entry: that cell is computed here
+        for key, entry in _entries(path):  # a line being written, or not an entry, is passed over: that cell is computed here
+            self.adopted.setdefault(key, entry["value"])
+            self._adopted_seconds.setdefault(key, entry.get("seconds"))
         return len(self.adopted) - before
 
     def __len__(self) -> int:
@@ -90,7 +96,7 @@ class RowCache:
             start = time.perf_counter()
             value = json.loads(json.dumps(compute()))  # what a resumed run reads back: tuples become lists
             seconds = round(time.perf_counter() - start, 2)
-        self.rows[k], self.seconds[k] = value, seconds
+        self.rows[k] = value
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a") as f:
@@ -110,15 +116,6 @@ class CellTime(NamedTuple):
 def cell_seconds(paths: Iterable[str | Path]) -> CellTime:
     """The computing time recorded in the cache files ``paths`` (earlier runs' cells included).
     The files are only read (a run may be appending to them: a line being written is passed over)."""
-    times: list[float | None] = []
-    for path in paths:
-        of_file: dict[str, float | None] = {}
-        for line in Path(path).read_text().splitlines():
-            try:
-                entry = json.loads(line)
-                of_file[_key(entry["key"])] = entry.get("seconds")
-            except (ValueError, KeyError, TypeError):
-                continue
-        times += of_file.values()
+    times = [t for path in paths for t in {key: entry.get("seconds") for key, entry in _entries(path)}.values()]
     timed = [t for t in times if t is not None]
     return CellTime(len(times), len(timed), round(sum(timed), 1))
