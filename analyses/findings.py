@@ -17,7 +17,7 @@ import pandas as pd
 from lens_focus.stats import difference_text, em_interval, overlap_chance, paired_difference, verdict
 
 from . import top_k
-from .task_tables import STD, paired_differences
+from .task_tables import STD, paired_differences, prompts_per_cell
 
 PAPER_MODEL = "Llama-3.2-3B-Instruct (672 heads; NaturalQuestions, 20 documents, the answer's own rows)"
 
@@ -274,13 +274,16 @@ def tasks(run: Path) -> str | None:
         return None
     t = pd.read_csv(step / "task_scores.csv")
     parts = [f"**Long-context tasks (Tables 2, 5–13).** {', '.join(dict.fromkeys(t.task))} at "
-             f"{', '.join(str(x) for x in sorted(t.length.unique()))} tokens, {int(t.n.min())}–{int(t.n.max())} prompts per task, length and setting."]
+             f"{', '.join(str(x) for x in sorted(t.length.unique()))} tokens, {prompts_per_cell(t.n)} per task, length and setting."]
     answers = step / "answers.csv"
     if answers.exists():
         d = paired_differences(pd.read_csv(answers, keep_default_na=False, na_values=[""]))
         for length, g in d[d.task == "all"].groupby("length"):
             parts.append(f"At {length} tokens, each setting against the baseline over every prompt: "
                          + "; ".join(f"{r.setting} {_change(r.diff, r.diff_low, r.diff_high)}" for r in g.itertuples()) + ".")
+        cells = d[d.task != "all"]
+        parts.append(f"Of the {len(cells)} changes per task, length and setting (evaluation/changes.md), {(cells.diff_low > 0).sum()} are rises, "
+                     f"{(cells.diff_high < 0).sum()} falls, the rest no measurable effect.")
     sink = pd.read_csv(step / "sink_scores.csv")
     std = sink[(sink.task == STD) & sink.sink.notna()]
     if not std.empty:

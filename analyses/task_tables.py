@@ -22,6 +22,12 @@ STD = "STD"
 """The row (CSV) or column (Markdown) of the sink scores' standard deviation across tasks."""
 
 
+def prompts_per_cell(n: pd.Series) -> str:
+    """``30 prompts`` or ``20–30 prompts``: how many prompts the cells of a task table hold."""
+    low, high = int(n.min()), int(n.max())
+    return f"{low} prompts" if low == high else f"{low}–{high} prompts"
+
+
 def _setting_order(names) -> list[str]:
     return sorted(set(names), key=lambda s: (s != "baseline", s))
 
@@ -31,7 +37,7 @@ def category_scores(task_scores: pd.DataFrame) -> pd.DataFrame:
     and the category ``overall``, the mean of the category means, as the paper averages (its
     Table 10: categories 89.75, 60.92, 32.71, 77.40 give 65.20). A category of many tasks counts
     as much as one of few."""
-    require_columns(task_scores, TASK_COLUMNS, "task scores")
+    require_columns(task_scores, ["setting", "length", "category", "score"], "task scores")
     keys = ["setting", "length"]
     by_cat = task_scores.groupby([*keys, "category"], sort=False).score.agg(["mean", "size"]).reset_index()
     overall = by_cat.groupby(keys, sort=False).agg(mean=("mean", "mean"), size=("size", "sum")).reset_index().assign(category="overall")
@@ -59,7 +65,8 @@ def wide(table: pd.DataFrame, *, index: str, columns: str, values: str) -> pd.Da
 
 def figure(task_scores: pd.DataFrame, *, title: str = "Task scores against context length per setting") -> go.Figure:
     """One panel per task and one for the overall average (the mean of the category means); a line
-    per setting."""
+    per setting, with each task score's 95% interval as error bars where ``task_scores`` has
+    ``low`` and ``high``."""
     require_columns(task_scores, TASK_COLUMNS, "task scores")
     tasks = list(dict.fromkeys(task_scores.task))
     cats = category_scores(task_scores)
@@ -73,35 +80,69 @@ def figure(task_scores: pd.DataFrame, *, title: str = "Task scores against conte
     for s, setting in enumerate(_setting_order(data.setting)):
         for p, task in enumerate(panels):
             g = data[(data.task == task) & (data.setting == setting)].sort_values("length")
-            fig.add_scatter(x=g.length, y=g.score, mode="lines+markers", name=setting, legendgroup=setting, showlegend=p == 0,
+            bars = dict(type="data", array=g.high - g.score, arrayminus=g.score - g.low, thickness=1) if "low" in g and g.low.notna().all() else None
+            fig.add_scatter(x=g.length, y=g.score, error_y=bars, mode="lines+markers", name=setting, legendgroup=setting, showlegend=p == 0,
                             line=dict(color=colors[s % len(colors)], dash="dot" if setting == "baseline" else "solid"),
                             row=p // cols + 1, col=p % cols + 1)  # fmt: skip
-    fig.update_xaxes(title_text="context length (tokens)", type="log")
+    fig.update_xaxes(title_text="context length (tokens)", type="log", tickvals=sorted(data.length.unique()))
     fig.update_yaxes(range=[-0.05, 1.05])
     fig.update_layout(title=title, template="plotly_white", height=300 * rows + 100)
     return fig
 
 
-def write(task_scores: pd.DataFrame, sink_scores: pd.DataFrame, out_dir: str | Path, *, sink_k: int = SINK_K.default, note: str = "") -> list[Path]:
-    """``task_scores``, ``category_scores`` and ``sink_scores`` as CSV (tidy) and Markdown (the
-    paper's table shapes, one block per length), and ``scores_vs_length.html`` (+ ``.png``)."""
+def _interval_text(score: float, low: float, high: float) -> str:
+    return f"{score:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _change_text(d) -> str:
+    """A paired change as a table cell, in bold where its interval excludes 0."""
+    text = f"{d.diff:+.3f} [{d.diff_low:+.3f}, {d.diff_high:+.3f}]"
+    return f"**{text}**" if d.diff_low > 0 or d.diff_high < 0 else text
+
+
+def changes_markdown(changes: pd.DataFrame) -> str:
+    """:func:`paired_differences` as the paper's table shape: a block per length, a row per
+    setting, a column per task and ``all`` (every prompt of the length)."""
+    blocks = ["## Each setting's change from the baseline on the same prompts (paired, 95% bootstrap interval over prompts)\n\n"
+              "In bold: a rise or a fall (the interval excludes 0); the rest: no measurable effect.\n"]  # fmt: skip
+    for length, g in changes.groupby("length", sort=True):
+        w = wide(g.assign(text=[_change_text(d) for d in g.itertuples()]), index="setting", columns="task", values="text")
+        w = w.set_index("setting").loc[_setting_order(w.setting)].reset_index()
+        blocks.append(f"### {length} tokens ({int(g[g.task == 'all'].n.max())} prompts per setting)\n\n" + markdown_table(w))
+    return "\n".join(blocks)
+
+
+def write(task_scores: pd.DataFrame, sink_scores: pd.DataFrame, out_dir: str | Path, *, answers: pd.DataFrame | None = None,
+          sink_k: int = SINK_K.default, note: str = "") -> list[Path]:
+    """``task_scores`` (with each cell's 95% interval), ``category_scores`` and ``sink_scores``
+    as CSV (tidy) and Markdown (the paper's table shapes, one block per length); given the
+    ``answers``, each setting's paired change from the baseline per task and length
+    (``changes.csv``/``.md``, :func:`paired_differences`); and ``scores_vs_length.html``
+    (+ ``.png``)."""
+    require_columns(task_scores, TASK_COLUMNS, "task scores")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     categories = category_scores(task_scores)
     sinks = sink_with_std(sink_scores)
+    shown = task_scores.assign(shown=[_interval_text(r.score, r.low, r.high) for r in task_scores.itertuples()])
     written = []
-    for stem, tidy, title, index, columns in (
-        ("task_scores", task_scores, "Task scores per setting (paper Tables 5–8)", "setting", "task"),
-        ("category_scores", categories, "Category averages and overall (paper Tables 2, 9–11)", "setting", "category"),
+    for stem, tidy, text, title, index, columns in (
+        ("task_scores", task_scores, shown, "Task scores per setting with 95% intervals over prompts (paper Tables 5–8)", "setting", "task"),
+        ("category_scores", categories, categories, "Category averages and overall (paper Tables 2, 9–11)", "setting", "category"),
     ):
         tidy.to_csv(out / f"{stem}.csv", index=False)
         blocks = [f"## {title}\n\n{note}".rstrip() + "\n"]
-        for length, g in tidy.groupby("length", sort=True):
-            w = wide(g, index=index, columns=columns, values="score")
+        for length, g in text.groupby("length", sort=True):
+            w = wide(g, index=index, columns=columns, values="shown" if "shown" in g else "score")
             w = w.set_index(index).loc[_setting_order(w[index])].reset_index()
             blocks.append(f"### {length} tokens\n\n" + markdown_table(w))
         (out / f"{stem}.md").write_text("\n".join(blocks))
         written += [out / f"{stem}.csv", out / f"{stem}.md"]
+    if answers is not None and (answers.setting != "baseline").any():
+        changes = paired_differences(answers)
+        changes.to_csv(out / "changes.csv", index=False)
+        (out / "changes.md").write_text(changes_markdown(changes))
+        written += [out / "changes.csv", out / "changes.md"]
     sinks.to_csv(out / "sink_scores.csv", index=False)
     sink_md = wide(sinks, index="length", columns="task", values="sink")
     (out / "sink_scores.md").write_text(
@@ -155,18 +196,22 @@ def section(f: Folders) -> tuple[str, list[dict]]:
                 rows.append(row(f"{d.setting} at {length} tokens: paired change over its {d.n} prompts", difference_text(d.diff, d.diff_low, d.diff_high), "—"))
     if diffs is not None:
         cells = diffs[diffs.task != "all"]
+        n_cells = cells.groupby(["length", "task"]).ngroups
         rising = cells[cells.diff_low > 0].groupby(["length", "task"]).ngroups
-        rows.insert(0, row("task × length cells where some setting rises (paired interval above 0)",
-                           f"{rising} of {cells.groupby(['length', 'task']).ngroups}", PAPER["categories"]))  # fmt: skip
+        falling = cells[cells.diff_high < 0].groupby(["length", "task"]).ngroups
+        rows.insert(0, row("task × length cells where some setting rises (paired interval above 0)", f"{rising} of {n_cells}", PAPER["categories"]))
+        rows.insert(1, row("task × length cells where some setting falls (paired interval below 0)", f"{falling} of {n_cells}", "—"))
     sink = pd.read_csv(f.step / "sink_scores.csv")
     std = sink[sink.task == STD]
     n_tasks = sink[sink.task != STD].groupby("length").task.nunique()
     if not std.empty:
         ours = ", ".join(f"{100 * r.sink:.1f} points across {n_tasks.get(r.length, 0)} tasks at {int(r.length)} tokens" for r in std.itertuples() if pd.notna(r.sink))
         rows.append(row("sink score of the top-5 heads: STD across tasks", ours or "one task: no spread", PAPER["sink_std"]))
-    links = f.links(*(f.step / n for n in ("task_scores.md", "category_scores.md", "sink_scores.md", "scores_vs_length.png", "scores_vs_length.html", "answers.csv")))
+    links = f.links(*(f.step / n for n in ("task_scores.md", "category_scores.md", "sink_scores.md", "scores_vs_length.png", "scores_vs_length.html", "answers.csv")),
+                    optional=(f.step / "changes.md",))
     n = pd.read_csv(f.step / "task_scores.csv").n
-    return (f"Tables 2, 5–13 ({int(n.min())}–{int(n.max())} prompts per task, length and setting). The overall score is the mean of the "
+    return (f"Tables 2, 5–13 ({prompts_per_cell(n)} per task, length and setting). Each task's score has its 95% "
+            "interval over prompts (Wilson for a metric of 0 or 1 per prompt, else a bootstrap). The overall score is the mean of the "
             "category means, as the paper's; each setting's change is paired (the same prompts under the baseline), with a 95% bootstrap "
             "interval over prompts, and is a rise or a fall only where that interval excludes 0; the STD is the sample deviation (ddof 1) "
             f"across tasks. Files: {links}."), rows  # fmt: skip

@@ -26,8 +26,9 @@ from .heads import Head
 from .interventions import focus_intervention
 from .labels import Example, RowsKind, label
 from .parts import Part
-from .tasks import Task
-TASK_COLUMNS = ["task", "category", "length", "setting", "score", "n"]
+from .stats import mean_interval
+from .tasks import PROPORTIONS, Task
+TASK_COLUMNS = ["task", "category", "length", "setting", "score", "low", "high", "n"]
 SINK_COLUMNS = ["task", "category", "length", "sink", "relevant", "n", "skipped"]
 ANSWER_COLUMNS = ["task", "length", "setting", "id", "depth", "response", "answers", "score"]
 
@@ -141,8 +142,9 @@ def evaluate_tasks(
 
     Returns ``(task_scores, sink_scores, answers)``:
 
-    - ``task_scores``: ``task, category, length, setting, score, n`` (the mean of the task's
-      metric over its ``n`` prompts; Tables 5–8);
+    - ``task_scores``: ``task, category, length, setting, score, low, high, n`` (the mean of
+      the task's metric over its ``n`` prompts, with its 95% interval
+      :func:`~lens_focus.stats.mean_interval`, Wilson's for a metric of 0 or 1; Tables 5–8);
     - ``sink_scores``: per task and length, the mean over answers of the ``sink`` and
       ``relevant`` contextual scores averaged over the top ``sink_k`` heads of ``ranked``, under
       the baseline (Tables 12–13), on the rows ``rows``; ``n`` answers scored, ``skipped`` the
@@ -201,7 +203,7 @@ def evaluation_cells(
         chosen = directions if setting.directions is None else named[setting.directions]
         compute = lambda: _cell(model, ts, setting, chosen, ranked, sink_heads, batch_size, n_sink, rows)  # noqa: E731
         cell = cache(key + ["per answer"], compute) if ts.examples else {"answers": [], "heads": [] if setting.k is None else None, "skipped": 0}
-        cells[i] = {"task": ts.task.name, "category": ts.task.category, "length": ts.length, "setting": setting.name, **cell,
+        cells[i] = {"task": ts.task.name, "category": ts.task.category, "metric": ts.task.metric, "length": ts.length, "setting": setting.name, **cell,
                     "answers": graded(ts, cell["answers"])}  # fmt: skip
     return cells
 
@@ -238,7 +240,9 @@ def evaluation_tables(cells: Sequence[dict]) -> tuple[pd.DataFrame, pd.DataFrame
     scores, sinks, answers = [], [], []
     for c in cells:
         where = {"task": c["task"], "category": c["category"], "length": c["length"]}
-        scores.append({**where, "setting": c["setting"], "score": float(np.mean([a["score"] for a in c["answers"]])), "n": len(c["answers"])})
+        graded = [a["score"] for a in c["answers"]]
+        low, high = mean_interval(graded, proportion=c["metric"] in PROPORTIONS) if graded else (np.nan, np.nan)
+        scores.append({**where, "setting": c["setting"], "score": float(np.mean(graded)), "low": low, "high": high, "n": len(graded)})
         answers += c["answers"]
         if c["heads"] is not None:
             sinks.append({**where, "sink": _mean(c["heads"], "sink"), "relevant": _mean(c["heads"], "relevant"), "n": len(c["heads"]), "skipped": c["skipped"]})

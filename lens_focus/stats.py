@@ -3,6 +3,8 @@ chance level of an overlap between two top-k head sets.
 
 - :func:`wilson`: the Wilson interval of a proportion (EM over ``n`` prompts), from
   ``scipy.stats.binomtest``.
+- :func:`mean_interval`: the interval of a mean score over prompts (Wilson for a proportion, the
+  bootstrap below for graded scores).
 - :func:`paired_difference`: the mean change of a per-prompt score between two settings run on the
   same prompts, with a percentile bootstrap interval (``scipy.stats.bootstrap``) that resamples
   *questions* (prompts of one question at several gold positions are not independent).
@@ -97,21 +99,44 @@ def paired_difference(
     b, a = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
     if b.shape != a.shape or b.ndim != 1:
         raise ValueError(f"before and after must be paired 1-d sequences, got shapes {b.shape} and {a.shape}")
-    if len(b) == 0:
+    low, high, n_c = _cluster_bootstrap(a - b, clusters, resamples=resamples, seed=seed)
+    return Difference(float((a - b).mean()), low, high, len(b), n_c, float(b.mean()), float(a.mean()))
+
+
+def _cluster_bootstrap(values: np.ndarray, clusters: ArrayLike | None, *, resamples: int, seed: int) -> tuple[float, float, int]:
+    """``(low, high, clusters)``: the 95% percentile-bootstrap interval of the mean of ``values``
+    (1-d), resampling whole clusters (every value its own without ``clusters``)."""
+    if len(values) == 0:
         raise ValueError("no prompts to compare")
-    keys = np.arange(len(b)) if clusters is None else np.asarray(clusters)
-    if len(keys) != len(b):
-        raise ValueError(f"{len(keys)} cluster labels for {len(b)} prompts")
+    keys = np.arange(len(values)) if clusters is None else np.asarray(clusters)
+    if len(keys) != len(values):
+        raise ValueError(f"{len(keys)} cluster labels for {len(values)} prompts")
     _, index = np.unique(keys, return_inverse=True)
     n_c = int(index.max()) + 1
-    sums, counts = np.bincount(index, a - b, minlength=n_c), np.bincount(index, minlength=n_c).astype(float)
+    sums, counts = np.bincount(index, values, minlength=n_c), np.bincount(index, minlength=n_c).astype(float)
     if n_c == 1 or np.ptp(sums / counts) == 0:  # one cluster, or every cluster the same: nothing to resample
-        low = high = float(sums.sum() / counts.sum())
-    else:
-        boot = stats.bootstrap((sums, counts), lambda s, c, axis=-1: s.sum(axis) / c.sum(axis), paired=True, vectorized=True,
-                               n_resamples=resamples, method="percentile", rng=np.random.default_rng(seed))  # fmt: skip
-        low, high = boot.confidence_interval
-    return Difference(float((a - b).mean()), float(low), float(high), len(b), n_c, float(b.mean()), float(a.mean()))
+        return float(sums.sum() / counts.sum()), float(sums.sum() / counts.sum()), n_c
+    boot = stats.bootstrap((sums, counts), lambda s, c, axis=-1: s.sum(axis) / c.sum(axis), paired=True, vectorized=True,
+                           n_resamples=resamples, method="percentile", rng=np.random.default_rng(seed))  # fmt: skip
+    low, high = boot.confidence_interval
+    return float(low), float(high), n_c
+
+
+def mean_interval(scores: ArrayLike, clusters: ArrayLike | None = None, *, proportion: bool = False, resamples: int = 10_000,
+                  seed: int = 0) -> tuple[float, float]:
+    """The 95% interval of the mean of per-prompt ``scores`` (a task cell's score). A
+    ``proportion`` (every score 0 or 1: exact match, accuracy) has :func:`wilson`'s interval, which
+    stays informative at 0 of n and n of n; graded scores (recall, NDCG, ROUGE) the percentile
+    bootstrap of :func:`paired_difference`, resampling ``clusters``."""
+    x = np.asarray(scores, dtype=float)
+    if x.ndim != 1 or len(x) == 0:
+        raise ValueError(f"scores must be a non-empty 1-d sequence, got shape {x.shape}")
+    if proportion:
+        if not np.isin(x, (0.0, 1.0)).all():
+            raise ValueError("a proportion's scores must each be 0 or 1")
+        return wilson(int(x.sum()), len(x))
+    low, high, _ = _cluster_bootstrap(x, clusters, resamples=resamples, seed=seed)
+    return low, high
 
 
 @dataclass(frozen=True)

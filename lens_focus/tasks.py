@@ -61,6 +61,9 @@ METRICS: dict[str, Metric] = {
     "rouge_f1": lambda r, a, m: rouge_l_f1(r, a),
     "choice": lambda r, a, m: choice_accuracy(r, a),
 }
+PROPORTIONS = frozenset({"em", "label", "choice"})
+"""The metrics that score a response 0 or 1, whose mean over prompts is a proportion (the others
+are graded: a share of the values recalled, NDCG, ROUGE)."""
 
 
 @dataclass(frozen=True)

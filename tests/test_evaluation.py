@@ -15,6 +15,7 @@ from lens_focus.evaluation import ANSWER_COLUMNS, SINK_COLUMNS, TASK_COLUMNS, Se
 from lens_focus.heads import Head, save_heads
 from lens_focus.interventions import focus_intervention
 from lens_focus.model import model_info
+from lens_focus.stats import mean_interval, wilson
 from lens_focus.tasks import TASKS, build_task
 
 runner = CliRunner()
@@ -66,6 +67,9 @@ def test_task_scores_grade_every_answer(evaluated):
         by_id = {e.id: e for e in ts.examples}
         regraded = [ts.task.grade(r, by_id[i].answers) for i, r in zip(mine.id, mine.response.fillna(""))]
         assert row.score == pytest.approx(np.mean(regraded))
+        # json_kv's EM is a proportion (Wilson's interval), mk_needle's recall graded (a bootstrap)
+        expected = wilson(int(sum(regraded)), len(regraded)) if ts.task.metric == "em" else mean_interval(regraded)
+        assert (row.low, row.high) == pytest.approx(expected) and row.low <= row.score <= row.high
 
 
 def test_a_resumed_cell_is_graded_by_the_metric_as_it_stands(llama, tmp_path):
@@ -140,7 +144,9 @@ def frames():
     for setting, bump in (("baseline", 0.0), ("10_0.2", 0.1)):
         for length in (1000, 2000):
             for task, cat, score in (("a", "recall", 0.2), ("b", "recall", 0.4), ("c", "rag", 0.9)):
-                rows.append({"task": task, "category": cat, "length": length, "setting": setting, "score": score + bump - length / 1e4, "n": 4})
+                value = score + bump - length / 1e4
+                rows.append({"task": task, "category": cat, "length": length, "setting": setting, "score": value, "low": value - 0.05,
+                             "high": value + 0.05, "n": 4})  # fmt: skip
     tasks = pd.DataFrame(rows)
     sinks = pd.DataFrame([{"task": t, "category": c, "length": L, "sink": s, "relevant": 0.1, "n": 4, "skipped": 0}
                           for L in (1000, 2000) for t, c, s in (("a", "recall", 0.3), ("b", "recall", 0.5), ("c", "rag", 0.7 + L / 1e4))])  # fmt: skip
@@ -193,11 +199,58 @@ def test_tables_are_written(tmp_path):
     task_tables.write(tasks, sinks, tmp_path)
     assert pd.read_csv(tmp_path / "task_scores.csv").equals(tasks)
     md = (tmp_path / "task_scores.md").read_text()
-    assert "### 1000 tokens" in md and "| setting | a | b | c |" in md
+    assert "### 1000 tokens" in md and "| setting | a | b | c |" in md and "| baseline | 0.100 [0.050, 0.150] | 0.300 [0.250, 0.350] |" in md
     assert md.index("| baseline |") < md.index("| 10_0.2 |")
+    assert not (tmp_path / "changes.csv").exists()  # no answers given: no paired changes
     assert "| setting | recall | rag | overall |" in (tmp_path / "category_scores.md").read_text()
     assert "| length | a | b | c | STD |" in (tmp_path / "sink_scores.md").read_text()
     assert (tmp_path / "scores_vs_length.html").exists()
+
+
+def synthetic_cells(n: int = 40) -> list[dict]:
+    """Cells of two tasks at one length: ``em`` scores 0/1, ``graded`` in [0, 1]; ``up`` adds 0.2
+    to every graded score (a rise) and changes no EM, ``down`` moves EM 1 → 0 on 12 prompts."""
+    rng = np.random.default_rng(3)
+    em, graded = (rng.random(n) < 0.5).astype(float), rng.uniform(0, 0.7, n)
+    bend = {"baseline": (em, graded), "up": (em, graded + 0.2), "down": (np.where(np.arange(n) < 24, 0.0, em), graded)}
+    cells = []
+    for setting, scores in bend.items():
+        for task, values in zip(("em", "graded"), scores):
+            answers = [{"task": task, "length": 1000, "setting": setting, "id": f"{task}-{i}", "depth": None, "response": "r", "answers": "a",
+                        "score": float(v)} for i, v in enumerate(values)]  # fmt: skip
+            cells.append({"task": task, "category": "c_" + task, "metric": "em" if task == "em" else "rouge_f1", "length": 1000, "setting": setting,
+                          "answers": answers, "skipped": 0,
+                          "heads": [{"sink": [0.2], "relevant": [0.1]}] if setting == "baseline" else None})  # fmt: skip
+    return cells
+
+
+def test_each_cell_has_its_interval_and_each_change_is_paired(tmp_path):
+    from lens_focus.evaluation import evaluation_tables
+    from lens_focus.analyses.index import Folders
+    from lens_focus.stats import paired_difference
+
+    tasks, sinks, answers = evaluation_tables(synthetic_cells())
+    by = tasks.set_index(["task", "setting"])
+    em = answers[(answers.task == "em") & (answers.setting == "baseline")].score
+    assert (by.loc[("em", "baseline"), "low"], by.loc[("em", "baseline"), "high"]) == wilson(int(em.sum()), 40)
+    g = by.loc[("graded", "up")]
+    assert g.low < g.score < g.high and g.high - g.low < 0.2  # a bootstrap interval around the mean, not Wilson's 0/1 one
+    task_tables.write(tasks, sinks, tmp_path, answers=answers)
+    changes = pd.read_csv(tmp_path / "changes.csv")
+    assert changes.equals(task_tables.paired_differences(answers).reset_index(drop=True))
+    up = changes.set_index(["task", "setting"]).loc[("graded", "up")]
+    assert up["diff"] == pytest.approx(0.2) and up.diff_low == pytest.approx(0.2)  # the same shift on every prompt: no spread
+    down = paired_difference(em, np.where(np.arange(40) < 24, 0.0, em))
+    assert changes.set_index(["task", "setting"]).loc[("em", "down"), ["diff", "diff_low", "diff_high"]].tolist() == pytest.approx([down.mean, down.low, down.high])
+    md = (tmp_path / "changes.md").read_text()
+    assert "| setting | em | graded | all |" in md and "### 1000 tokens (80 prompts per setting)" in md
+    assert "| up | +0.000 [+0.000, +0.000] | **+0.200 [+0.200, +0.200]** |" in md and md.count("**") == 2 * 4  # up: graded, all; down: em, all
+    answers.to_csv(tmp_path / "answers.csv", index=False)  # as the evaluate command writes it
+    text, rows = task_tables.section(Folders(tmp_path, tmp_path))
+    said = {r[""]: r["ours"] for r in rows}
+    assert said["task × length cells where some setting rises (paired interval above 0)"] == "1 of 2"
+    assert said["task × length cells where some setting falls (paired interval below 0)"] == "1 of 2"
+    assert "[changes.md](changes.md)" in text
 
 
 @pytest.mark.slow

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from lens_focus.stats import em_interval, em_text, overlap_chance, paired_difference, wilson
+from lens_focus.stats import em_interval, em_text, mean_interval, overlap_chance, paired_difference, wilson
 
 
 def test_wilson_interval_against_its_closed_form():
@@ -45,6 +45,23 @@ def test_the_bootstrap_resamples_whole_questions():
     se = per_q.std(ddof=0) / math.sqrt(30)  # the bootstrap's standard error of the mean of 30 cluster means
     assert (by_q.high - by_q.low) == pytest.approx(2 * 1.96 * se, rel=0.06)
     assert (by_q.high - by_q.low) / (by_prompt.high - by_prompt.low) == pytest.approx(math.sqrt(3), rel=0.08)
+
+
+def test_mean_interval_of_proportions_and_of_graded_scores():
+    # a proportion: Wilson's interval, informative at 0 of n and n of n
+    assert mean_interval([1, 0, 0, 1, 1] * 8, proportion=True) == wilson(24, 40)
+    assert mean_interval(np.zeros(30), proportion=True) == wilson(0, 30) and wilson(0, 30)[1] > 0.1
+    with pytest.raises(ValueError, match="0 or 1"):
+        mean_interval([0.5, 1.0], proportion=True)
+    # graded scores: a percentile bootstrap, whose width for n = 2000 is the normal one (±1.96 s/√n)
+    x = np.random.default_rng(2).beta(2, 5, 2000)
+    low, high = mean_interval(x)
+    half = 1.96 * x.std(ddof=0) / math.sqrt(len(x))
+    assert (low, high) == pytest.approx((x.mean() - half, x.mean() + half), abs=0.15 * half)
+    assert mean_interval(x) == (low, high)  # seeded
+    assert mean_interval([0.5] * 7) == (0.5, 0.5) and mean_interval(np.zeros(30)) == (0.0, 0.0)  # no spread to resample
+    with pytest.raises(ValueError, match="non-empty"):
+        mean_interval([])
 
 
 def test_paired_difference_refuses_what_cannot_be_paired():

@@ -51,12 +51,12 @@ def _work(ctx: Context) -> list[dict]:
 
 def _write(cells: list[dict], out: Path, record: dict, log: Log) -> dict:
     task_scores, sink_scores, answers = evaluation_tables(cells)
-    task_tables.write(task_scores, sink_scores, out, sink_k=record["sink_k"])
+    task_tables.write(task_scores, sink_scores, out, answers=answers, sink_k=record["sink_k"])
     answers.to_csv(out / "answers.csv", index=False)
     summary = write_summary(out, {**summary_of(record), "seconds": seconds_since(record)})
     table = task_tables.wide(task_scores.assign(col=task_scores.task + "@" + task_scores.length.astype(str)), index="setting", columns="col", values="score")
     log(table.to_string(index=False))
-    log(f"wrote  {out}/ (task_scores, category_scores, sink_scores .csv/.md, scores_vs_length.html/png, answers.csv, summary.json) in {summary['seconds']}s")
+    log(f"wrote  {out}/ (task_scores, category_scores, changes, sink_scores .csv/.md, scores_vs_length.html/png, answers.csv, summary.json) in {summary['seconds']}s")
     return summary
 
 
