@@ -282,8 +282,9 @@ def tasks(run: Path) -> str | None:
             parts.append(f"At {length} tokens, each setting against the baseline over every prompt: "
                          + "; ".join(f"{r.setting} {_change(r.diff, r.diff_low, r.diff_high)}" for r in g.itertuples()) + ".")
         cells = d[d.task != "all"]
-        parts.append(f"Of the {len(cells)} changes per task, length and setting (evaluation/changes.md), {(cells.diff_low > 0).sum()} are rises, "
-                     f"{(cells.diff_high < 0).sum()} falls, the rest no measurable effect.")
+        rises, falls = int((cells.diff_low > 0).sum()), int((cells.diff_high < 0).sum())
+        parts.append(f"The {len(cells)} changes per task, length and setting (evaluation/changes.md): rises {rises}, falls {falls}, "
+                     f"no measurable effect {len(cells) - rises - falls}.")
     sink = pd.read_csv(step / "sink_scores.csv")
     std = sink[(sink.task == STD) & sink.sink.notna()]
     if not std.empty:

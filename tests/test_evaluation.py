@@ -246,11 +246,21 @@ def test_each_cell_has_its_interval_and_each_change_is_paired(tmp_path):
     assert "| setting | em | graded | all |" in md and "### 1000 tokens (80 prompts per setting)" in md
     assert "| up | +0.000 [+0.000, +0.000] | **+0.200 [+0.200, +0.200]** |" in md and md.count("**") == 2 * 4  # up: graded, all; down: em, all
     answers.to_csv(tmp_path / "answers.csv", index=False)  # as the evaluate command writes it
+    (tmp_path / "done.json").write_text("{}")
     text, rows = task_tables.section(Folders(tmp_path, tmp_path))
     said = {r[""]: r["ours"] for r in rows}
     assert said["task × length cells where some setting rises (paired interval above 0)"] == "1 of 2"
     assert said["task × length cells where some setting falls (paired interval below 0)"] == "1 of 2"
     assert "[changes.md](changes.md)" in text
+    from lens_focus.analyses import findings
+
+    step = tmp_path / "run" / "evaluation"
+    step.mkdir(parents=True)
+    for name in ("task_scores.csv", "sink_scores.csv", "answers.csv", "done.json"):
+        (step / name).write_bytes((tmp_path / name).read_bytes())
+    said = findings.tasks(tmp_path / "run")
+    assert "em, graded at 1000 tokens, 40 prompts per task" in said
+    assert "The 4 changes per task, length and setting (evaluation/changes.md): rises 1, falls 1, no measurable effect 2." in said
 
 
 @pytest.mark.slow
