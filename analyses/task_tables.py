@@ -164,16 +164,19 @@ DIFF_COLUMNS = ["length", "task", "setting", "n", "diff", "diff_low", "diff_high
 
 def paired_differences(answers: pd.DataFrame) -> pd.DataFrame:
     """Each setting's change from the baseline on the same prompts (``answers.csv``), per task and
-    length and over every prompt of a length (``task = all``): the mean difference of the task's
-    metric with a 95% bootstrap interval over prompts (:func:`lens_focus.stats.paired_difference`)."""
+    length (tasks in the order the answers first name them) and over every prompt of a length
+    (``task = all``): the mean difference of the task's metric with a 95% bootstrap interval over
+    prompts (:func:`lens_focus.stats.paired_difference`)."""
     require_columns(answers, ANSWER_COLUMNS, "answers")
     base = answers[answers.setting == "baseline"].set_index(["task", "length", "id"]).score
+    tasks = list(dict.fromkeys(answers.task))
     rows = []
     for setting in [s for s in dict.fromkeys(answers.setting) if s != "baseline"]:
         steered = answers[answers.setting == setting]
         before = base.loc[list(zip(steered.task, steered.length, steered.id))].to_numpy()
         paired = steered.assign(before=before)
-        groups = [(length, task, g) for (length, task), g in paired.groupby(["length", "task"], sort=True)]
+        groups = sorted(((length, task, g) for (length, task), g in paired.groupby(["length", "task"], sort=False)),
+                        key=lambda x: (x[0], tasks.index(x[1])))  # lengths in order, tasks as the answers first name them
         groups += [(length, "all", g) for length, g in paired.groupby("length", sort=True)]
         for length, task, g in groups:
             d = paired_difference(g.before, g.score, g.task + "/" + g.id.astype(str))

@@ -243,7 +243,9 @@ def test_each_cell_has_its_interval_and_each_change_is_paired(tmp_path):
     down = paired_difference(em, np.where(np.arange(40) < 24, 0.0, em))
     assert changes.set_index(["task", "setting"]).loc[("em", "down"), ["diff", "diff_low", "diff_high"]].tolist() == pytest.approx([down.mean, down.low, down.high])
     md = (tmp_path / "changes.md").read_text()
-    assert "| setting | em | graded | all |" in md and "### 1000 tokens (80 prompts per setting)" in md
+    assert "| setting | em | graded | all |" in md  # the tasks in the answers' order
+    flipped = task_tables.paired_differences(pd.concat([answers[answers.task == "graded"], answers[answers.task == "em"]]))
+    assert list(dict.fromkeys(flipped.task)) == ["graded", "em", "all"] and "### 1000 tokens (80 prompts per setting)" in md
     assert "| up | +0.000 [+0.000, +0.000] | **+0.200 [+0.200, +0.200]** |" in md and md.count("**") == 2 * 4  # up: graded, all; down: em, all
     answers.to_csv(tmp_path / "answers.csv", index=False)  # as the evaluate command writes it
     (tmp_path / "done.json").write_text("{}")
