@@ -12,7 +12,7 @@ from plotly.subplots import make_subplots
 
 from lens_focus.evaluation import ANSWER_COLUMNS, SINK_COLUMNS, TASK_COLUMNS
 from lens_focus.plots import write_figure
-from lens_focus.stats import difference_text, paired_difference
+from lens_focus.stats import difference_text, paired_difference, verdict
 
 from . import markdown_table, require_columns
 from .index import Folders, row
@@ -95,21 +95,31 @@ def _interval_text(score: float, low: float, high: float) -> str:
 
 
 def _change_text(d) -> str:
-    """A paired change as a table cell, in bold where its interval excludes 0."""
+    """A paired change as a table cell, in bold where it is a rise or a fall (:func:`verdict`)."""
     text = f"{d.diff:+.3f} [{d.diff_low:+.3f}, {d.diff_high:+.3f}]"
-    return f"**{text}**" if d.diff_low > 0 or d.diff_high < 0 else text
+    return text if verdict(d.diff_low, d.diff_high) == "no measurable effect" else f"**{text}**"
+
+
+def _length_blocks(table: pd.DataFrame, *, columns: str, values: str, heading=lambda length, g: f"{length} tokens") -> list[str]:
+    """One Markdown table per length of ``table``: a row per setting (the baseline first), a
+    column per value of ``columns``."""
+    blocks = []
+    for length, g in table.groupby("length", sort=True):
+        w = wide(g, index="setting", columns=columns, values=values)
+        w = w.set_index("setting").loc[_setting_order(w.setting)].reset_index()
+        blocks.append(f"### {heading(length, g)}\n\n" + markdown_table(w))
+    return blocks
 
 
 def changes_markdown(changes: pd.DataFrame) -> str:
     """:func:`paired_differences` as the paper's table shape: a block per length, a row per
     setting, a column per task and ``all`` (every prompt of the length)."""
-    blocks = ["## Each setting's change from the baseline on the same prompts (paired, 95% bootstrap interval over prompts)\n\n"
-              "In bold: a rise or a fall (the interval excludes 0); the rest: no measurable effect.\n"]  # fmt: skip
-    for length, g in changes.groupby("length", sort=True):
-        w = wide(g.assign(text=[_change_text(d) for d in g.itertuples()]), index="setting", columns="task", values="text")
-        w = w.set_index("setting").loc[_setting_order(w.setting)].reset_index()
-        blocks.append(f"### {length} tokens ({int(g[g.task == 'all'].n.max())} prompts per setting)\n\n" + markdown_table(w))
-    return "\n".join(blocks)
+    return "\n".join([
+        "## Each setting's change from the baseline on the same prompts (paired, 95% bootstrap interval over prompts)\n\n"
+        "In bold: a rise or a fall (the interval excludes 0); the rest: no measurable effect.\n",
+        *_length_blocks(changes.assign(text=[_change_text(d) for d in changes.itertuples()]), columns="task", values="text",
+                        heading=lambda length, g: f"{length} tokens ({int(g[g.task == 'all'].n.max())} prompts per setting)"),
+    ])  # fmt: skip
 
 
 def write(task_scores: pd.DataFrame, sink_scores: pd.DataFrame, out_dir: str | Path, *, answers: pd.DataFrame | None = None,
@@ -126,16 +136,12 @@ def write(task_scores: pd.DataFrame, sink_scores: pd.DataFrame, out_dir: str | P
     sinks = sink_with_std(sink_scores)
     shown = task_scores.assign(shown=[_interval_text(r.score, r.low, r.high) for r in task_scores.itertuples()])
     written = []
-    for stem, tidy, text, title, index, columns in (
-        ("task_scores", task_scores, shown, "Task scores per setting with 95% intervals over prompts (paper Tables 5–8)", "setting", "task"),
-        ("category_scores", categories, categories, "Category averages and overall (paper Tables 2, 9–11)", "setting", "category"),
+    for stem, tidy, md, title, columns in (
+        ("task_scores", task_scores, shown, "Task scores per setting with 95% intervals over prompts (paper Tables 5–8)", "task"),
+        ("category_scores", categories, categories.assign(shown=categories.score), "Category averages and overall (paper Tables 2, 9–11)", "category"),
     ):
         tidy.to_csv(out / f"{stem}.csv", index=False)
-        blocks = [f"## {title}\n\n{note}".rstrip() + "\n"]
-        for length, g in text.groupby("length", sort=True):
-            w = wide(g, index=index, columns=columns, values="shown" if "shown" in g else "score")
-            w = w.set_index(index).loc[_setting_order(w[index])].reset_index()
-            blocks.append(f"### {length} tokens\n\n" + markdown_table(w))
+        blocks = [f"## {title}\n\n{note}".rstrip() + "\n", *_length_blocks(md, columns=columns, values="shown")]
         (out / f"{stem}.md").write_text("\n".join(blocks))
         written += [out / f"{stem}.csv", out / f"{stem}.md"]
     if answers is not None and (answers.setting != "baseline").any():

@@ -7,15 +7,16 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from lens_focus.analyses import task_tables
+from lens_focus.analyses import findings, task_tables
+from lens_focus.analyses.index import Folders
 from lens_focus.answers import answer_examples
 from lens_focus.commands.cli import app
 from lens_focus.directions import FocusDirections, zero_directions
-from lens_focus.evaluation import ANSWER_COLUMNS, SINK_COLUMNS, TASK_COLUMNS, Setting, evaluate_tasks, group_by_length, parse_settings
+from lens_focus.evaluation import ANSWER_COLUMNS, SINK_COLUMNS, TASK_COLUMNS, Setting, evaluate_tasks, evaluation_tables, group_by_length, parse_settings
 from lens_focus.heads import Head, save_heads
 from lens_focus.interventions import focus_intervention
 from lens_focus.model import model_info
-from lens_focus.stats import mean_interval, wilson
+from lens_focus.stats import mean_interval, paired_difference, wilson
 from lens_focus.tasks import TASKS, build_task
 
 runner = CliRunner()
@@ -225,10 +226,6 @@ def synthetic_cells(n: int = 40) -> list[dict]:
 
 
 def test_each_cell_has_its_interval_and_each_change_is_paired(tmp_path):
-    from lens_focus.evaluation import evaluation_tables
-    from lens_focus.analyses.index import Folders
-    from lens_focus.stats import paired_difference
-
     tasks, sinks, answers = evaluation_tables(synthetic_cells())
     by = tasks.set_index(["task", "setting"])
     em = answers[(answers.task == "em") & (answers.setting == "baseline")].score
@@ -254,8 +251,6 @@ def test_each_cell_has_its_interval_and_each_change_is_paired(tmp_path):
     assert said["task × length cells where some setting rises (paired interval above 0)"] == "1 of 2"
     assert said["task × length cells where some setting falls (paired interval below 0)"] == "1 of 2"
     assert "[changes.md](changes.md)" in text
-    from lens_focus.analyses import findings
-
     step = tmp_path / "run" / "evaluation"
     step.mkdir(parents=True)
     for name in ("task_scores.csv", "sink_scores.csv", "answers.csv", "done.json"):
