@@ -19,6 +19,7 @@ from .index import Folders, row
 from lens_focus.defaults import SINK_K
 
 STD = "STD"
+SPREAD = 1.04  # the figure's factor between neighbouring settings' x positions
 """The row (CSV) or column (Markdown) of the sink scores' standard deviation across tasks."""
 
 
@@ -66,7 +67,8 @@ def wide(table: pd.DataFrame, *, index: str, columns: str, values: str) -> pd.Da
 def figure(task_scores: pd.DataFrame, *, title: str = "Task scores against context length per setting") -> go.Figure:
     """One panel per task and one for the overall average (the mean of the category means); a line
     per setting, with each task score's 95% interval as error bars where ``task_scores`` has
-    ``low`` and ``high``."""
+    ``low`` and ``high``. The settings' points at one length sit side by side (each setting shifted
+    by a few percent of the length, so that their bars do not overlap); hovering shows the length."""
     require_columns(task_scores, TASK_COLUMNS, "task scores")
     tasks = list(dict.fromkeys(task_scores.task))
     cats = category_scores(task_scores)
@@ -77,11 +79,14 @@ def figure(task_scores: pd.DataFrame, *, title: str = "Task scores against conte
     rows = -(-len(panels) // cols)
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=panels, shared_yaxes=True)
     colors = ["black", "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
-    for s, setting in enumerate(_setting_order(data.setting)):
+    settings = _setting_order(data.setting)
+    for s, setting in enumerate(settings):
+        shift = SPREAD ** (s - (len(settings) - 1) / 2)  # a factor on the log axis: the same gap at every length
         for p, task in enumerate(panels):
             g = data[(data.task == task) & (data.setting == setting)].sort_values("length")
             bars = dict(type="data", array=g.high - g.score, arrayminus=g.score - g.low, thickness=1) if "low" in g and g.low.notna().all() else None
-            fig.add_scatter(x=g.length, y=g.score, error_y=bars, mode="lines+markers", name=setting, legendgroup=setting, showlegend=p == 0,
+            fig.add_scatter(x=g.length * shift, y=g.score, error_y=bars, mode="lines+markers", name=setting, legendgroup=setting, showlegend=p == 0,
+                            customdata=g.length, hovertemplate=f"{setting}<br>%{{customdata}} tokens: %{{y:.3f}}<extra></extra>",
                             line=dict(color=colors[s % len(colors)], dash="dot" if setting == "baseline" else "solid"),
                             row=p // cols + 1, col=p % cols + 1)  # fmt: skip
     fig.update_xaxes(title_text="context length (tokens)", type="log", tickvals=sorted(data.length.unique()))

@@ -169,6 +169,11 @@ def test_category_and_sink_tables():
     assert isinstance(fig, go.Figure) and len(fig.data) == 2 * 4  # 2 settings × (3 tasks + overall)
     overall = [t for t in fig.data if t.name == "10_0.2" and list(t.y) != []][-1]
     assert list(overall.y) == pytest.approx([(0.3 + 0.9) / 2 + 0.1 - 0.1, (0.3 + 0.9) / 2 + 0.1 - 0.2])
+    # the two settings' points at a length sit apart, symmetric about it, and hover with the length itself
+    base = [t for t in fig.data if t.name == "baseline" and list(t.y) != []][-1]
+    for length, a, b in zip((1000, 2000), base.x, overall.x):
+        assert a < length < b and a * b == pytest.approx(length**2)
+    assert list(overall.customdata) == [1000, 2000]
 
 
 @pytest.mark.parametrize("categories, paper", [

@@ -14,7 +14,7 @@ from lens_focus.cache import RowCache, cell_seconds
 from lens_focus.commands.cli import app
 from lens_focus.profile import Profile
 from lens_focus.commands.declare import Context, steps as registered
-from lens_focus.commands.reproduce import plan_for, reproduce, step_params
+from lens_focus.commands.reproduce import plan_for, reproduce, step_params, wanted_steps
 from lens_focus.directions import FocusDirections
 from lens_focus.stats import em_text
 
@@ -302,6 +302,27 @@ def test_an_interrupted_step_resumes_at_its_cells_and_gives_the_same_result(run,
                      (out / "index.md").read_text())
 
 
+@pytest.mark.slow
+def test_redo_rewrites_a_finished_step_from_its_cells_and_leaves_the_rest(run, tmp_path, monkeypatch):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(run[0], out)
+    (out / "evaluation/task_scores.md").write_text("written by an older version\n")
+    (out / "evaluation/changes.csv").unlink()
+    before = {p: p.stat().st_mtime_ns for p in out.glob("*/done.json") if p.parent.name != "evaluation"}
+    monkeypatch.setattr("lens_focus.evaluation._cell", lambda *a, **k: pytest.fail("a kept cell was computed again"))
+    status = reproduce("toy", out, plan=TINY, redo=["evaluation"], progress=False, log=lambda s: None)
+    assert [s for s, v in status.items() if v == "ran"] == ["evaluation"]
+    assert {s for s, v in status.items() if v == "done"} == wanted_steps(["evaluation"]) - {"evaluation"} != set()  # what it reads, already done
+    for name in ("task_scores.md", "changes.csv", "task_scores.csv", "answers.csv"):
+        assert (out / "evaluation" / name).read_bytes() == (run[0] / "evaluation" / name).read_bytes(), name
+    done = json.loads((out / "evaluation/done.json").read_text())
+    assert done["params"] == json.loads((run[0] / "evaluation/done.json").read_text())["params"] and done["cells"]["found"] == done["cells"]["n"]
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*/done.json") if p.parent.name != "evaluation"} == before
+    assert set(reproduce("toy", out, plan=TINY, progress=False, log=lambda s: None).values()) == {"done"}  # the steps after it still hold
+
+
 def test_plan_for_and_bad_steps(tmp_path):
     toy, natural = Profile(True, 1024), Profile(False, 8192, chat=True)
     assert plan_for(toy).data == "toy" and plan_for(natural).data == "facts"
@@ -324,8 +345,12 @@ def test_cli_runs_chosen_steps_with_what_they_read(tmp_path):
     assert "Not run yet (step `score`)" in (out / "index.md").read_text()
     again = CliRunner().invoke(app, ["reproduce", "--model", "toy", "--quick", "--steps", "directions", "--plan", str(out / "plan.json"), "--out", str(out)])
     assert again.exit_code == 0 and "directions done" in again.output, again.output  # a run's own plan.json is a plan file
-    bad = CliRunner().invoke(app, ["reproduce", "--model", "toy", "--steps", "nope", "--out", str(out)])
-    assert bad.exit_code == 2 and "unknown steps nope" in bad.output
+    redo = CliRunner().invoke(app, ["reproduce", "--model", "toy", "--quick", "--redo", "directions", "--plan", str(out / "plan.json"), "--out", str(out)])
+    assert redo.exit_code == 0 and "directions ran" in redo.output and "score skipped" in redo.output, redo.output  # no cells: computed again
+    assert FocusDirections.load(out / "directions/directions.safetensors") is not None
+    for option in ("--steps", "--redo"):
+        bad = CliRunner().invoke(app, ["reproduce", "--model", "toy", option, "nope", "--out", str(out)])
+        assert bad.exit_code == 2 and "unknown steps nope" in bad.output
     plan.write_text('{"epoch": 2}')
     bad = CliRunner().invoke(app, ["reproduce", "--model", "toy", "--plan", str(plan), "--out", str(out)])
     assert bad.exit_code == 2 and f"{plan}: unknown field 'epoch'" in bad.output

@@ -35,6 +35,8 @@ from .options import MODEL_OPTIONS, experiment_command, fail, guarded, model_kw,
 from .reproduce import plan_for, read_plan_file, reproduce as reproduce_run, run_index, step_states, wanted_steps
 
 STEPS_OPTION = Param("steps", str, None, "steps to run (with the steps they read); default all", many=True, optional=True)
+REDO_OPTION = Param("redo", str, None, "finished steps to run again from their kept cells, rewriting their tables and figures "
+                   "(a step without cells is computed again); alone, or with --steps", many=True, optional=True)
 PLAN_OPTION = Param("plan", Path, None, 'JSON object of plan fields to change, e.g. {"seed": 1, "evaluation": {"lengths": [4000, 8000]}} (the fields: OUT/plan.json)',
                     optional=True)  # fmt: skip
 
@@ -63,7 +65,7 @@ def _with_options(*params: Param, defaults: dict | None = None):
 
 
 @_with_options(*MODEL_OPTIONS, Param("data", str, None, "data of the question steps (default: toy for a toy-vocabulary model, facts otherwise)", optional=True),
-               STEPS_OPTION, Param("nq", NQ.kind, None, "NQ file: adds the nq task to the task step; the heads across lengths score its prompts", optional=True),
+               STEPS_OPTION, REDO_OPTION, Param("nq", NQ.kind, None, "NQ file: adds the nq task to the task step; the heads across lengths score its prompts", optional=True),
                Param("kv", KV.kind, None, KV.help, optional=True), Param("seed", int, None, "seed of every step's data (default: the plan's, 0)", low=0, optional=True),
                Param("rows", ROWS.kind, None, "rows every score averages (default: the plan's, generation); the step 'rows' scores under the other", optional=True),
                PLAN_OPTION)  # fmt: skip
@@ -92,7 +94,7 @@ def reproduce(
     if evaluation:
         changes["evaluation"] = evaluation
     plan = plan_for(profile_of_checkpoint(values["model"]), quick=quick, changes=changes, source=str(plan_path or "the plan"))
-    wanted_steps(values["steps"])  # an unknown step stops here, before anything is said or written
+    wanted_steps([*(values["steps"] or ()), *(values["redo"] or ())] or None)  # an unknown step stops here, before anything is said or written
     if status:
         states = step_states(values["model"], out, plan=plan, steps=values["steps"], dtype=values["dtype"])
         typer.echo(states.to_string(index=False, na_rep="—"))
@@ -101,7 +103,7 @@ def reproduce(
     if status or index:
         return
     typer.echo(f"plan   {'quick' if quick else 'full'} run of {values['model']} on {plan.data}")
-    status = reproduce_run(values["model"], out, plan=plan, quick=quick, steps=values["steps"], load_kw=model_kw(values))
+    status = reproduce_run(values["model"], out, plan=plan, quick=quick, steps=values["steps"], redo=values["redo"] or (), load_kw=model_kw(values))
     typer.echo("steps  " + ", ".join(f"{k} {v}" for k, v in status.items()))
 
 

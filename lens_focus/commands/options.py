@@ -106,7 +106,8 @@ def experiment_command(app: typer.Typer, experiment: Experiment) -> None:
     """Register ``lens-focus NAME`` for ``experiment`` on ``app`` (see the module docstring)."""
     params = experiment.all_params()
     own_inputs = [INPUT_PARAMS[name] for name in experiment.inputs]
-    out_help = "file to write" if experiment.output == "file" else "folder to write the results into"
+    out_help = ("file to write" if experiment.output == "file" else "folder to write the results into") + (
+        " when the run ends (an interrupted run starts afresh; lens-focus reproduce keeps each finished cell and resumes)")
     signature = [option(p) for p in MODEL_OPTIONS]
     signature += [option(p, experiment.command_defaults.get(p.name)) for p in params]
     signature += [option(p) for p in own_inputs]

@@ -432,28 +432,34 @@ def reproduce(
     plan: Plan | None = None,
     quick: bool = False,
     steps: Sequence[str] | None = None,
+    redo: Sequence[str] = (),
     load_kw: dict | None = None,
     log: Log | None = None,
     progress: bool = True,
 ) -> dict[str, str]:
     """Run every step not yet done (or only ``steps``, with what they need) into ``out``
-    and write ``out/index.md``. Returns each step's status: ``done`` (already there), ``ran``, or
-    ``skipped`` (not asked for). Deterministic under the plan's seed. Under torchrun the steps
-    that answer questions split them across the ranks (:mod:`lens_focus.parts`); the others run on
-    rank 0 while the rest wait. ``load_kw``: the keywords of :func:`~lens_focus.model.load_model`."""
+    and write ``out/index.md``. The steps ``redo`` run even when done (with what they need, and
+    ``steps``, if named, alone otherwise), under the same parameters: their kept cells are read back,
+    not computed, so a step with cells only rewrites its tables and figures (a step without cells is
+    computed again). Returns each step's status: ``done`` (already there), ``ran``, or ``skipped``
+    (not asked for). Deterministic under the plan's seed. Under torchrun the steps that answer
+    questions split them across the ranks (:mod:`lens_focus.parts`); the others run on rank 0 while
+    the rest wait. ``load_kw``: the keywords of :func:`~lens_focus.model.load_model`."""
     out = Path(out)
     part = current_part()
     plan = plan or plan_for(profile_of_checkpoint(model_name), quick=quick)
     load_kw = {"device": None, "dtype": "float32", "attention": "auto", **(load_kw or {})}
     dtype = load_kw["dtype"]
     every = registered()
-    wanted = wanted_steps(steps)
+    named = [*(steps or ()), *redo]
+    wanted = wanted_steps(named or None)
     run = Run(model_name, out, plan, load_kw=load_kw, log=log, part=part)
     with lock(check_out(out)) if part.main else nullcontext():  # one run at a time into a folder
-        return _run_steps(run, plan, every, wanted, model_name=model_name, quick=quick, dtype=dtype, progress=progress)
+        return _run_steps(run, plan, every, wanted, set(redo), model_name=model_name, quick=quick, dtype=dtype, progress=progress)
 
 
-def _run_steps(run: Run, plan: Plan, every: list, wanted: set[str], *, model_name: str, quick: bool, dtype: str, progress: bool) -> dict[str, str]:
+def _run_steps(run: Run, plan: Plan, every: list, wanted: set[str], redo: set[str], *, model_name: str, quick: bool, dtype: str,
+               progress: bool) -> dict[str, str]:  # fmt: skip
     """The steps of :func:`reproduce`, in order, then ``index.md`` (under the run's lock)."""
     out, part = run.out, run.part
     if part.main:
@@ -469,7 +475,8 @@ def _run_steps(run: Run, plan: Plan, every: list, wanted: set[str], *, model_nam
             run.log(f"   {step.name}: recorded before the prompt format was; taken as made under this one ({run.prompt})")
         done = _read(folder / DONE)
         # rank 0 decides for every rank of torchrun (they would read the folder at different moments)
-        status[step.name] = broadcast(part, "skipped" if step.name not in wanted else "done" if done is not None and done.get("params") == params else "ran")
+        same = done is not None and done.get("params") == params and step.name not in redo
+        status[step.name] = broadcast(part, "skipped" if step.name not in wanted else "done" if same else "ran")
         if status[step.name] != "ran":
             continue
         bar.set_postfix_str(step.name)
@@ -486,6 +493,7 @@ def _run_steps(run: Run, plan: Plan, every: list, wanted: set[str], *, model_nam
                         shutil.copyfile(cells, folder / cells.name)
                     run.log(f"   {step.name}: only its grid changed ({', '.join(grid)}): the cells already computed are kept")
             folder.mkdir(parents=True, exist_ok=True)
+            (folder / DONE).unlink(missing_ok=True)  # a step redone: unfinished until it ends
             (folder / PARAMS).write_text(json.dumps(params, indent=2) + "\n")
         barrier(part)
         start, found = time.time(), 0
