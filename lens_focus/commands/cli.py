@@ -94,7 +94,7 @@ def reproduce(
     if evaluation:
         changes["evaluation"] = evaluation
     plan = plan_for(profile_of_checkpoint(values["model"]), quick=quick, changes=changes, source=str(plan_path or "the plan"))
-    wanted_steps([*(values["steps"] or ()), *(values["redo"] or ())] or None)  # an unknown step stops here, before anything is said or written
+    wanted_steps(values["steps"], values["redo"] or ())  # an unknown step stops here, before anything is said or written
     if status:
         states = step_states(values["model"], out, plan=plan, steps=values["steps"], dtype=values["dtype"])
         typer.echo(states.to_string(index=False, na_rep="—"))

@@ -357,12 +357,13 @@ def _read(path: Path) -> dict | None:
         return None
 
 
-def wanted_steps(steps: Sequence[str] | None) -> set[str]:
-    """The steps to run for ``steps`` (all when None): those named and every step they read from;
-    an unknown name is an error listing the steps."""
+def wanted_steps(steps: Sequence[str] | None, redo: Sequence[str] = ()) -> set[str]:
+    """The steps to run for ``steps`` and ``redo`` (all when neither names any): those named and
+    every step they read from; an unknown name is an error listing the steps."""
     every = registered()
     known = [s.name for _, s in every]
-    wanted = set(known) if steps is None else set(steps)
+    named = [*(steps or ()), *redo]
+    wanted = set(named) if named else set(known)
     if wanted - set(known):
         raise InputError(f"steps: unknown steps {', '.join(sorted(wanted - set(known)))}; the steps are {', '.join(known)}")
     for _, s in reversed(every):  # what a wanted step reads is wanted too
@@ -451,8 +452,7 @@ def reproduce(
     load_kw = {"device": None, "dtype": "float32", "attention": "auto", **(load_kw or {})}
     dtype = load_kw["dtype"]
     every = registered()
-    named = [*(steps or ()), *redo]
-    wanted = wanted_steps(named or None)
+    wanted = wanted_steps(steps, redo)
     run = Run(model_name, out, plan, load_kw=load_kw, log=log, part=part)
     with lock(check_out(out)) if part.main else nullcontext():  # one run at a time into a folder
         return _run_steps(run, plan, every, wanted, set(redo), model_name=model_name, quick=quick, dtype=dtype, progress=progress)
