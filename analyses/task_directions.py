@@ -133,7 +133,7 @@ def section(f: Folders) -> tuple[str, list[dict]]:
     rows = []
     for task in dict.fromkeys(table.task):
         cells = table[table.task == task].set_index("directions")
-        shown = "; ".join(f"{d}: {difference_text(r['diff'], r.diff_low, r.diff_high)} ({int(r.changed)} responses changed)" for d, r in cells.iterrows())
+        shown = "; ".join(f"{d}: {difference_text(r['diff'], r.diff_low, r.diff_high)} ({int(r.changed)} {'response' if r.changed == 1 else 'responses'} changed)" for d, r in cells.iterrows())
         rows.append(row(f"{task}: change from the baseline ({int(cells.n.iloc[0])} prompts, baseline {cells.before.iloc[0]:.3f})", shown, "—"))
     for r in own.itertuples():
         rows.append(row(f"{r.task}: its own ({r.category}) directions − the general ones", difference_text(r.diff, r.diff_low, r.diff_high), "—"))

@@ -175,7 +175,7 @@ def test_index_numbers_are_read_from_the_step_files(run):
     matrix = pd.read_csv(out / "task_directions/matrix.csv")
     section = sections["Focus directions for each task category (the paper's first open question)"]
     for r in matrix.itertuples():
-        assert f"{r.directions}: {r.diff:+.3f} [{r.diff_low:+.3f}, {r.diff_high:+.3f}]" in section and f"({r.changed} responses changed)" in section
+        assert f"{r.directions}: {r.diff:+.3f} [{r.diff_low:+.3f}, {r.diff_high:+.3f}]" in section and f"({r.changed} {'response' if r.changed == 1 else 'responses'} changed)" in section
 
 
 @pytest.mark.slow
