@@ -117,6 +117,10 @@ def write(answers: pd.DataFrame, training: list[dict], out_dir: str | Path, *, s
     return table, own
 
 
+def _responses(n: int) -> str:
+    return f"{int(n)} response" + "s" * (n != 1)
+
+
 def section(f: Folders) -> tuple[str, list[dict]]:
     """The index section: what was trained, then per task its own directions' change, the general
     directions' change and the two compared."""
@@ -133,7 +137,7 @@ def section(f: Folders) -> tuple[str, list[dict]]:
     rows = []
     for task in dict.fromkeys(table.task):
         cells = table[table.task == task].set_index("directions")
-        shown = "; ".join(f"{d}: {difference_text(r['diff'], r.diff_low, r.diff_high)} ({int(r.changed)} {'response' if r.changed == 1 else 'responses'} changed)" for d, r in cells.iterrows())
+        shown = "; ".join(f"{d}: {difference_text(r['diff'], r.diff_low, r.diff_high)} ({_responses(r.changed)} changed)" for d, r in cells.iterrows())
         rows.append(row(f"{task}: change from the baseline ({int(cells.n.iloc[0])} prompts, baseline {cells.before.iloc[0]:.3f})", shown, "—"))
     for r in own.itertuples():
         rows.append(row(f"{r.task}: its own ({r.category}) directions − the general ones", difference_text(r.diff, r.diff_low, r.diff_high), "—"))
