@@ -19,8 +19,8 @@ from .index import Folders, row
 from lens_focus.defaults import SINK_K
 
 STD = "STD"
-SPREAD = 1.04  # the figure's factor between neighbouring settings' x positions
 """The row (CSV) or column (Markdown) of the sink scores' standard deviation across tasks."""
+SPREAD = 1.04  # the figure's factor between neighbouring settings' x positions
 
 
 def prompts_per_cell(n: pd.Series) -> str:

@@ -7,9 +7,9 @@ Each length runs in a process of its own (peak = its maximum resident set, the m
 one prompt of the task, built as the evaluation step of ``lens-focus reproduce`` builds it, answered
 as a baseline cell answers it (greedy, the task's answer length, the heads' scores on the answer
 rows, the fast path where it applies); the time is the best of ``--repeat`` answers (no warm-up:
-at these lengths the first call's setting-up is under a second). Prints the seconds per prompt, the ratio to the first length, and what a
-task table of 5 tasks × 5 settings × 30 prompts would take at that length, in core-hours when
-``--threads 1`` (the background runs use one core each).
+at these lengths the first call's setting-up is under a second). Prints the seconds per prompt,
+the ratio to the first length, and what a task table of 5 tasks × 5 settings × 30 prompts would
+take at that length, in core-hours when ``--threads 1`` (the background runs use one core each).
 """
 from __future__ import annotations
 
