@@ -20,7 +20,7 @@ from typing import Callable
 
 import pandas as pd
 
-from lens_focus.cache import cell_seconds
+from lens_focus.cache import cell_files, cell_seconds
 from lens_focus.stats import difference_text
 
 from . import markdown_table
@@ -165,8 +165,9 @@ def write_index(out: str | Path, sections: list[IndexSection], *, model_name: st
             continue
         parts.append(f"## {s.title}\n")
         if not (step / "done.json").exists():
-            cells = cell_seconds(step.glob("cells*.jsonl")).n  # finished cells (not a line being written)
-            parts.append(f"Not finished yet (step `{step.name}`: {cells} cells of its work done; `lens-focus reproduce` resumes it).\n" if cells
+            cells = cell_seconds(cell_files(step))  # finished cells (not a line being written)
+            done = f"{cells.planned - cells.left} of its {cells.planned} cells" if cells.planned else f"{cells.n} cells of its work"
+            parts.append(f"Not finished yet (step `{step.name}`: {done} done; `lens-focus reproduce` resumes it).\n" if cells.n
                          else f"Not run yet (step `{step.name}`).\n")  # fmt: skip
             continue
         text, rows = s.section(s.folders) if s.section else ("", [])

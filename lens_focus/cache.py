@@ -5,7 +5,9 @@ A :class:`RowCache` maps a key (any JSON value: the cell of a grid, such as ``["
 once. Given the same file again, a loop finds the cells it already has and computes only the rest.
 Without a file it is an in-memory no-op store, so library functions take one unconditionally.
 Each entry also records the seconds its computation took (``seconds``), so that a step resumed
-over several runs still knows what its cells cost in all (:func:`cell_seconds`).
+over several runs still knows what its cells cost in all (:func:`cell_seconds`). A loop declares
+its cells' keys before it computes them (:meth:`RowCache.expect`, kept beside the file), so that a
+reader of the folder tells how many of them remain.
 
 The key must name everything the value depends on that can change between runs of the same file;
 callers that change anything else (the model, the examples) start a new file.
@@ -28,8 +30,9 @@ def _key(key: Any) -> str:
 
 def _entries(path: Path) -> Iterator[tuple[str, dict]]:
     """The entries of a cache file as ``(key, entry)``, read only: a line being written (or not an
-    entry) is passed over."""
-    for line in Path(path).read_text().splitlines():
+    entry) is passed over; a file not written yet has none."""
+    path = Path(path)
+    for line in path.read_text().splitlines() if path.exists() else ():
         try:
             entry = json.loads(line)
             key, _ = _key(entry["key"]), entry["value"]
@@ -38,12 +41,20 @@ def _entries(path: Path) -> Iterator[tuple[str, dict]]:
         yield key, entry
 
 
+def planned_path(path: str | Path) -> Path:
+    """Where the keys a run of the cache file ``path`` declared are kept: ``cells.jsonl`` →
+    ``cells.planned.json``."""
+    path = Path(path)
+    return path.with_name(path.stem + ".planned.json")
+
+
 class RowCache:
     """``cache(key, compute)``: the stored value of ``key``, else ``compute()``, stored and appended."""
 
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path is not None else None
         self.rows: dict[str, Any] = {}
+        self.planned: dict[str, Any] = {}
         self.adopted: dict[str, Any] = {}
         self._adopted_seconds: dict[str, float | None] = {}
         self.hits = 0
@@ -78,6 +89,15 @@ class RowCache:
             self._adopted_seconds.setdefault(key, entry.get("seconds"))
         return len(self.adopted) - before
 
+    def expect(self, keys: Iterable[Any]) -> None:
+        """Declare the keys of the cells a loop is about to ask for (those already kept included).
+        A run's declarations add up, and the first of a new run replaces an earlier run's, so
+        ``cells.planned.json`` holds the grid of the run in progress (:func:`cell_seconds`)."""
+        self.planned.update((_key(k), k) for k in keys)
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            planned_path(self.path).write_text(json.dumps(list(self.planned.values())) + "\n")
+
     def __len__(self) -> int:
         return len(self.rows)
 
@@ -106,16 +126,40 @@ class RowCache:
 
 class CellTime(NamedTuple):
     """What the cells of one or more cache files cost: ``n`` cells, ``timed`` of them with a
-    recorded time, ``seconds`` their sum."""
+    recorded time, ``seconds`` their sum; ``planned``, the cells their last runs declared
+    (:meth:`RowCache.expect`), and ``left``, those not finished yet (both None where a file has no
+    declaration, as a file of a run from before cells were declared)."""
 
     n: int
     timed: int
     seconds: float
+    planned: int | None = None
+    left: int | None = None
+
+
+def cell_files(folder: str | Path) -> list[Path]:
+    """The cache files of a step's folder (``cells*.jsonl``), with those a run has declared cells
+    of but not finished one yet."""
+    folder = Path(folder)
+    declared = {p.with_name(p.name.removesuffix(".planned.json") + ".jsonl") for p in folder.glob("cells*.planned.json")}
+    return sorted(set(folder.glob("cells*.jsonl")) | declared)
 
 
 def cell_seconds(paths: Iterable[str | Path]) -> CellTime:
-    """The computing time recorded in the cache files ``paths`` (earlier runs' cells included).
-    The files are only read (a run may be appending to them: a line being written is passed over)."""
-    times = [t for path in paths for t in {key: entry.get("seconds") for key, entry in _entries(path)}.values()]
+    """The computing time recorded in the cache files ``paths`` (earlier runs' cells included) and
+    how many declared cells remain. The files are only read (a run may be appending to them: a
+    line being written is passed over)."""
+    paths = list(paths)
+    times, planned, left = [], (0 if paths else None), (0 if paths else None)
+    for path in paths:
+        found = {key: entry.get("seconds") for key, entry in _entries(path)}
+        times += found.values()
+        try:
+            keys = {_key(k) for k in json.loads(planned_path(path).read_text())}
+        except (OSError, ValueError, TypeError):  # not declared (or being written): unknown
+            planned = left = None
+        else:
+            if planned is not None:
+                planned, left = planned + len(keys), left + len(keys - found.keys())
     timed = [t for t in times if t is not None]
-    return CellTime(len(times), len(timed), round(sum(timed), 1))
+    return CellTime(len(times), len(timed), round(sum(timed), 1), planned, left)

@@ -195,14 +195,19 @@ def evaluation_cells(
     sink_heads = list(ranked[:sink_k])
     grid = [(s, ts) for s in settings for ts in sets]  # the order of the cells returned
     order = sorted(range(len(grid)), key=lambda i: grid[i][1].length)  # shorter prompts first: each length completes before the next
+
+    def key(setting: Setting, ts: TaskSet) -> list:
+        heads = [list(h) for h in (sink_heads if setting.k is None else ranked[: setting.k])]
+        scored = [rows] if rows != "generation" and setting.k is None else []
+        return [ts.task.name, ts.length, setting.name, heads, [e.id for e in ts.examples], *scored, "per answer"]
+
+    cache.expect(key(setting, ts) for setting, ts in grid if ts.examples)
     cells: list[dict] = [{} for _ in grid]
     for i in tqdm(order, desc="evaluate", disable=not progress):
         setting, ts = grid[i]
-        heads = [list(h) for h in (sink_heads if setting.k is None else ranked[: setting.k])]
-        key = [ts.task.name, ts.length, setting.name, heads, [e.id for e in ts.examples]] + ([rows] if rows != "generation" and setting.k is None else [])
         chosen = directions if setting.directions is None else named[setting.directions]
         compute = lambda: _cell(model, ts, setting, chosen, ranked, sink_heads, batch_size, n_sink, rows)  # noqa: E731
-        cell = cache(key + ["per answer"], compute) if ts.examples else {"answers": [], "heads": [] if setting.k is None else None, "skipped": 0}
+        cell = cache(key(setting, ts), compute) if ts.examples else {"answers": [], "heads": [] if setting.k is None else None, "skipped": 0}
         cells[i] = {"task": ts.task.name, "category": ts.task.category, "metric": ts.task.metric, "length": ts.length, "setting": setting.name, **cell,
                     "answers": graded(ts, cell["answers"])}  # fmt: skip
     return cells

@@ -125,18 +125,21 @@ def compensation_cells(
     info = model_info(model)
     by = _split(examples)
     ks_ = _head_counts(ks, ranked, info.n_total_heads)
-    cells: Cells = []
-    for variant, method in (("long", "baseline"), ("gold", "gold"), ("negative", "negative")):
-        if by[variant]:
-            records = cache([method, "per prompt"], lambda: answer_records(model, by[variant], **answer_kw))
-            cells.append(({"method": method, "k": None, "tau": None}, records, False))
+    unmodified = [(variant, method) for variant, method in (("long", "baseline"), ("gold", "gold"), ("negative", "negative")) if by[variant]]
     # contextual heads always also at the control's τ, so that random and contextual heads compare at one τ
     grid = [("contextual", k, t) for k in ks_ for t in dict.fromkeys([*taus, random_tau])] + [("random", k, random_tau) for k in ks_]
+    heads_of = {(method, k): list(ranked[:k]) if method == "contextual" else random_heads(info.n_layers, info.n_heads, k, seed=seed + k, layers=info.attn_layers)
+                for method, k, _ in grid}  # fmt: skip
+    key = {cell: [*cell, [list(h) for h in heads_of[cell[:2]]], "per prompt"] for cell in grid}
+    cache.expect([[method, "per prompt"] for _, method in unmodified] + list(key.values()))
+    cells: Cells = []
+    for variant, method in unmodified:
+        records = cache([method, "per prompt"], lambda: answer_records(model, by[variant], **answer_kw))
+        cells.append(({"method": method, "k": None, "tau": None}, records, False))
     for method, k, tau in tqdm(grid, desc="compensation", disable=not progress):
-        heads = list(ranked[:k]) if method == "contextual" else random_heads(info.n_layers, info.n_heads, k, seed=seed + k, layers=info.attn_layers)
-        key = [method, k, tau, [list(h) for h in heads], "per prompt"]
-        records = cache(key, lambda: answer_records(model, by["long"], compensation_intervention(model, heads, tau=tau, span=span), **answer_kw))
-        cells.append(({"method": method, "k": k, "tau": tau}, records, True))
+        heads = heads_of[method, k]
+        compute = lambda: answer_records(model, by["long"], compensation_intervention(model, heads, tau=tau, span=span), **answer_kw)  # noqa: E731
+        cells.append(({"method": method, "k": k, "tau": tau}, cache(key[method, k, tau], compute), True))
     return cells
 
 
@@ -214,16 +217,17 @@ def sweep_cells(
     info = model_info(model)
     long = _split(examples)["long"]
     ks_ = _head_counts(ks, ranked, info.n_total_heads)
+    grid = [(k, a) for k in ks_ for a in sorted({0.0, *map(float, alphas)})]
+    key = {(k, alpha): ["focus", alpha, [list(h) for h in ranked[:k]], "per prompt"] for k, alpha in grid if alpha}
+    cache.expect([["baseline", "per prompt"], *key.values()])
     base = cache(["baseline", "per prompt"], lambda: answer_records(model, long, **answer_kw))
     cells: Cells = []
-    grid = [(k, a) for k in ks_ for a in sorted({0.0, *map(float, alphas)})]
     for k, alpha in tqdm(grid, desc="focus sweep", disable=not progress):
         if alpha == 0:
             cells.append(({"k": k, "alpha": 0.0}, base, False))
             continue
         heads = list(ranked[:k])
-        key = ["focus", alpha, [list(h) for h in heads], "per prompt"]
-        records = cache(key, lambda: answer_records(model, long, focus_intervention(model, directions, heads, alpha=alpha), **answer_kw))
+        records = cache(key[k, alpha], lambda: answer_records(model, long, focus_intervention(model, directions, heads, alpha=alpha), **answer_kw))
         cells.append(({"k": k, "alpha": float(alpha)}, records, True))
     return cells
 
@@ -299,12 +303,13 @@ def focus_records(
                  "score": float(means[variant, span][layer, head]), "n": counts[variant, span]}
                 for variant, span, name in wanted for layer, head in heads]  # fmt: skip
 
+    # α = 0 intervenes on nothing: one cell whichever heads the others intervene on
+    key = {alpha: ["table3", float(alpha), [list(h) for h in heads]] + ([] if not alpha or intervene == list(heads) else [[list(h) for h in intervene]])
+           + ([] if rows == "generation" else [rows]) + ["with n"] for alpha in [0.0, *[a for a in alphas if a != 0]]}  # fmt: skip
+    cache.expect(key.values())
     records = []
-    for alpha in tqdm([0.0, *[a for a in alphas if a != 0]], desc="table 3", disable=not progress):
-        # α = 0 intervenes on nothing: one cell whichever heads the others intervene on
-        key = ["table3", float(alpha), [list(h) for h in heads]] + ([] if not alpha or intervene == list(heads) else [[list(h) for h in intervene]])
-        key += ([] if rows == "generation" else [rows]) + ["with n"]
-        records += cache(key, lambda: one(alpha))
+    for alpha in tqdm(key, desc="table 3", disable=not progress):
+        records += cache(key[alpha], lambda: one(alpha))
     return records
 
 

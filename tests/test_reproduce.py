@@ -67,6 +67,30 @@ def test_row_cache_resumes_from_its_file(tmp_path):
     assert memory("k", lambda: 1) == 1 and memory("k", lambda: 2) == 1 and memory.path is None
 
 
+def test_a_cache_declares_its_grid_and_a_reader_counts_what_is_left(tmp_path):
+    from lens_focus.cache import cell_files, planned_path
+
+    path = tmp_path / "cells.jsonl"
+    assert cell_seconds(cell_files(tmp_path)) == (0, 0, 0.0, None, None)  # nothing there: nothing known
+    cache = RowCache(path)
+    cache.expect([["cell", x] for x in range(3)])
+    assert cell_files(tmp_path) == [path] and not path.exists()  # declared before any cell is finished
+    assert cell_seconds([path])[3:] == (3, 3)
+    cache(["cell", 0], lambda: 0)
+    cache(["stale"], lambda: 1)  # a cell of no declared key (a grid that shrank) counts as found, not as done
+    cache.expect([["cell", 3], ["cell", 0]])  # a second loop of the same run adds its keys
+    assert json.loads(planned_path(path).read_text()) == [["cell", x] for x in range(4)]
+    assert cell_seconds([path])[0] == 2 and cell_seconds([path])[3:] == (4, 3)
+
+    resumed = RowCache(path)  # a new run declares its own grid, replacing the last run's
+    resumed.expect([["cell", 0], ["cell", 1]])
+    resumed(["cell", 1], lambda: 1)
+    assert cell_seconds([path])[3:] == (2, 0)
+    assert cell_seconds([path, tmp_path / "cells.1of2.jsonl"])[3:] == (None, None)  # a file without a declaration: unknown
+    planned_path(path).write_text('[["cell", 0], ["ce')  # a declaration being written
+    assert cell_seconds([path])[3:] == (None, None)
+
+
 def test_cells_record_their_computing_time_and_a_file_sums_it_over_runs(tmp_path):
     import time
 
@@ -499,6 +523,13 @@ def test_status_says_what_each_step_is_reading_only_with_no_model(run, tmp_path,
     states = step_states("toy", out, plan=TINY).set_index("step")
     assert set(states.state) == {"done"} and not states.runs.any()
     assert states.loc["sweep", "cells"] == len(RowCache(out / "sweep/cells.jsonl"))
+    with_cells = [s for s in states.index if (out / s / "cells.jsonl").exists()]
+    assert {"compensation", "sweep", "evaluation", "lengths"} <= set(with_cells)
+    for step in with_cells:  # each loop declared exactly the cells it computed
+        kept = [json.loads(line)["key"] for line in (out / step / "cells.jsonl").read_text().splitlines()]
+        assert sorted(map(json.dumps, json.loads((out / step / "cells.planned.json").read_text()))) == sorted(map(json.dumps, kept)), step
+        assert states.loc[step, "of"] == len(kept) and pd.isna(states.loc[step, "left"]), step
+    assert states.drop(with_cells).of.isna().all()
     assert states.loc["sweep", "seconds"] == json.loads((out / "sweep/done.json").read_text())["seconds"]
 
     (out / "sweep/done.json").unlink()  # a sweep stopped after two cells, a third being written
@@ -509,8 +540,9 @@ def test_status_says_what_each_step_is_reading_only_with_no_model(run, tmp_path,
         states = step_states("toy", out, plan=TINY, steps=["sweep"]).set_index("step")
     assert (out / "sweep/cells.jsonl").read_bytes() == before  # read, not repaired
     sweep = states.loc["sweep"]
-    assert (sweep.state, sweep.cells, sweep.runs) == ("unfinished", 2, True)
+    assert (sweep.state, sweep.cells, sweep.of, sweep.runs) == ("unfinished", 2, len(cells), True)
     assert sweep.seconds == pytest.approx(sum(json.loads(line)["seconds"] for line in cells[:2]), abs=0.06)
+    assert sweep.left == pytest.approx((len(cells) - 2) * sweep.seconds / 2, abs=1)  # what is left, at the mean time of the cells done
     assert states.runs.sum() == 1 and not states.loc["score"].runs  # done: what sweep reads is not redone
 
     states = step_states("toy", out, plan=tiny(sweep={"alphas": [0.5]}, compensation={"limit": 3})).set_index("step")
@@ -520,13 +552,13 @@ def test_status_says_what_each_step_is_reading_only_with_no_model(run, tmp_path,
 
     result = CliRunner().invoke(app, ["reproduce", "--model", "toy", "--quick", "--plan", str(out / "plan.json"), "--out", str(out), "--status"])
     assert result.exit_code == 0, result.output
-    assert re.search(r"sweep\s+unfinished\s+2\s", result.output) and re.search(r"score\s+done\s", result.output), result.output
+    assert re.search(rf"sweep\s+unfinished\s+2\s+{len(cells)}\s", result.output) and re.search(r"score\s+done\s", result.output), result.output
     assert not (out / "sweep/done.json").exists() and (out / "sweep/cells.jsonl").read_bytes() == before  # nothing ran
 
     with lock(out):  # --index: the index of what is finished now, beside a running run
         result = CliRunner().invoke(app, ["reproduce", "--model", "toy", "--quick", "--plan", str(out / "plan.json"), "--out", str(out), "--index"])
     assert result.exit_code == 0 and "wrote" in result.output, result.output
     index, original = _index_sections(out), _index_sections(run[0])
-    assert index["Focus directions (Figure 4, Table 3)"].strip().startswith("Not finished yet (step `sweep`: 2 cells of its work done")
+    assert index["Focus directions (Figure 4, Table 3)"].strip().startswith(f"Not finished yet (step `sweep`: 2 of its {len(cells)} cells done")
     assert {t: v for t, v in index.items() if "sweep" not in v} == {t: v for t, v in original.items() if "sweep" not in v}
     assert (out / "sweep/cells.jsonl").read_bytes() == before and not (out / "sweep/done.json").exists()

@@ -73,8 +73,8 @@ def reproduce(
     values: dict,
     out: Annotated[Path, typer.Option("--out", help="folder of the run; a run interrupted there resumes")] = ...,
     quick: Annotated[bool, typer.Option("--quick", help="every step small: minutes, not hours")] = False,
-    status: Annotated[bool, typer.Option("--status", help="say what each step of OUT is (done, unfinished with its cells, changed, not run) "
-                                         "and what it took, and run nothing (no model is loaded; a run in progress is not disturbed)")] = False,
+    status: Annotated[bool, typer.Option("--status", help="say what each step of OUT is (done, unfinished with its cells of how many, changed, not run), "
+                                         "what it took and about how long an unfinished one has to go, and run nothing (no model is loaded; a run in progress is not disturbed)")] = False,
     index: Annotated[bool, typer.Option("--index", help="rewrite OUT/index.md from the steps finished so far and run nothing "
                                         "(beside a run in progress too)")] = False,
 ) -> None:
@@ -97,7 +97,7 @@ def reproduce(
     wanted_steps(values["steps"], values["redo"] or ())  # an unknown step stops here, before anything is said or written
     if status:
         states = step_states(values["model"], out, plan=plan, steps=values["steps"], dtype=values["dtype"])
-        typer.echo(states.to_string(index=False, na_rep="—"))
+        typer.echo(states.astype(object).fillna("—").to_string(index=False))
     if index:
         typer.echo(f"wrote  {run_index(out, values['model'], plan)}")
     if status or index:

@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 
 from lens_focus.analyses.index import Folders, IndexSection, write_index
 
-from ..cache import RowCache, cell_seconds
+from ..cache import RowCache, cell_files, cell_seconds
 from ..defaults import BATCH_SIZE, DATA, DISTRACTORS, MAX_NEW_TOKENS, N_DOCS, ROWS, SEED, STOP, TASK
 from ..directions import FocusDirections
 from ..errors import InputError
@@ -266,30 +266,37 @@ def _chain(every, plan: Plan, model_name: str, dtype: str, prompt: str | None):
 def step_states(model_name: str, out: str | Path, *, plan: Plan, steps: Sequence[str] | None = None, dtype: str = "float32") -> pd.DataFrame:
     """What :func:`reproduce` would find in ``out``, one row per step: ``state`` (``done``;
     ``unfinished``, its cells kept; ``changed``, made under other parameters, named in ``detail``;
-    ``grid changed``, its cells kept; ``not run``), ``cells`` (finished cells), ``seconds`` (a done
-    step's last run; for an unfinished one what its timed cells took), and ``runs`` (whether a run
-    with ``steps`` would compute it). Reads the folder only: no model is loaded (the prompt format
-    needs the tokenizer alone) and a run in progress there is not disturbed."""
+    ``grid changed``, its cells kept; ``not run``), ``cells`` (finished cells), ``of`` (the cells
+    of its grid, as its last run declared them: a step of several loops, as the sweep and its
+    Table 3, declares each as it starts; unknown for a run from before cells were declared),
+    ``seconds`` (a done step's last run; for an unfinished one what its timed cells took),
+    ``left`` (an unfinished step's cells still to compute times the mean time of its timed cells:
+    an estimate of the seconds to go), and ``runs`` (whether a run with ``steps`` would compute
+    it). Reads the folder only: no model is loaded (the prompt format needs the tokenizer alone)
+    and a run in progress there is not disturbed."""
     out, wanted = Path(out), wanted_steps(steps)
     prompt = Run(model_name, out, plan, load_kw={}).prompt
     rows = []
     for experiment, step, params, unstamped in _chain(registered(), plan, model_name, dtype, prompt):
         folder = out / step.name
         done, earlier = _read(folder / DONE), _read(folder / PARAMS)
-        cells = cell_seconds(sorted(folder.glob("cells*.jsonl")))
-        detail, seconds = "", None
+        cells = cell_seconds(cell_files(folder))
+        detail, seconds, left = "", None, None
         if done is not None and done.get("params") in (params, unstamped):
             state, seconds = "done", done.get("seconds")
         elif earlier is None or earlier in (params, unstamped):
             state = "unfinished" if cells.n or earlier is not None else "not run"
             seconds = cells.seconds if cells.timed else None
+            if cells.left is not None and cells.timed:
+                left = round(cells.left * cells.seconds / cells.timed)
         elif grid := grid_changes(experiment, earlier, params):
             state, detail = "grid changed", "; ".join(grid) + " (the cells already computed are kept)"
         else:
             state, detail = "changed", "; ".join(_differences(earlier, params)[:4])
-        rows.append({"step": step.name, "state": state, "cells": cells.n, "seconds": seconds,
+        planned = cells.planned if state in ("done", "unfinished") else None  # a changed grid's declaration is the earlier one
+        rows.append({"step": step.name, "state": state, "cells": cells.n, "of": planned, "seconds": seconds, "left": left,
                      "runs": step.name in wanted and state != "done", "detail": detail})  # fmt: skip
-    return pd.DataFrame(rows, columns=["step", "state", "cells", "seconds", "runs", "detail"])
+    return pd.DataFrame(rows, columns=["step", "state", "cells", "of", "seconds", "left", "runs", "detail"]).astype({"of": "Int64", "left": "Int64"})
 
 
 def _adopt(folder: Path, params: dict, unstamped: dict) -> bool:
@@ -504,7 +511,7 @@ def _run_steps(run: Run, plan: Plan, every: list, wanted: set[str], redo: set[st
         seconds = round(time.time() - start, 1)
         if part.main:
             record = {"params": params, "seconds": seconds}
-            if cells := sorted(folder.glob("cells*.jsonl")):  # a resumed step: what its cells cost over every run
+            if cells := cell_files(folder):  # a resumed step: what its cells cost over every run
                 record["cells"] = {"found": found, **cell_seconds(cells)._asdict()}
             (folder / DONE).write_text(json.dumps(record, indent=2) + "\n")
         barrier(part)  # the next step reads this one's files

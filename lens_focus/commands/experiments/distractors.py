@@ -35,6 +35,7 @@ def _work(ctx: Context) -> dict | None:
         return None
     if file_kind(a["nq"]) != "nq":
         raise InputError(f"nq: {a['nq']} is not an NQ file")
+    ctx.cache.expect(["distractors", kind] for kind in distractors.KINDS)
     cells = {}
     for kind in distractors.KINDS:
         cells[kind] = ctx.cache(["distractors", kind], lambda kind=kind: _cell(ctx, kind))

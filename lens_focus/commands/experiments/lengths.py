@@ -48,6 +48,7 @@ def _cell(ctx: Context, length: int) -> dict:
 def _work(ctx: Context) -> dict:
     a = ctx.args
     ctx.log(f"lengths {a['length_task']} at {', '.join(map(str, a['lengths']))} tokens, {a['n']} prompts each")
+    ctx.cache.expect(["length", length] for length in a["lengths"])
     cells = {}
     for length in sorted(a["lengths"]):
         cells[length] = ctx.cache(["length", length], lambda: _cell(ctx, length))

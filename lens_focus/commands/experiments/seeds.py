@@ -45,6 +45,14 @@ def _work(ctx: Context) -> pd.DataFrame:
 
         return cache(["answers", seed, setting], compute)
 
+    settings = {kind: f"{kind}-trained, k={a['k']}, α={a['alpha']:g}" for kind in a["prompts"]}
+
+    def keys(seed: int):  # the cells of a seed: its heads, its baseline answers, each kind's directions and answers
+        yield from (["heads", seed], ["answers", seed, "baseline"])
+        for kind in a["prompts"]:
+            yield from ([seed, kind], ["answers", seed, settings[kind]])
+
+    cache.expect(key for seed in a["seeds"] for key in keys(seed))
     records: list[dict] = []
     trained: dict[str, dict] = {}
     for seed in tqdm(a["seeds"], desc="seeds", unit="seed"):
@@ -67,8 +75,7 @@ def _work(ctx: Context) -> pd.DataFrame:
                 cache([seed, kind], lambda: {"relevant_score_at_init": d.meta["relevant_score_at_init"], "relevant_score_trained": d.meta["relevant_score_trained"]})
             trained[f"{seed}/{kind}"] = {"sequences": d.meta["n_sequences"], "skipped": d.meta["skipped"],
                                          "relevant_score_at_init": d.meta["relevant_score_at_init"], "relevant_score_trained": d.meta["relevant_score_trained"]}  # fmt: skip
-            setting = f"{kind}-trained, k={a['k']}, α={a['alpha']:g}"
-            records += answered(seed, setting, test, ranked, focus_intervention(model, d, ranked[: a["k"]], alpha=a["alpha"]))
+            records += answered(seed, settings[kind], test, ranked, focus_intervention(model, d, ranked[: a["k"]], alpha=a["alpha"]))
     ctx.record["trained"] = trained
     return pd.DataFrame(records)
 
