@@ -23,6 +23,18 @@ print(json.dumps({"before": rows[0]["relevant"], "after": rows[1]["relevant"],
     "03_focus_directions": """import json
 print(json.dumps({"dk_change": float(abs(same - base).max()), "alphas": sorted(set(sweep.alpha)),
                   "base": sorted(set(sweep[sweep.alpha == 0].em)), "t3_heads": len(t3[["layer", "head"]].drop_duplicates())}))""",
+    "04_long_contexts": """import json
+base = answers[answers.setting == "baseline"][["task", "length", "id", "score"]]
+merged = answers[answers.setting != "baseline"].merge(base, on=["task", "length", "id"], suffixes=("", "_base"))
+paired = (merged.score - merged.score_base).groupby([merged.length, merged.task, merged.setting]).mean()
+shown = changes[changes.task != "all"].set_index(["length", "task", "setting"])["diff"]
+means = answers.groupby(["task", "length", "setting"]).score.mean()
+relevant = model.tokenizer.decode([seq.input_ids[i] for i in seq.tokens_of("relevant")])
+print(json.dumps({"n": sorted(set(task_scores.n.tolist())), "parts": int(parts.value_counts().sum()) == seq.n_prompt,
+                  "answer_in_relevant": any(a in relevant for a in seq.example.answers), "pairs": len(merged),
+                  "scores": float((task_scores.set_index(["task", "length", "setting"]).score - means).abs().max()),
+                  "diffs": float((shown - paired.reindex(shown.index)).abs().max()),
+                  "sink": bool(sink_scores[sink_scores.task != "STD"][["sink", "relevant"]].stack().between(0, 1).all())}))""",
 }
 
 
@@ -32,7 +44,7 @@ def _run(name):
     return nb, json.loads(nb.cells[-1].outputs[-1].text), figures
 
 
-def test_the_committed_notebooks_are_the_three_smollm2_runs():
+def test_the_committed_notebooks_are_the_smollm2_runs():
     assert [p.stem for p in nb_execute.NOTEBOOKS] == list(CHECKS)
     for path in nb_execute.NOTEBOOKS:
         assert '"MODEL = \\"smollm2\\"' in path.read_text(), f"{path.name}: the committed notebook is not the SmolLM2 run"
@@ -61,3 +73,13 @@ def test_focus_directions_notebook():
     _, got, figures = _run("03_focus_directions")
     assert figures == 1 and got["dk_change"] < 1e-5  # post-rotary d_K is inert
     assert got["alphas"] == [0.0, 0.3, 1.0] and len(got["base"]) == 1 and got["t3_heads"] == 5
+
+
+@pytest.mark.slow
+def test_long_contexts_notebook():
+    _, got, figures = _run("04_long_contexts")
+    assert figures == 3 and got["n"] == [6]  # this run's tasks, the committed run's tasks, the heads across lengths
+    assert got["parts"] and got["answer_in_relevant"]  # every prompt token has its part; the relevant document holds the answer
+    assert got["pairs"] == 2 * 2 * 2 * 6  # two settings × two tasks × two lengths × six prompts, each paired with its baseline
+    # the tables against the answers they summarise, recomputed here
+    assert got["scores"] < 1e-12 and got["diffs"] < 1e-12 and got["sink"]
