@@ -14,7 +14,7 @@ from lens_focus.cache import RowCache, cell_seconds
 from lens_focus.commands.cli import app
 from lens_focus.profile import Profile
 from lens_focus.commands.declare import Context, steps as registered
-from lens_focus.commands.reproduce import plan_for, reproduce, step_params, wanted_steps
+from lens_focus.commands.reproduce import plan_for, read_plan_file, reproduce, step_params, wanted_steps, with_files
 from lens_focus.directions import FocusDirections
 from lens_focus.stats import em_text
 
@@ -379,6 +379,30 @@ def test_cli_runs_chosen_steps_with_what_they_read(tmp_path):
     plan.write_text('{"epoch": 2}')
     bad = CliRunner().invoke(app, ["reproduce", "--model", "toy", "--plan", str(plan), "--out", str(out)])
     assert bad.exit_code == 2 and f"{plan}: unknown field 'epoch'" in bad.output
+
+
+def test_nq_and_kv_reach_every_step_that_reads_one_and_a_plan_s_missing_file_is_named(tmp_path):
+    plan = tmp_path / "plans/plan.json"  # a run's plan.json, its files relative to its folder, moved where they are not
+    plan.parent.mkdir()
+    plan.write_text(json.dumps({"distractor_kinds": {"nq": "../data/nq.jsonl.gz"}, "task_directions": {"kv": "../data/kv.jsonl.gz"}}))
+    out = tmp_path / "run"
+    status = ["reproduce", "--model", "toy", "--quick", "--plan", str(plan), "--out", str(out), "--status"]
+    bad = CliRunner().invoke(app, status)
+    assert bad.exit_code == 2, bad.output
+    assert f"{plan}: field 'distractor_kinds.nq' names {tmp_path / 'data/nq.jsonl.gz'}, which is not there; give the file with --nq FILE" in bad.output
+    nq, kv = tmp_path / "mine/nq.jsonl.gz", tmp_path / "mine/kv.jsonl.gz"
+    nq.parent.mkdir()
+    nq.write_bytes(b"nq"), kv.write_bytes(b"kv")
+    bad = CliRunner().invoke(app, [*status, "--nq", str(nq)])
+    assert bad.exit_code == 2 and "field 'task_directions.kv'" in bad.output and "--kv FILE" in bad.output, bad.output
+    given = CliRunner().invoke(app, [*status, "--nq", str(nq), "--kv", str(kv)])
+    assert given.exit_code == 0 and re.search(r"task_directions\s+not run", given.output), given.output
+    assert not out.exists()  # --status writes nothing
+
+    steps = plan_for(Profile(True, 1024), quick=True, changes=with_files(read_plan_file(plan), {"nq": str(nq), "kv": str(kv)})).steps
+    assert {s for s, v in steps.items() if v.get("nq") == nq} == {"evaluation", "lengths", "distractor_kinds", "task_directions"}
+    assert {s for s, v in steps.items() if v.get("kv") == kv} == {"evaluation", "task_directions"}
+    assert not any("nq" in v or "kv" in v for s, v in steps.items() if s not in ("evaluation", "lengths", "distractor_kinds", "task_directions"))
 
 
 @pytest.mark.slow

@@ -32,7 +32,7 @@ from ..toy.train import Recipe, train
 from .declare import REGISTRY, merge_parts
 from .experiments.explore import PAGE
 from .options import MODEL_OPTIONS, experiment_command, fail, guarded, model_kw, option, read
-from .reproduce import plan_for, read_plan_file, reproduce as reproduce_run, run_index, step_states, wanted_steps
+from .reproduce import check_files, plan_for, read_plan_file, reproduce as reproduce_run, run_index, step_states, wanted_steps, with_files
 
 STEPS_OPTION = Param("steps", str, None, "steps to run (with the steps they read); default all", many=True, optional=True)
 REDO_OPTION = Param("redo", str, None, "finished steps to run again from their kept cells, rewriting their tables and figures "
@@ -65,8 +65,8 @@ def _with_options(*params: Param, defaults: dict | None = None):
 
 
 @_with_options(*MODEL_OPTIONS, Param("data", str, None, "data of the question steps (default: toy for a toy-vocabulary model, facts otherwise)", optional=True),
-               STEPS_OPTION, REDO_OPTION, Param("nq", NQ.kind, None, "NQ file: adds the nq task to the task step; the heads across lengths score its prompts", optional=True),
-               Param("kv", KV.kind, None, KV.help, optional=True), Param("seed", int, None, "seed of every step's data (default: the plan's, 0)", low=0, optional=True),
+               STEPS_OPTION, REDO_OPTION, Param("nq", NQ.kind, None, "NQ file of every step that reads one (the plan's own replaced); adds the nq task to the task step", optional=True),
+               Param("kv", KV.kind, None, "key-value file of every step that reads one (the plan's own replaced)", optional=True), Param("seed", int, None, "seed of every step's data (default: the plan's, 0)", low=0, optional=True),
                Param("rows", ROWS.kind, None, "rows every score averages (default: the plan's, generation); the step 'rows' scores under the other", optional=True),
                PLAN_OPTION)  # fmt: skip
 def reproduce(
@@ -82,18 +82,14 @@ def reproduce(
     plan_path = values["plan"]
     changes = read_plan_file(plan_path) if plan_path else {}
     changes |= {name: values[name] for name in ("data", "seed", "rows") if values[name] is not None}
-    evaluation = dict(changes.get("evaluation", {}))
-    if values["kv"] is not None:
-        evaluation["kv"] = str(values["kv"])
+    changes = with_files(changes, {name: str(values[name]) for name in ("nq", "kv") if values[name] is not None})
     if values["nq"] is not None:
-        evaluation["nq"] = str(values["nq"])
-        changes["lengths"] = {**changes.get("lengths", {}), "nq": str(values["nq"])}  # the heads across lengths read it too
-        profile = profile_of_checkpoint(values["model"])
-        tasks = list(evaluation.get("tasks") or plan_for(profile).steps["evaluation"]["tasks"])
+        evaluation = changes["evaluation"]
+        tasks = list(evaluation.get("tasks") or plan_for(profile_of_checkpoint(values["model"])).steps["evaluation"]["tasks"])
         evaluation["tasks"] = tasks + ["nq"] * ("nq" not in tasks)
-    if evaluation:
-        changes["evaluation"] = evaluation
-    plan = plan_for(profile_of_checkpoint(values["model"]), quick=quick, changes=changes, source=str(plan_path or "the plan"))
+    source = str(plan_path or "the plan")
+    plan = plan_for(profile_of_checkpoint(values["model"]), quick=quick, changes=changes, source=source)
+    check_files(plan, source)
     wanted_steps(values["steps"], values["redo"] or ())  # an unknown step stops here, before anything is said or written
     if status:
         states = step_states(values["model"], out, plan=plan, steps=values["steps"], dtype=values["dtype"])

@@ -189,6 +189,35 @@ def _moved(fields: dict, move) -> dict:
     return out
 
 
+def with_files(changes: dict, files: dict[str, str]) -> dict:
+    """``changes`` (plan fields) with each file of ``files`` (``{"nq": path, "kv": path}``) given to
+    every step that reads a file of that name, as one command line gives one NQ file to them all."""
+    out = dict(changes)
+    for experiment, step in registered():
+        names = {p.name for p in experiment.all_params() if p.kind is Path} & files.keys()
+        if names and not step.plan_of:
+            out[step.name] = {**out.get(step.name, {}), **{name: files[name] for name in names}}
+    return out
+
+
+def check_files(plan: Plan, source: str) -> None:
+    """An :class:`InputError` naming the field of ``plan`` (read from ``source``) that names a data
+    file which is not there (a committed run's ``plan.json`` names its files where they lay when it
+    ran), and the option that gives its path, before anything runs."""
+    fields = _file_fields()
+    named = [("data", plan.shared.get("data"))]
+    named += [(f"{step}.{name}", value) for step, values in plan.steps.items() for name, value in values.items() if name in fields.get(step, ())]
+    for field_name, value in named:
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if v is None or str(v) in BUILT_IN or Path(v).is_file():
+                continue
+            name = field_name.rpartition(".")[2]
+            hint = {"nq": "give the file with --nq FILE (every step that reads an NQ file then reads it)",
+                    "kv": "give the file with --kv FILE (every step that reads a key-value file then reads it)",
+                    "data": "give the file with --data FILE"}.get(name, "change the field")  # fmt: skip
+            raise InputError(f"{source}: field {field_name!r} names {v}, which is not there; {hint}")
+
+
 def read_plan_file(path: Path) -> dict:
     """A plan file's fields, its file paths taken relative to the plan file's folder (as
     :func:`reproduce` writes them into ``plan.json``); an error naming the file when it is not a
