@@ -285,6 +285,11 @@ def tasks(run: Path) -> str | None:
         rises, falls = int((cells.diff_low > 0).sum()), int((cells.diff_high < 0).sum())
         parts.append(f"The {len(cells)} changes per task, length and setting (evaluation/changes.md): rises {rises}, falls {falls}, "
                      f"no measurable effect {len(cells) - rises - falls}.")
+    bounds = t[(t.setting == "baseline") & t.score.isin([0.0, 1.0])]  # every metric scores a prompt in [0, 1]
+    if not bounds.empty:
+        parts.append("At the baseline " + "; ".join(
+            f"{r.task} at {r.length} tokens scores {r.score:g} on every prompt ({'its floor: a setting can only raise it' if r.score == 0 else 'its ceiling: a setting can only lower it'})"
+            for r in bounds.itertuples()) + ".")  # fmt: skip
     sink = pd.read_csv(step / "sink_scores.csv")
     std = sink[(sink.task == STD) & sink.sink.notna()]
     if not std.empty:

@@ -263,6 +263,22 @@ def test_each_cell_has_its_interval_and_each_change_is_paired(tmp_path):
     said = findings.tasks(tmp_path / "run")
     assert "em, graded at 1000 tokens, 40 prompts per task" in said
     assert "The 4 changes per task, length and setting (evaluation/changes.md): rises 1, falls 1, no measurable effect 2." in said
+    assert "At the baseline" not in said  # no task sits at a bound of its metric
+
+
+def test_a_task_at_the_floor_or_ceiling_of_its_metric_is_named(tmp_path):
+    cells = synthetic_cells()
+    for c in cells:
+        if c["setting"] == "baseline":
+            c["answers"] = [{**a, "score": 1.0 if c["task"] == "em" else 0.0} for a in c["answers"]]
+    tasks, sinks, answers = evaluation_tables(cells)
+    step = tmp_path / "run" / "evaluation"
+    task_tables.write(tasks, sinks, step, answers=answers)
+    answers.to_csv(step / "answers.csv", index=False)
+    (step / "done.json").write_text("{}")
+    said = findings.tasks(tmp_path / "run")
+    assert ("At the baseline em at 1000 tokens scores 1 on every prompt (its ceiling: a setting can only lower it); "
+            "graded at 1000 tokens scores 0 on every prompt (its floor: a setting can only raise it).") in said
 
 
 @pytest.mark.slow

@@ -83,12 +83,13 @@ def reproduce(
     changes = read_plan_file(plan_path) if plan_path else {}
     changes |= {name: values[name] for name in ("data", "seed", "rows") if values[name] is not None}
     changes = with_files(changes, {name: str(values[name]) for name in ("nq", "kv") if values[name] is not None})
+    profile = profile_of_checkpoint(values["model"])
     if values["nq"] is not None:
         evaluation = changes["evaluation"]
-        tasks = list(evaluation.get("tasks") or plan_for(profile_of_checkpoint(values["model"])).steps["evaluation"]["tasks"])
+        tasks = list(evaluation.get("tasks") or plan_for(profile).steps["evaluation"]["tasks"])
         evaluation["tasks"] = tasks + ["nq"] * ("nq" not in tasks)
     source = str(plan_path or "the plan")
-    plan = plan_for(profile_of_checkpoint(values["model"]), quick=quick, changes=changes, source=source)
+    plan = plan_for(profile, quick=quick, changes=changes, source=source)
     check_files(plan, source)
     wanted_steps(values["steps"], values["redo"] or ())  # an unknown step stops here, before anything is said or written
     if status:

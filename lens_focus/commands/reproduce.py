@@ -193,10 +193,10 @@ def with_files(changes: dict, files: dict[str, str]) -> dict:
     """``changes`` (plan fields) with each file of ``files`` (``{"nq": path, "kv": path}``) given to
     every step that reads a file of that name, as one command line gives one NQ file to them all."""
     out = dict(changes)
-    for experiment, step in registered():
-        names = {p.name for p in experiment.all_params() if p.kind is Path} & files.keys()
-        if names and not step.plan_of:
-            out[step.name] = {**out.get(step.name, {}), **{name: files[name] for name in names}}
+    planned_elsewhere = {step.name for _, step in registered() if step.plan_of}
+    for step, fields in _file_fields().items():
+        if (names := fields & files.keys()) and step and step not in planned_elsewhere:
+            out[step] = {**out.get(step, {}), **{name: files[name] for name in names}}
     return out
 
 
