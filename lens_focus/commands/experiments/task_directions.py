@@ -96,7 +96,8 @@ def _train(ctx: Context, category: str, tasks: list[str], held_out: dict[str, li
     if path.exists() and (kept := FocusDirections.load(path, model=ctx.model)).meta.get("training") == training:
         ctx.log(f"   {category}: directions read from {path}")
         return kept, kept.meta["record"]
-    d = train_directions(ctx.model, seqs, site=a["site"], rows=a["rows"], epochs=a["epochs"], lr=a["lr"], seed=a["seed"], progress=False,
+    ctx.log(f"   {category}: training on {len(seqs)} sequences (one forward each, then {a['epochs']} epochs on their queries and keys)")
+    d = train_directions(ctx.model, seqs, site=a["site"], rows=a["rows"], epochs=a["epochs"], lr=a["lr"], seed=a["seed"],
                          meta={"training": training, "versions": versions()})  # fmt: skip
     record = {"category": category, "tasks": ", ".join(tasks), "sequences": len(seqs), "skipped": sum(skipped.values()),
               "skipped_why": "; ".join(f"{why}: {k}" for why, k in skipped.items()),
