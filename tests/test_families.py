@@ -42,11 +42,24 @@ DOCS = [
 
 
 @pytest.fixture(scope="module")
-def family(request, tmp_path_factory):
+def built():
+    """The families built so far in this module, by name: two parametrizations share ``family`` and
+    pytest orders the tests by function, so each family is built once here, not once per test."""
+    return {}
+
+
+@pytest.fixture
+def family(request, tmp_path_factory, built):
     """One family's tiny model (bridge, eager path), its plain ``transformers`` twin and two labeled sequences."""
+    name = request.param
+    if name not in built:
+        built[name] = _build(name, tmp_path_factory)
+    return built[name]
+
+
+def _build(name, tmp_path_factory):
     from transformers import AutoModelForCausalLM
 
-    name = request.param
     path = tiny_model(name, tmp_path_factory.mktemp(name), seed=5, config=FAMILIES[name].matrix)
     model = load_model(str(path), device="cpu", attention="eager")
     hf = AutoModelForCausalLM.from_pretrained(path, attn_implementation="eager").eval()

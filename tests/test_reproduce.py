@@ -531,6 +531,7 @@ def test_the_index_line_on_a_step_s_time():
     assert step_time("figure9", {}) == ""
 
 
+@pytest.mark.slow  # reads the whole tiny run, which the slow tier builds for its other tests
 def test_status_says_what_each_step_is_reading_only_with_no_model(run, tmp_path, monkeypatch):
     import shutil
 
