@@ -12,7 +12,7 @@ from typing import Sequence, get_args
 
 import numpy as np
 
-from .generate import StopAt, generate_batches
+from .generate import StopAt, batch_plan, generate_batches
 from .interventions import Intervention, Placement
 from .labels import Example, LabeledSequence, LabelError, RowsKind, label
 from .metrics import best_subspan_em
@@ -53,6 +53,14 @@ def label_prompts(model, examples: Sequence[Example], *, n_sink: int = N_SINK.de
             )
         seqs.append(seq)
     return seqs
+
+
+def answer_batches(model, examples: Sequence[Example], *, max_new_tokens: int = MAX_NEW_TOKENS.default, batch_size: int = BATCH_SIZE.default,
+                   n_sink: int = N_SINK.default) -> list[list[int]]:  # fmt: skip
+    """The indices of ``examples`` that :func:`answer_examples` reads together, batch by batch.
+    The examples of one batch, answered on their own, form that batch again: the same answers."""
+    prompts = label_prompts(model, examples, n_sink=N_SINK.check(n_sink), max_new_tokens=MAX_NEW_TOKENS.check(max_new_tokens))
+    return batch_plan(model, [p.input_ids for p in prompts], batch_size=BATCH_SIZE.check(batch_size))
 
 
 def answer_examples(

@@ -7,7 +7,9 @@ Without a file it is an in-memory no-op store, so library functions take one unc
 Each entry also records the seconds its computation took (``seconds``), so that a step resumed
 over several runs still knows what its cells cost in all (:func:`cell_seconds`). A loop declares
 its cells' keys before it computes them (:meth:`RowCache.expect`, kept beside the file), so that a
-reader of the folder tells how many of them remain.
+reader of the folder tells how many of them remain. A cell that takes long may be computed in pieces
+(:meth:`RowCache.pieces`, one batch of prompts at a time): an interrupted cell then resumes from its
+last finished piece.
 
 The key must name everything the value depends on that can change between runs of the same file;
 callers that change anything else (the model, the examples) start a new file.
@@ -41,6 +43,21 @@ def _entries(path: Path) -> Iterator[tuple[str, dict]]:
         yield key, entry
 
 
+def _cell_of(line: str) -> str | None:
+    """The key of the cell a line of an unfinished-pieces file belongs to (None: not an entry)."""
+    try:
+        return _key(json.loads(line)["key"][0])
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None
+
+
+def unfinished_path(path: str | Path) -> Path:
+    """Where the finished pieces of the cells of the cache file ``path`` that are not finished yet
+    are kept: ``cells.jsonl`` → ``unfinished.cells.jsonl``."""
+    path = Path(path)
+    return path.with_name("unfinished." + path.name)
+
+
 def planned_path(path: str | Path) -> Path:
     """Where the keys a run of the cache file ``path`` declared are kept: ``cells.jsonl`` →
     ``cells.planned.json``."""
@@ -54,10 +71,14 @@ class RowCache:
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path is not None else None
         self.rows: dict[str, Any] = {}
+        self._seconds: dict[str, float | None] = {}  # of the entries read from the file
+        self.found_seconds = 0.0
+        """The seconds recorded for the entries served from the file (the work of earlier runs)."""
         self.planned: dict[str, Any] = {}
         self.adopted: dict[str, Any] = {}
         self._adopted_seconds: dict[str, float | None] = {}
         self.hits = 0
+        self._pieces: dict[str, RowCache] = {}
         if self.path is not None and self.path.exists():
             lines = self.path.read_text().splitlines()
             for i, line in enumerate(lines):
@@ -66,6 +87,7 @@ class RowCache:
                 try:
                     entry = json.loads(line)
                     self.rows[_key(entry["key"])] = entry["value"]
+                    self._seconds[_key(entry["key"])] = entry.get("seconds")
                 except (ValueError, KeyError, TypeError):
                     if i == len(lines) - 1:
                         # A last line cut short by an interruption: drop it (the next entry then starts
@@ -98,6 +120,28 @@ class RowCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             planned_path(self.path).write_text(json.dumps(list(self.planned.values())) + "\n")
 
+    def pieces(self, key: Any) -> Callable[[Any, Callable[[], T]], T]:
+        """``piece(part, compute)``: a cache, like this one, for the pieces of the cell ``key`` while
+        the cell is computed (the cell's ``compute`` calls it for each piece). The pieces are kept
+        in :func:`unfinished_path` under ``[key, part]``: a cell interrupted half-way computes only
+        the pieces it has not finished, and its recorded time adds theirs. Once the cell is stored,
+        its pieces are dropped. ``part`` must name what the piece depends on beyond ``key``."""
+        store = RowCache(unfinished_path(self.path) if self.path is not None else None)
+        self._pieces[_key(key)] = store
+        return lambda part, compute: store([json.loads(_key(key)), part], compute)
+
+    def _drop_pieces(self, k: str) -> None:
+        """Forget the pieces of the cell of key ``k``, now stored."""
+        store = self._pieces.pop(k, None)
+        if store is None:
+            return
+        if store.path is not None and store.path.exists():
+            left = [line for line in store.path.read_text().splitlines() if _cell_of(line) not in (k, None)]
+            if left:
+                store.path.write_text("".join(line + "\n" for line in left))
+            else:
+                store.path.unlink()
+
     def __len__(self) -> int:
         return len(self.rows)
 
@@ -108,6 +152,7 @@ class RowCache:
         k = _key(key)
         if k in self.rows:
             self.hits += 1
+            self.found_seconds += self._seconds.get(k) or 0.0
             return self.rows[k]
         if k in self.adopted:
             self.hits += 1
@@ -115,12 +160,14 @@ class RowCache:
         else:
             start = time.perf_counter()
             value = json.loads(json.dumps(compute()))  # what a resumed run reads back: tuples become lists
-            seconds = round(time.perf_counter() - start, 2)
+            earlier = self._pieces[k].found_seconds if k in self._pieces else 0.0  # pieces of this cell computed by earlier runs
+            seconds = round(time.perf_counter() - start + earlier, 2)
         self.rows[k] = value
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a") as f:
                 f.write(json.dumps({"key": json.loads(k), "value": value, **({"seconds": seconds} if seconds is not None else {})}) + "\n")
+        self._drop_pieces(k)
         return value
 
 

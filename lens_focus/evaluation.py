@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .answers import answer_examples, skip_counts
+from .answers import answer_batches, answer_examples
 from .cache import RowCache
 from .defaults import N_SINK, ROWS, SETTINGS, SINK_K
 from .errors import InputError
@@ -206,8 +206,9 @@ def evaluation_cells(
     for i in tqdm(order, desc="evaluate", disable=not progress):
         setting, ts = grid[i]
         chosen = directions if setting.directions is None else named[setting.directions]
-        compute = lambda: _cell(model, ts, setting, chosen, ranked, sink_heads, batch_size, n_sink, rows)  # noqa: E731
-        cell = cache(key(setting, ts), compute) if ts.examples else {"answers": [], "heads": [] if setting.k is None else None, "skipped": 0}
+        k = key(setting, ts)
+        compute = lambda: _cell(model, ts, setting, chosen, ranked, sink_heads, batch_size, n_sink, rows, piece=cache.pieces(k))  # noqa: E731
+        cell = cache(k, compute) if ts.examples else {"answers": [], "heads": [] if setting.k is None else None, "skipped": 0}
         cells[i] = {"task": ts.task.name, "category": ts.task.category, "metric": ts.task.metric, "length": ts.length, "setting": setting.name, **cell,
                     "answers": graded(ts, cell["answers"])}  # fmt: skip
     return cells
@@ -258,23 +259,40 @@ def evaluation_tables(cells: Sequence[dict]) -> tuple[pd.DataFrame, pd.DataFrame
     )
 
 
-def _cell(model, ts: TaskSet, setting: Setting, directions, ranked, sink_heads, batch_size: int, n_sink: int, rows: RowsKind) -> dict:
+def _cell(model, ts: TaskSet, setting: Setting, directions, ranked, sink_heads, batch_size: int, n_sink: int, rows: RowsKind, piece=None) -> dict:
     """One task set under one setting: its answers with their grades, (baseline) the sink heads'
-    scores of every scored answer and the answers skipped."""
+    scores of every scored answer and the answers skipped. It is computed a batch of prompts at
+    a time, each batch a ``piece`` (:meth:`~lens_focus.cache.RowCache.pieces`) where one is given."""
+    task = ts.task
+    piece = piece or (lambda part, compute: compute())
+    batches = answer_batches(model, ts.examples, max_new_tokens=task.max_new_tokens, batch_size=batch_size, n_sink=n_sink)
+    found: dict[int, dict] = {}
+    for batch in batches:
+        examples = [ts.examples[i] for i in batch]
+        records = piece([e.id for e in examples], lambda: _answer_records(model, ts, examples, setting, directions, ranked, sink_heads, batch_size, n_sink, rows))
+        found.update(zip(batch, records))
+    records = [found[i] for i in range(len(ts.examples))]
+    baseline = setting.k is None
+    return {"answers": [r["answer"] for r in records], "heads": [r["heads"] for r in records if r["heads"] is not None] if baseline else None,
+            "skipped": sum(r["skipped"] for r in records) if baseline else 0}  # fmt: skip
+
+
+def _answer_records(model, ts: TaskSet, examples: Sequence[Example], setting: Setting, directions, ranked, sink_heads, batch_size: int, n_sink: int,
+                    rows: RowsKind) -> list[dict]:  # fmt: skip
+    """Each of ``examples`` answered under ``setting``: its ``answer`` (graded), the sink heads'
+    ``heads`` scores (baseline, a scored answer; else None) and whether it was ``skipped``."""
     task = ts.task
     baseline = setting.k is None
     answered = answer_examples(
-        model, ts.examples, max_new_tokens=task.max_new_tokens, stop=task.stop, batch_size=batch_size, n_sink=n_sink,
+        model, examples, max_new_tokens=task.max_new_tokens, stop=task.stop, batch_size=batch_size, n_sink=n_sink,
         score=rows if baseline else None,
         intervention=None if baseline else focus_intervention(model, directions, list(ranked[: setting.k]), alpha=setting.alpha),
         progress=False,
     )  # fmt: skip
-    answers = [
-        {"task": task.name, "length": ts.length, "setting": setting.name, "id": a.example.id, "depth": a.example.meta.get("depth"),
-         "response": a.response, "answers": " | ".join(a.example.answers), "score": task.grade(a.response, a.example.answers, a.example.meta)}
+    return [
+        {"answer": {"task": task.name, "length": ts.length, "setting": setting.name, "id": a.example.id, "depth": a.example.meta.get("depth"),
+                    "response": a.response, "answers": " | ".join(a.example.answers), "score": task.grade(a.response, a.example.answers, a.example.meta)},
+         "heads": {span: [float(a.scores[span][h]) for h in sink_heads] for span in ("sink", "relevant") if span in a.scores} if baseline and a.scores else None,
+         "skipped": baseline and a.skipped is not None}
         for a in answered
     ]  # fmt: skip
-    heads = None
-    if baseline:
-        heads = [{span: [float(a.scores[span][h]) for h in sink_heads] for span in ("sink", "relevant") if span in a.scores} for a in answered if a.scores]
-    return {"answers": answers, "heads": heads, "skipped": sum(skip_counts(answered).values()) if baseline else 0}

@@ -103,6 +103,12 @@ def generate(
     return [results[i] for i in range(len(prompts))]
 
 
+def batch_plan(model, prompts: Sequence[Sequence[int]], *, batch_size: int = BATCH_SIZE.default, chunk: int = DEFAULT_CHUNK) -> list[list[int]]:
+    """The indices of ``prompts`` that :func:`generate_batches` reads together, batch by batch."""
+    max_cells, span = batch_budget(model, chunk)
+    return plan_batches([len(p) for p in prompts], batch_size=batch_size, max_cells=max_cells, chunk=span)
+
+
 def generate_batches(
     model,
     prompts: Sequence[Sequence[int]],
@@ -129,9 +135,7 @@ def generate_batches(
     stops = eos_ids(model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(stops, default=0)
     device = input_device(model)
-    max_cells, span = batch_budget(model, chunk)
-    plan = plan_batches([len(p) for p in prompts], batch_size=batch_size, max_cells=max_cells, chunk=span)
-    for indices in tqdm(plan, desc="generating", disable=not progress, unit="batch"):
+    for indices in tqdm(batch_plan(model, prompts, batch_size=batch_size, chunk=chunk), desc="generating", disable=not progress, unit="batch"):
         rows = [list(prompts[i]) for i in indices]
         if any(not r for r in rows):
             raise InputError("cannot generate from an empty prompt")

@@ -92,6 +92,84 @@ def test_a_resumed_cell_is_graded_by_the_metric_as_it_stands(llama, tmp_path):
     assert [a["score"] for a in again[0]["answers"]] == [a["score"] for a in first[0]["answers"]] != [0.123] * 2
 
 
+def test_an_interrupted_cell_resumes_from_its_last_finished_batch(llama, tmp_path, monkeypatch):
+    """A cell is computed a batch of prompts at a time, each batch kept as it finishes: a run
+    interrupted inside a cell answers only the batches it has not finished, and gives the cell an
+    uninterrupted run gives (answers, sink scores, skips), timed over both runs."""
+    from lens_focus import evaluation
+    from lens_focus.answers import answer_batches
+    from lens_focus.cache import RowCache, unfinished_path
+    from lens_focus.evaluation import evaluation_cells
+
+    sets = group_by_length(TASKS["mk_needle"], build_task("mk_needle", llama.tokenizer, lengths=[240], n=5))
+    kw = dict(settings=parse_settings("baseline,3_1.5"), directions=random_directions(llama), ranked=all_heads(llama), sink_k=3, batch_size=2,
+              progress=False)  # fmt: skip
+    whole = evaluation_cells(llama, sets, **kw)
+    (ts,) = sets
+    batches = answer_batches(llama, ts.examples, max_new_tokens=ts.task.max_new_tokens, batch_size=2)
+    assert len(batches) == 3 and max(map(len, batches)) == 2
+
+    real, calls, interrupt = evaluation.answer_examples, [], [3]
+
+    def answering(model, examples, **kw):
+        calls.append([e.id for e in examples])
+        if len(calls) in interrupt:  # the first cell's third batch: interrupted
+            raise KeyboardInterrupt
+        return real(model, examples, **kw)
+
+    monkeypatch.setattr(evaluation, "answer_examples", answering)
+    path = tmp_path / "cells.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        evaluation_cells(llama, sets, cache=RowCache(path), **kw)
+    assert not path.exists() and len(unfinished_path(path).read_text().splitlines()) == 2  # two batches kept, no cell finished
+    done = calls[:2]
+    calls.clear(), interrupt.clear()
+    cells = evaluation_cells(llama, sets, cache=RowCache(path), **kw)
+    ids = [[ts.examples[i].id for i in b] for b in batches]
+    assert done == ids[:2] and calls == ids[2:] + ids  # the baseline cell's last batch, then the steered cell's
+    assert cells == whole and not unfinished_path(path).exists()
+    assert [c["answers"] for c in cells] == [c["answers"] for c in evaluation_cells(llama, sets, cache=RowCache(path), **kw)]  # read back
+    assert len(cells[0]["heads"]) == 5 - cells[0]["skipped"] and cells[1]["heads"] is None
+    assert [a["id"] for a in cells[0]["answers"]] == [e.id for e in ts.examples]  # in the examples' order, not the batches'
+    entries = [json.loads(line) for line in path.read_text().splitlines()]
+    assert entries[0]["seconds"] > 0 and [e["key"][2] for e in entries] == ["baseline", "3_1.5"]
+
+
+def test_row_cache_keeps_the_pieces_of_an_unfinished_cell(tmp_path):
+    import time
+
+    from lens_focus.cache import RowCache, unfinished_path
+
+    path = tmp_path / "cells.jsonl"
+    computed = []
+
+    def cell(cache, key, parts, stop=None):
+        piece = cache.pieces(key)
+
+        def one(p):
+            if p == stop:
+                raise KeyboardInterrupt
+            computed.append((key, p))
+            return time.sleep(0.1) or p * 10
+
+        return cache(key, lambda: [piece(p, lambda: one(p)) for p in parts])
+
+    with pytest.raises(KeyboardInterrupt):
+        cell(RowCache(path), ["a"], [1, 2, 3], stop=3)
+    with pytest.raises(KeyboardInterrupt):
+        cell(RowCache(path), ["b"], [1, 2], stop=2)
+    assert len(unfinished_path(path).read_text().splitlines()) == 3 and computed == [(["a"], 1), (["a"], 2), (["b"], 1)]
+    cache = RowCache(path)
+    computed.clear()
+    assert cell(cache, ["a"], [1, 2, 3]) == [10, 20, 30] and computed == [(["a"], 3)]
+    entry = json.loads(path.read_text())
+    assert entry["key"] == ["a"] and entry["seconds"] >= 0.3  # the pieces of the earlier run count too
+    assert [json.loads(line)["key"] for line in unfinished_path(path).read_text().splitlines()] == [[["b"], 1]]  # another cell's pieces stay
+    assert cell(cache, ["b"], [1, 2]) == [10, 20] and not unfinished_path(path).exists()
+    memory = RowCache()
+    assert memory("k", lambda: memory.pieces("k")(1, lambda: 2)) == 2
+
+
 def test_settings_apply_their_directions(evaluated, llama):
     sets, d, ranked, (_, _, answers), (before, after) = evaluated
     resp = answers.set_index(["setting", "id"]).response.fillna("")
