@@ -192,6 +192,13 @@ def cell_files(folder: str | Path) -> list[Path]:
     return sorted(set(folder.glob("cells*.jsonl")) | declared)
 
 
+def kept_files(folder: str | Path) -> list[Path]:
+    """Every file of a step's folder that holds finished work: its cache files and the pieces of
+    their unfinished cells (what a run whose grid changed carries over)."""
+    folder = Path(folder)
+    return sorted({*folder.glob("cells*.jsonl"), *folder.glob(unfinished_path("cells*.jsonl").name)})
+
+
 def cell_seconds(paths: Iterable[str | Path]) -> CellTime:
     """The computing time recorded in the cache files ``paths`` (earlier runs' cells included) and
     how many declared cells remain. The files are only read (a run may be appending to them: a

@@ -459,11 +459,14 @@ def test_a_plan_that_changes_only_a_grid_keeps_the_cells_already_computed(tmp_pa
     reproduce("toy", out, plan=TINY, steps=steps, progress=False, log=lambda s: None)
     for step in steps:
         (out / step / "cells.jsonl").write_text(f'{{"key": ["{step}"], "value": 1}}\n')
+        (out / step / "unfinished.cells.jsonl").write_text(f'{{"key": [["{step}", 2], 0], "value": 1}}\n')  # a cell half done
     logged, seen = [], {}
     # sweep: a wider α grid and another Table 3 half (keyed); compensation: fewer questions (not keyed)
     plan = tiny(sweep={"alphas": [0.3, 0.5], "intervene_k": 10}, compensation={"limit": 3})
     reproduce("toy", out, plan=plan, steps=steps, progress=False, log=logged.append)
     assert seen["sweep"] == '{"key": ["sweep"], "value": 1}\n' and seen["compensation"] is None
+    assert (out / "sweep/unfinished.cells.jsonl").read_text() == '{"key": [["sweep", 2], 0], "value": 1}\n'  # its finished pieces too
+    assert not (out / "compensation/unfinished.cells.jsonl").exists()
     assert (out / ".previous/compensation/cells.jsonl").exists() and (out / ".previous/sweep/cells.jsonl").exists()
     assert any("sweep: only its grid changed (alphas, intervene_k)" in line for line in logged), logged
     assert not any("compensation: only its grid" in line for line in logged)

@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 
 from lens_focus.analyses.index import Folders, IndexSection, write_index
 
-from ..cache import RowCache, cell_files, cell_seconds
+from ..cache import RowCache, cell_files, cell_seconds, kept_files
 from ..defaults import BATCH_SIZE, DATA, DISTRACTORS, MAX_NEW_TOKENS, N_DOCS, ROWS, SEED, STOP, TASK
 from ..directions import FocusDirections
 from ..errors import InputError
@@ -525,7 +525,7 @@ def _run_steps(run: Run, plan: Plan, every: list, wanted: set[str], redo: set[st
                 run.log(f"   {step.name}: parameters changed ({changed}); the earlier results are kept in {kept}")
                 if grid := grid_changes(experiment, earlier, params):
                     folder.mkdir(parents=True)
-                    for cells in kept.glob("cells*.jsonl"):
+                    for cells in kept_files(kept):
                         shutil.copyfile(cells, folder / cells.name)
                     run.log(f"   {step.name}: only its grid changed ({', '.join(grid)}): the cells already computed are kept")
             folder.mkdir(parents=True, exist_ok=True)
