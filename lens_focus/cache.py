@@ -43,14 +43,6 @@ def _entries(path: Path) -> Iterator[tuple[str, dict]]:
         yield key, entry
 
 
-def _cell_of(line: str) -> str | None:
-    """The key of the cell a line of an unfinished-pieces file belongs to (None: not an entry)."""
-    try:
-        return _key(json.loads(line)["key"][0])
-    except (ValueError, KeyError, TypeError, IndexError):
-        return None
-
-
 def unfinished_path(path: str | Path) -> Path:
     """Where the finished pieces of the cells of the cache file ``path`` that are not finished yet
     are kept: ``cells.jsonl`` → ``unfinished.cells.jsonl``."""
@@ -127,8 +119,9 @@ class RowCache:
         the pieces it has not finished, and its recorded time adds theirs. Once the cell is stored,
         its pieces are dropped. ``part`` must name what the piece depends on beyond ``key``."""
         store = RowCache(unfinished_path(self.path) if self.path is not None else None)
-        self._pieces[_key(key)] = store
-        return lambda part, compute: store([json.loads(_key(key)), part], compute)
+        self._pieces[k := _key(key)] = store
+        cell = json.loads(k)
+        return lambda part, compute: store([cell, part], compute)
 
     def _drop_pieces(self, k: str) -> None:
         """Forget the pieces of the cell of key ``k``, now stored."""
@@ -136,9 +129,9 @@ class RowCache:
         if store is None:
             return
         if store.path is not None and store.path.exists():
-            left = [line for line in store.path.read_text().splitlines() if _cell_of(line) not in (k, None)]
+            left = [entry for _, entry in _entries(store.path) if _key(entry["key"][0]) != k]  # other cells' pieces
             if left:
-                store.path.write_text("".join(line + "\n" for line in left))
+                store.path.write_text("".join(json.dumps(entry) + "\n" for entry in left))
             else:
                 store.path.unlink()
 

@@ -259,12 +259,11 @@ def evaluation_tables(cells: Sequence[dict]) -> tuple[pd.DataFrame, pd.DataFrame
     )
 
 
-def _cell(model, ts: TaskSet, setting: Setting, directions, ranked, sink_heads, batch_size: int, n_sink: int, rows: RowsKind, piece=None) -> dict:
+def _cell(model, ts: TaskSet, setting: Setting, directions, ranked, sink_heads, batch_size: int, n_sink: int, rows: RowsKind, piece) -> dict:
     """One task set under one setting: its answers with their grades, (baseline) the sink heads'
     scores of every scored answer and the answers skipped. It is computed a batch of prompts at
-    a time, each batch a ``piece`` (:meth:`~lens_focus.cache.RowCache.pieces`) where one is given."""
+    a time, each batch a ``piece`` of the cell (:meth:`~lens_focus.cache.RowCache.pieces`)."""
     task = ts.task
-    piece = piece or (lambda part, compute: compute())
     batches = answer_batches(model, ts.examples, max_new_tokens=task.max_new_tokens, batch_size=batch_size, n_sink=n_sink)
     found: dict[int, dict] = {}
     for batch in batches:
